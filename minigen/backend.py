@@ -1,0 +1,105 @@
+"""Array backend: which array module (NumPy or CuPy) holds the data, devices and RNGs.
+
+Every op finds its array module from the arrays it is given (``xp_of``), never from a global
+flag, so CPU and GPU tensors can live side by side. CuPy is optional: it is imported on first
+use and its absence only matters when a ``"cuda"`` device is asked for.
+"""
+import numpy as np
+
+_cupy = None
+_cupy_checked = False
+
+
+def cupy():
+    """The ``cupy`` module, or None when it is not installed or no GPU is usable."""
+    global _cupy, _cupy_checked
+    if not _cupy_checked:
+        _cupy_checked = True
+        try:
+            import cupy as cp
+
+            cp.cuda.runtime.getDeviceCount()
+            _cupy = cp
+        except Exception:  # ImportError, or CUDA driver/runtime errors without a GPU
+            _cupy = None
+    return _cupy
+
+
+def cuda_available():
+    return cupy() is not None
+
+
+def xp_of(*arrays):
+    """The array module of the given arrays (Tensors are unwrapped); NumPy by default."""
+    for a in arrays:
+        a = getattr(a, "data", a)
+        if type(a).__module__.startswith("cupy"):
+            return cupy()
+    return np
+
+
+def device_of(array):
+    return "cuda" if type(array).__module__.startswith("cupy") else "cpu"
+
+
+def xp_for(device):
+    """Array module for a device name; a clear error when CUDA is asked for but missing."""
+    if device in (None, "cpu"):
+        return np
+    if device in ("cuda", "gpu") or str(device).startswith("cuda"):
+        cp = cupy()
+        if cp is None:
+            raise RuntimeError(
+                "device 'cuda' requested but CuPy with a working GPU is not available "
+                "(install the extra: pip install 'minigen[gpu]')"
+            )
+        return cp
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def normalize_device(device):
+    return "cpu" if device in (None, "cpu") else ("cuda" if xp_for(device) is not np else "cpu")
+
+
+def to_device(array, device):
+    """Copy ``array`` to ``device`` (a no-op when it is already there)."""
+    if normalize_device(device) == device_of(array):
+        return array
+    if device_of(array) == "cuda":
+        return array.get()
+    return xp_for(device).asarray(array)
+
+
+def to_numpy(array):
+    array = getattr(array, "data", array)
+    return array.get() if device_of(array) == "cuda" else np.asarray(array)
+
+
+# --- random numbers: one Generator per device, reseeded together by manual_seed ---------
+_rngs = {}
+_seed = None
+
+
+def manual_seed(seed):
+    """Seed every random number minigen draws (parameters init, noise, dropout, batches)."""
+    global _seed
+    _seed = int(seed)
+    _rngs.clear()
+
+
+def rng(device="cpu"):
+    """The Generator of ``device`` (NumPy's on the CPU, CuPy's on the GPU)."""
+    device = normalize_device(device)
+    if device not in _rngs:
+        xp = xp_for(device)
+        _rngs[device] = xp.random.default_rng(_seed)
+    return _rngs[device]
+
+
+def get_rng_state():
+    """Picklable state of the CPU generator (for exact resume)."""
+    return rng("cpu").bit_generator.state
+
+
+def set_rng_state(state):
+    rng("cpu").bit_generator.state = state

@@ -1,0 +1,89 @@
+"""Differentiable functions (``import minigen.functional as F``).
+
+``ops`` holds the core ops (arithmetic, maths, reductions, shapes, indexing, linear), ``conv``
+the convolutions and spatial ops, ``activation``, ``loss`` and ``normalization`` the layers'
+maths composed from them. This module also gives Tensor its operators and methods.
+"""
+from minigen.functional.activation import dropout, gelu, log_softmax, logsumexp, silu, softmax
+from minigen.functional.conv import (
+    avg_pool2d,
+    conv2d,
+    conv_transpose2d,
+    max_pool2d,
+    upsample_nearest2d,
+)
+from minigen.functional.loss import binary_cross_entropy_with_logits, mse_loss
+from minigen.functional.normalization import group_norm, layer_norm, scaled_dot_product_attention
+from minigen.functional.ops import (
+    abs,
+    add,
+    broadcast_to,
+    cat,
+    clip,
+    div,
+    exp,
+    getitem,
+    leaky_relu,
+    linear,
+    log,
+    matmul,
+    max,
+    mean,
+    mul,
+    neg,
+    pow,
+    relu,
+    reshape,
+    rpow,
+    sigmoid,
+    softplus,
+    sqrt,
+    stack,
+    sub,
+    sum,
+    sum_to,
+    swapaxes,
+    tanh,
+    transpose,
+    var,
+    where,
+)
+from minigen.tensor import Tensor
+
+
+def _reversed(op):
+    return lambda self, other: op(other, self)
+
+
+def _shape_args(args):
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def _compare(op):
+    def method(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(op(self.data, other))
+
+    return method
+
+
+Tensor.__add__, Tensor.__radd__ = add, _reversed(add)
+Tensor.__sub__, Tensor.__rsub__ = sub, _reversed(sub)
+Tensor.__mul__, Tensor.__rmul__ = mul, _reversed(mul)
+Tensor.__truediv__, Tensor.__rtruediv__ = div, _reversed(div)
+Tensor.__matmul__, Tensor.__rmatmul__ = matmul, _reversed(matmul)
+Tensor.__pow__, Tensor.__rpow__ = pow, rpow
+Tensor.__neg__ = neg
+Tensor.__getitem__ = getitem
+Tensor.__lt__ = _compare(lambda a, b: a < b)
+Tensor.__le__ = _compare(lambda a, b: a <= b)
+Tensor.__gt__ = _compare(lambda a, b: a > b)
+Tensor.__ge__ = _compare(lambda a, b: a >= b)
+Tensor.sum, Tensor.mean, Tensor.max, Tensor.var = sum, mean, max, var
+Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.tanh = exp, log, sqrt, tanh
+Tensor.sigmoid, Tensor.relu, Tensor.abs, Tensor.clip = sigmoid, relu, abs, clip
+Tensor.reshape = lambda self, *shape: reshape(self, _shape_args(shape))
+Tensor.transpose = lambda self, *axes: transpose(self, _shape_args(axes) or None)
+Tensor.permute = lambda self, *axes: transpose(self, _shape_args(axes))
+Tensor.T = property(lambda self: transpose(self))
+Tensor.swapaxes = swapaxes

@@ -1,0 +1,53 @@
+"""Normalisation and attention, composed of the core ops (their gradients come for free)."""
+import math
+
+from minigen.functional import ops
+from minigen.functional.activation import softmax
+from minigen.tensor import Tensor
+
+
+def _affine(y, weight, bias, shape):
+    if weight is not None:
+        y = y * ops.reshape(weight, shape)
+    if bias is not None:
+        y = y + ops.reshape(bias, shape)
+    return y
+
+
+def _normalize(x, axes, eps):
+    mu = ops.mean(x, axis=axes, keepdims=True)
+    d = x - mu
+    return d / ops.sqrt(ops.mean(d * d, axis=axes, keepdims=True) + eps)
+
+
+def group_norm(x, groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation (Wu & He 2018): statistics per sample over each group of C/groups
+    channels and all positions; then a per-channel affine map."""
+    n, c = x.shape[:2]
+    if c % groups:
+        raise ValueError(f"group_norm: {c} channels are not divisible into {groups} groups")
+    y = _normalize(ops.reshape(x, (n, groups, -1)), 2, eps)
+    return _affine(ops.reshape(y, x.shape), weight, bias, (1, c) + (1,) * (x.ndim - 2))
+
+
+def layer_norm(x, shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation (Ba et al. 2016) over the trailing dims ``shape``."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if tuple(x.shape[-len(shape):]) != shape:
+        raise ValueError(f"layer_norm: trailing dims of {x.shape} != normalized shape {shape}")
+    y = _normalize(x, tuple(range(x.ndim - len(shape), x.ndim)), eps)
+    return _affine(y, weight, bias, shape)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None):
+    """softmax(q k^T / sqrt(d)) v (Vaswani et al. 2017, eq. 1) over the last two dims;
+    ``mask`` (boolean, broadcastable to the scores) marks the positions that may attend."""
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: incompatible q {q.shape}, k {k.shape}, v {v.shape}"
+        )
+    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        scores = ops.where(mask, scores, -1e9 if scores.dtype.itemsize > 2 else -1e4)
+    return ops.matmul(softmax(scores, axis=-1), v)

@@ -1,0 +1,21 @@
+"""Shared pytest configuration: hypothesis profiles and markers.
+
+Profiles: ``dev`` (default, quick), ``ci`` (derandomized, no deadline; selected by the CI
+environment variable or ``HYPOTHESIS_PROFILE=ci``).
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

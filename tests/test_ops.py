@@ -1,0 +1,304 @@
+"""Per-op harness (after Chainer's gradient_check and tinygrad's test_ops): every
+differentiable op gets a forward test against an independent NumPy formula (float64 and
+float32), a gradient check against central differences and a double-backward check, all
+driven by hypothesis over shapes, broadcasting, non-contiguous views and values."""
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minigen as mg
+import minigen.functional as F
+from minigen.testing import gradcheck, gradgradcheck
+from tests.strategies import arrays, away_from, broadcastable_pair, distinct_arrays, shapes
+
+
+@dataclass
+class Op:
+    inputs: Callable  # -> strategy of (tuple of float64 arrays, kwargs)
+    fn: Callable  # minigen: (*tensors, **kw) -> Tensor
+    ref: Callable  # numpy: (*arrays, **kw) -> array
+    ok: Callable = lambda *a, **kw: True  # assume() filter: away from kinks/ties
+    double: bool = True  # run the double-backward check
+    tol32: float = 1e-5
+    extra: dict = field(default_factory=dict)
+
+
+def unary(lo=-2.0, hi=2.0, **kw):
+    return shapes(**kw).flatmap(lambda s: arrays(s, lo, hi)).map(lambda a: ((a,), {}))
+
+
+def binary(lo=-2.0, hi=2.0):
+    return broadcastable_pair().flatmap(
+        lambda ss: st.tuples(arrays(ss[0], lo, hi), arrays(ss[1], lo, hi))
+    ).map(lambda ab: (ab, {}))
+
+
+def with_axis(strategy):
+    """Add an ``axis`` kwarg (None, or a valid axis) to a unary input strategy."""
+    return strategy.flatmap(
+        lambda inp: st.one_of(st.none(), st.integers(-inp[0][0].ndim, inp[0][0].ndim - 1)).map(
+            lambda ax: (inp[0], {"axis": ax})
+        )
+    )
+
+
+def positive_binary():
+    return broadcastable_pair().flatmap(
+        lambda ss: st.tuples(arrays(ss[0]), arrays(ss[1], 0.5, 2.0))
+    ).map(lambda ab: (ab, {}))
+
+
+def matmul_inputs():
+    dims = st.integers(1, 4)
+    return st.tuples(dims, dims, dims, st.sampled_from([(), (2,), (3, 1)])).flatmap(
+        lambda d: st.tuples(arrays(d[3] + (d[0], d[1])), arrays((d[1], d[2])))
+    ).map(lambda ab: (ab, {}))
+
+
+def linear_inputs():
+    return st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)).flatmap(
+        lambda d: st.tuples(arrays((d[0], d[1])), arrays((d[2], d[1])), arrays((d[2],)))
+    ).map(lambda t: (t, {}))
+
+
+def conv_inputs(transpose=False):
+    @st.composite
+    def draw(d):
+        n, cin, cout = d(st.integers(1, 2)), d(st.integers(1, 3)), d(st.integers(1, 3))
+        k = d(st.integers(1, 3))
+        stride, padding = d(st.integers(1, 2)), d(st.integers(0, 1))
+        h, w = d(st.integers(k, 5)), d(st.integers(k, 5))
+        x = d(arrays((n, cin, h, w), noncontiguous=False))
+        wshape = (cin, cout, k, k) if transpose else (cout, cin, k, k)
+        kw = {"stride": stride, "padding": padding}
+        if transpose:
+            kw["output_padding"] = d(st.integers(0, stride - 1))
+            out = [(s - 1) * stride - 2 * padding + k + kw["output_padding"] for s in (h, w)]
+            assume(min(out) >= 1)
+        return (x, d(arrays(wshape, noncontiguous=False)), d(arrays((cout,)))), kw
+
+    return draw()
+
+
+def conv2d_loop(x, w, b, stride, padding):
+    """Direct definition: y[n,o,i,j] = b[o] + sum_{c,p,q} xpad[n,c,i*s+p,j*s+q] w[o,c,p,q]."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, _, h, wd = xp.shape
+    cout, cin, kh, kw = w.shape
+    ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    y = np.zeros((n, cout, ho, wo))
+    for a in range(n):
+        for o in range(cout):
+            for i in range(ho):
+                for j in range(wo):
+                    patch = xp[a, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+                    y[a, o, i, j] = (patch * w[o]).sum() + b[o]
+    return y
+
+
+def conv_transpose2d_loop(x, w, b, stride, padding, output_padding):
+    """Direct definition: every input pixel scatters x[n,c,i,j] * w[c,o] into the output
+    window at (i*s - p, j*s - p)."""
+    n, cin, h, wd = x.shape
+    _, cout, kh, kw = w.shape
+    ho = (h - 1) * stride - 2 * padding + kh + output_padding
+    wo = (wd - 1) * stride - 2 * padding + kw + output_padding
+    y = np.zeros((n, cout, ho, wo)) + b.reshape(1, -1, 1, 1)
+    for a in range(n):
+        for c in range(cin):
+            for i in range(h):
+                for j in range(wd):
+                    for p in range(kh):
+                        for q in range(kw):
+                            oi, oj = i * stride - padding + p, j * stride - padding + q
+                            if 0 <= oi < ho and 0 <= oj < wo:
+                                y[a, :, oi, oj] += x[a, c, i, j] * w[c, :, p, q]
+    return y
+
+
+def images(max_side=4, even=False, make=lambda s: arrays(s, noncontiguous=False)):
+    mult = 2 if even else 1
+    return st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, max_side // mult),
+                     st.integers(1, max_side // mult)).flatmap(
+        lambda s: make((s[0], s[1], s[2] * mult, s[3] * mult))
+    ).map(lambda a: ((a,), {}))
+
+
+def np_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_norm(x, axes, eps):
+    mu = x.mean(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+
+
+def group_norm_inputs():
+    return st.tuples(st.integers(1, 2), st.sampled_from([(2, 1), (2, 2), (4, 2), (3, 3)]),
+                     st.integers(1, 3)).flatmap(
+        lambda s: st.tuples(arrays((s[0], s[1][0], s[2], 2)), arrays((s[1][0],)), arrays((s[1][0],)))
+        .map(lambda t: (t, {"groups": s[1][1]}))
+    )
+
+
+def attention_inputs():
+    return st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)).flatmap(
+        lambda d: st.tuples(arrays((2, d[0], d[2])), arrays((2, d[1], d[2])), arrays((2, d[1], d[2])))
+    ).map(lambda t: (t, {}))
+
+
+def getitem_inputs():
+    @st.composite
+    def draw(d):
+        a = d(arrays(d(shapes(min_dims=2, min_side=2))))
+        kind = d(st.sampled_from(["slice", "int_array", "mixed"]))
+        if kind == "slice":
+            idx = (slice(None, None, 2), slice(1, None))
+        elif kind == "int_array":
+            idx = np.array(d(st.lists(st.integers(0, a.shape[0] - 1), min_size=1, max_size=4)))
+        else:
+            idx = (slice(None), np.array(d(st.lists(st.integers(0, a.shape[1] - 1), min_size=1, max_size=3))))
+        return (a,), {"index": idx}
+
+    return draw()
+
+
+def cat_inputs(stack=False):
+    @st.composite
+    def draw(d):
+        shape = list(d(shapes(max_dims=3)))
+        axis = d(st.integers(0, len(shape) - 1 + stack))
+        parts = []
+        for _ in range(d(st.integers(1, 3))):
+            s = list(shape)
+            if not stack:
+                s[axis] = d(st.integers(1, 3))
+            parts.append(d(arrays(tuple(s))))
+        return tuple(parts), {"axis": axis}
+
+    return draw()
+
+
+def where_inputs():
+    @st.composite
+    def draw(d):
+        a, b = d(binary())[0]
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        cond = np.array(d(st.lists(st.booleans(), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape)
+        return (a, b), {"cond": cond}
+
+    return draw()
+
+
+OPS = {
+    "add": Op(binary, lambda a, b: a + b, np.add),
+    "sub": Op(binary, lambda a, b: a - b, np.subtract),
+    "mul": Op(binary, lambda a, b: a * b, np.multiply),
+    "div": Op(positive_binary, lambda a, b: a / b, np.divide),
+    "rsub_scalar": Op(unary, lambda a: 3.0 - a, lambda a: 3.0 - a),
+    "rdiv_scalar": Op(lambda: unary(0.5, 2.0), lambda a: 2.0 / a, lambda a: 2.0 / a),
+    "neg": Op(unary, lambda a: -a, np.negative),
+    "pow": Op(lambda: unary(0.5, 2.0).flatmap(lambda i: st.sampled_from([2, 3, 0.5, -1.5]).map(lambda c: (i[0], {"c": c}))),
+              lambda a, c: a**c, lambda a, c: a**c),
+    "rpow": Op(unary, lambda a: 2.0**a, lambda a: 2.0**a),
+    "exp": Op(unary, F.exp, np.exp),
+    "log": Op(lambda: unary(0.2, 3.0), F.log, np.log),
+    "sqrt": Op(lambda: unary(0.2, 3.0), F.sqrt, np.sqrt),
+    "tanh": Op(unary, F.tanh, np.tanh),
+    "sigmoid": Op(unary, F.sigmoid, lambda a: 1 / (1 + np.exp(-a))),
+    "relu": Op(unary, F.relu, lambda a: np.maximum(a, 0), ok=lambda a: away_from(a, [0], 1e-3)),
+    "leaky_relu": Op(unary, lambda a: F.leaky_relu(a, 0.2), lambda a: np.where(a > 0, a, 0.2 * a),
+                     ok=lambda a: away_from(a, [0], 1e-3)),
+    "abs": Op(unary, F.abs, np.abs, ok=lambda a: away_from(a, [0], 1e-3)),
+    "clip": Op(unary, lambda a: F.clip(a, -1.0, 0.5), lambda a: np.clip(a, -1.0, 0.5),
+               ok=lambda a: away_from(a, [-1.0, 0.5], 1e-3)),
+    "softplus": Op(lambda: unary(-30, 30), F.softplus, lambda a: np.logaddexp(0, a)),
+    "silu": Op(unary, F.silu, lambda a: a / (1 + np.exp(-a))),
+    "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))),
+    "sum": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis), lambda a, axis: a.sum(axis=axis)),
+    "sum_keepdims": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis, keepdims=True),
+                       lambda a, axis: a.sum(axis=axis, keepdims=True)),
+    "mean": Op(lambda: with_axis(unary()), lambda a, axis: a.mean(axis=axis), lambda a, axis: a.mean(axis=axis)),
+    "var": Op(lambda: with_axis(unary()), lambda a, axis: a.var(axis=axis), lambda a, axis: a.var(axis=axis)),
+    "max": Op(lambda: with_axis(shapes().flatmap(distinct_arrays).map(lambda a: ((a,), {}))),
+              lambda a, axis: a.max(axis=axis), lambda a, axis: a.max(axis=axis)),
+    "reshape": Op(unary, lambda a: a.reshape(-1), lambda a: a.reshape(-1)),
+    "transpose": Op(unary, lambda a: a.T, lambda a: a.T),
+    "permute": Op(lambda: unary(min_dims=3, max_dims=3), lambda a: a.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
+    "getitem": Op(getitem_inputs, lambda a, index: a[index], lambda a, index: a[index]),
+    "matmul": Op(matmul_inputs, lambda a, b: a @ b, np.matmul),
+    "linear": Op(linear_inputs, F.linear, lambda x, w, b: x @ w.T + b),
+    "cat": Op(cat_inputs, lambda *ts, axis: mg.cat(ts, axis), lambda *a, axis: np.concatenate(a, axis)),
+    "stack": Op(lambda: cat_inputs(stack=True), lambda *ts, axis: mg.stack(ts, axis), lambda *a, axis: np.stack(a, axis)),
+    "where": Op(where_inputs, lambda a, b, cond: mg.where(cond, a, b), lambda a, b, cond: np.where(cond, a, b)),
+    "softmax": Op(lambda: unary(-5, 5), lambda a: F.softmax(a, axis=-1), lambda a: np_softmax(a, -1)),
+    "log_softmax": Op(lambda: unary(-5, 5), lambda a: F.log_softmax(a, axis=0),
+                      lambda a: a - np.log(np.exp(a).sum(axis=0, keepdims=True))),
+    "logsumexp": Op(lambda: unary(-5, 5), lambda a: F.logsumexp(a, axis=-1), lambda a: np.log(np.exp(a).sum(axis=-1))),
+    "mse_loss": Op(lambda: unary().flatmap(lambda i: arrays(i[0][0].shape).map(lambda b: ((i[0][0], b), {}))),
+                   F.mse_loss, lambda a, b: ((a - b) ** 2).mean()),
+    "bce_with_logits": Op(lambda: unary(-20, 20).flatmap(lambda i: arrays(i[0][0].shape, 0, 1).map(lambda t: ((i[0][0], t), {}))),
+                          F.binary_cross_entropy_with_logits,
+                          lambda x, t: (-(t * np.log(1 / (1 + np.exp(-x))) + (1 - t) * np.log(1 - 1 / (1 + np.exp(-x))))).mean(),
+                          ok=lambda x, t: np.all(np.abs(x) < 15)),
+    "conv2d": Op(conv_inputs, lambda x, w, b, **kw: F.conv2d(x, w, b, **kw), conv2d_loop, tol32=1e-4),
+    "conv_transpose2d": Op(lambda: conv_inputs(True), lambda x, w, b, **kw: F.conv_transpose2d(x, w, b, **kw),
+                           conv_transpose2d_loop, tol32=1e-4),
+    "avg_pool2d": Op(lambda: images(even=True), lambda x: F.avg_pool2d(x, 2),
+                     lambda x: x.reshape(x.shape[0], x.shape[1], x.shape[2] // 2, 2, x.shape[3] // 2, 2).mean(axis=(3, 5))),
+    "max_pool2d": Op(lambda: images(even=True, make=distinct_arrays), lambda x: F.max_pool2d(x, 2),
+                     lambda x: x.reshape(x.shape[0], x.shape[1], x.shape[2] // 2, 2, x.shape[3] // 2, 2).max(axis=(3, 5))),
+    "upsample_nearest2d": Op(images, lambda x: F.upsample_nearest2d(x, 2), lambda x: x.repeat(2, axis=2).repeat(2, axis=3)),
+    "group_norm": Op(group_norm_inputs, lambda x, w, b, groups: F.group_norm(x, groups, w, b),
+                     lambda x, w, b, groups: np_norm(x.reshape(x.shape[0], groups, -1), 2, 1e-5).reshape(x.shape)
+                     * w.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1), tol32=1e-4),
+    "layer_norm": Op(lambda: st.tuples(st.integers(1, 3), st.integers(2, 4)).flatmap(
+                         lambda s: st.tuples(arrays(s), arrays(s[1:]), arrays(s[1:]))).map(lambda t: (t, {})),
+                     lambda x, w, b: F.layer_norm(x, x.shape[-1], w, b),
+                     lambda x, w, b: np_norm(x, -1, 1e-5) * w + b, tol32=1e-4),
+    "attention": Op(attention_inputs, F.scaled_dot_product_attention,
+                    lambda q, k, v: np_softmax(q @ k.transpose(0, 2, 1) / math.sqrt(q.shape[-1]), -1) @ v),
+}
+
+
+def _draw(op, data):
+    arrays_, kw = data.draw(op.inputs())
+    assume(op.ok(*arrays_, **kw))
+    return arrays_, kw
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data())
+def test_forward(name, data):
+    op = OPS[name]
+    arrays_, kw = _draw(op, data)
+    expected = op.ref(*arrays_, **kw)
+    out = op.fn(*[mg.tensor(a) for a in arrays_], **kw)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-10)
+    out32 = op.fn(*[mg.tensor(a, dtype=np.float32) for a in arrays_], **kw)
+    assert out32.dtype == np.float32, "float32 inputs must give float32 outputs (no up-cast)"
+    np.testing.assert_allclose(out32.data, expected, rtol=op.tol32, atol=op.tol32)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data())
+def test_backward(name, data):
+    op = OPS[name]
+    arrays_, kw = _draw(op, data)
+    gradcheck(lambda *ts: op.fn(*ts, **kw), [mg.tensor(a) for a in arrays_])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in OPS if OPS[n].double))
+@settings(max_examples=8)
+@given(data=st.data())
+def test_double_backward(name, data):
+    op = OPS[name]
+    arrays_, kw = _draw(op, data)
+    gradgradcheck(lambda *ts: op.fn(*ts, **kw), [mg.tensor(a) for a in arrays_], directions=2)
