@@ -1,14 +1,32 @@
 """minigen: a from-scratch generative-modelling library (autograd on NumPy/CuPy, layers up
-to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks)."""
+to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks).
+
+The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``,
+``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access.
+"""
+import importlib
+
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
 from minigen.backend import cuda_available, manual_seed
-from minigen.creation import rand, randn, tensor, zeros, ones
+from minigen.creation import ones, rand, randn, tensor, zeros
 from minigen.functional import cat, stack, where
 from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
+_LAZY = {"nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"minigen.{name}")
+    if name in ("save", "load"):
+        return getattr(importlib.import_module("minigen.checkpoint"), name)
+    raise AttributeError(f"module 'minigen' has no attribute {name!r}")
+
+
 __all__ = [
     "Function", "Tensor", "tensor", "zeros", "ones", "randn", "rand", "cat", "stack", "where",
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
+    "save", "load",
 ]

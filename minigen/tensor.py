@@ -51,12 +51,11 @@ class Tensor:
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False):
-        if isinstance(data, Tensor):
-            data = data.data
-        elif isinstance(data, np.generic) or not hasattr(data, "__array_interface__") and not (
-            hasattr(data, "__cuda_array_interface__")
-        ):
-            data = np.asarray(data)
+        if type(data) is not np.ndarray:
+            if isinstance(data, Tensor):
+                data = data.data
+            elif not hasattr(data, "__cuda_array_interface__"):
+                data = np.asarray(data)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(
                 f"requires_grad=True needs floating-point data, got dtype {data.dtype}"
@@ -124,9 +123,13 @@ class Tensor:
             )
         leaves = {}
         grads = backprop([self], [grad], create_graph, leaves=leaves)
+        handed_out = set()
         for key, g in grads.items():
             leaf = leaves[key]
-            g = g if create_graph else Tensor(g.data)
+            if not create_graph:  # one own, writable array per leaf (no shared or broadcast views)
+                fresh = id(g.data) not in handed_out and g.data.flags.c_contiguous
+                g = Tensor(g.data if fresh and g.data.flags.writeable else g.data.copy())
+                handed_out.add(id(g.data))
             leaf._grad = g if leaf._grad is None else _accumulate(leaf._grad, g, create_graph)
 
     # --- conversions -------------------------------------------------------------------

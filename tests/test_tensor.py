@@ -178,7 +178,10 @@ def test_clear_errors():
 
 
 class _FakeCuda(np.ndarray):
-    """An ndarray whose type claims to be CuPy's: lets the device check run without a GPU."""
+    """An ndarray that passes for a CuPy array (module name, CUDA array interface): lets the
+    device check run without a GPU."""
+
+    __cuda_array_interface__ = {}
 
 
 _FakeCuda.__module__ = "cupy._fake"

@@ -122,7 +122,7 @@ class Module:
             current, owner = targets[name]
             value = backend.to_device(np.asarray(state[name], dtype=current.dtype), backend.device_of(current))
             if isinstance(owner, Parameter):
-                owner.data = value.copy() if value is state[name] else value
+                owner.data[...] = value  # in place: references to the array stay valid
             else:
                 owner[0]._buffers[owner[1]] = value.copy()
         return self

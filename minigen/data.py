@@ -1,0 +1,356 @@
+"""Datasets: 2D toy sets with a known generator, the bundled 8x8 digits, the user's own arrays.
+
+Everything returns float32 NumPy arrays. Randomness comes only from the ``seed`` argument
+(an int, a ``numpy.random.Generator``, or ``None`` for fresh OS entropy), never from the
+global ``np.random`` state.
+
+The toy sets expose how they were generated, so :mod:`minigen.metrics` can score samples
+against the truth instead of against another finite sample:
+
+* ``s_curve``, ``swiss_roll``, ``moons`` are points of a :class:`Curve` (``S_CURVE``,
+  ``SWISS_ROLL``, ``MOONS``) at a uniform parameter ``u``, plus isotropic Gaussian noise;
+* ``ring8`` and ``grid25`` are equal-weight Gaussian :class:`Mixture` s (``RING8``,
+  ``GRID25``), the two benchmark sets of the PacGAN mode-coverage protocol
+  (Lin et al. 2018, "PacGAN", Table 1).
+"""
+from __future__ import annotations
+
+import operator
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+DEFAULT_N = 10_000
+"""Number of points :func:`load_dataset` draws from a generated set when ``n`` is None."""
+
+
+def _count(n, fn: str, name: str = "n") -> int:
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an integer, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"{fn}: {name} must be >= 1, got {n}")
+    return n
+
+
+def _nonnegative(value, name: str, fn: str) -> float:
+    value = float(value)
+    if not value >= 0.0 or not np.isfinite(value):
+        raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {value}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """A plane curve ``point(u)`` whose parameter is drawn uniformly from ``[u_min, u_max]``.
+
+    ``point`` maps an array of parameters (m,) to points (m, 2). ``polyline(resolution)``
+    returns a dense sampling of the noiseless curve, ``(points (resolution, 2), u
+    (resolution,))``, which :func:`minigen.metrics.curve_quality` uses as ground truth.
+    """
+
+    point: Callable[[np.ndarray], np.ndarray]
+    u_min: float
+    u_max: float
+
+    def sample(self, n: int, seed=None, noise: float = 0.0) -> np.ndarray:
+        """``n`` points ``point(u) + noise * N(0, I)`` with ``u ~ Uniform[u_min, u_max]``."""
+        n = _count(n, "Curve.sample")
+        noise = _nonnegative(noise, "noise", "Curve.sample")
+        rng = np.random.default_rng(seed)
+        u = rng.uniform(self.u_min, self.u_max, size=n)
+        x = self.point(u) + noise * rng.standard_normal((n, 2))
+        return x.astype(np.float32)
+
+    def polyline(self, resolution: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Points of the curve at ``resolution`` evenly spaced parameters, and those parameters."""
+        resolution = _count(resolution, "Curve.polyline", "resolution")
+        u = np.linspace(self.u_min, self.u_max, resolution)
+        return self.point(u), u
+
+
+def _s_curve_point(u: np.ndarray) -> np.ndarray:
+    # The (x, z) projection of scikit-learn's make_s_curve; unit speed, so u is arc length.
+    return np.stack([np.sin(u), np.sign(u) * (np.cos(u) - 1.0)], axis=1)
+
+
+def _swiss_roll_point(u: np.ndarray) -> np.ndarray:
+    # The (x, z) projection of scikit-learn's make_swiss_roll, divided by 7 for RMS ~1.
+    return np.stack([u * np.cos(u), u * np.sin(u)], axis=1) / 7.0
+
+
+def _moons_point(u: np.ndarray) -> np.ndarray:
+    # u in [0, pi): upper moon; u in [pi, 2 pi]: lower moon (scikit-learn's make_moons
+    # geometry), shifted so the set is centred at the origin.
+    upper = u < np.pi
+    t = np.where(upper, u, u - np.pi)
+    outer = np.stack([np.cos(t), np.sin(t)], axis=1)
+    inner = np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1)
+    return np.where(upper[:, None], outer, inner) - np.array([0.5, 0.25])
+
+
+S_CURVE = Curve(_s_curve_point, -1.5 * np.pi, 1.5 * np.pi)
+"""x = sin(u), y = sign(u)(cos(u) - 1), u in [-3pi/2, 3pi/2]: spans [-1, 1] x [-2, 2],
+centred, RMS per coordinate sqrt(1 + 2/(3 pi)) ~ 1.10 (so it is left unscaled)."""
+
+SWISS_ROLL = Curve(_swiss_roll_point, 1.5 * np.pi, 4.5 * np.pi)
+"""(u cos u, u sin u) / 7, u in [3pi/2, 9pi/2]: RMS per coordinate ~0.99."""
+
+MOONS = Curve(_moons_point, 0.0, 2.0 * np.pi)
+"""Two interleaved half circles of radius 1, centred at the origin: RMS per coordinate ~0.70."""
+
+
+def s_curve(n: int, seed=None, noise: float = 0.05) -> np.ndarray:
+    """The 2D S-curve: ``S_CURVE`` at uniform u plus Gaussian noise of std ``noise``. (n, 2)."""
+    return S_CURVE.sample(n, seed, noise)
+
+
+def swiss_roll(n: int, seed=None, noise: float = 0.05) -> np.ndarray:
+    """The 2D Swiss roll: ``SWISS_ROLL`` at uniform u plus Gaussian noise of std ``noise``.
+    (n, 2)."""
+    return SWISS_ROLL.sample(n, seed, noise)
+
+
+def moons(n: int, seed=None, noise: float = 0.05) -> np.ndarray:
+    """Two moons: ``MOONS`` at uniform u plus Gaussian noise of std ``noise``. (n, 2)."""
+    return MOONS.sample(n, seed, noise)
+
+
+@dataclass(frozen=True, eq=False)
+class Mixture:
+    """Equal-weight mixture of isotropic Gaussians: centres ``modes`` (k, d), std ``std``."""
+
+    modes: np.ndarray
+    std: float
+
+    def sample(self, n: int, seed=None, std: float | None = None) -> np.ndarray:
+        """``n`` points: a uniformly drawn mode plus ``std * N(0, I)`` (default ``self.std``)."""
+        n = _count(n, "Mixture.sample")
+        std = _nonnegative(self.std if std is None else std, "std", "Mixture.sample")
+        rng = np.random.default_rng(seed)
+        k = rng.integers(len(self.modes), size=n)
+        x = self.modes[k] + std * rng.standard_normal((n, self.modes.shape[1]))
+        return x.astype(np.float32)
+
+
+def _frozen(a) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
+RING8 = Mixture(
+    _frozen([[2.0 * np.cos(2 * np.pi * k / 8), 2.0 * np.sin(2 * np.pi * k / 8)] for k in range(8)]),
+    0.02,
+)
+"""8 Gaussians at angles 2 pi k / 8 (k = 0..7, endpoint excluded) on the circle of radius 2,
+std 0.02 (PacGAN's ring)."""
+
+GRID25 = Mixture(
+    _frozen([[i, j] for i in (-4, -2, 0, 2, 4) for j in (-4, -2, 0, 2, 4)]), 0.05
+)
+"""25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05 (PacGAN's grid)."""
+
+
+def ring8(n: int, seed=None, noise: float = RING8.std) -> np.ndarray:
+    """PacGAN's ring: ``RING8`` with component std ``noise``. (n, 2)."""
+    return RING8.sample(n, seed, noise)
+
+
+def grid25(n: int, seed=None, noise: float = GRID25.std) -> np.ndarray:
+    """PacGAN's grid: ``GRID25`` with component std ``noise``. (n, 2)."""
+    return GRID25.sample(n, seed, noise)
+
+
+def gaussian1d(n: int, mean: float = 0.0, std: float = 1.0, seed=None) -> np.ndarray:
+    """``n`` draws of N(mean, std^2) as a column (n, 1): the smallest GAN / diffusion target."""
+    n = _count(n, "gaussian1d")
+    std = _nonnegative(std, "std", "gaussian1d")
+    rng = np.random.default_rng(seed)
+    return (mean + std * rng.standard_normal((n, 1))).astype(np.float32)
+
+
+def digits(seed=None, size: int = 8, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, no download).
+
+    Returns ``images`` (1797, 1, size + 2 pad, size + 2 pad) float32 in [-1, 1] (pixel
+    values 0..16 mapped linearly; background is -1) and ``labels`` (1797,) int64.
+
+    ``size`` must be a multiple of 8: each pixel is repeated ``size // 8`` times per axis
+    (nearest-neighbour upsampling, so 16 gives 16x16 blocks of the original pixels).
+    ``pad`` then adds that many background pixels (-1) on every side, e.g. ``size=8,
+    pad=4`` centres the 8x8 digit in a 16x16 frame. ``seed=None`` keeps scikit-learn's
+    order; any other seed shuffles images and labels together.
+    """
+    size = operator.index(size)
+    pad = operator.index(pad)
+    if size < 8 or size % 8:
+        raise ValueError(f"digits: size must be a positive multiple of 8, got {size}")
+    if pad < 0:
+        raise ValueError(f"digits: pad must be >= 0, got {pad}")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(
+            "minigen.data.digits needs scikit-learn, which is not installed: "
+            "pip install scikit-learn  (or: pip install 'minigen[digits]')"
+        ) from err
+    bunch = load_digits()
+    images = bunch.images / 8.0 - 1.0
+    factor = size // 8
+    images = images.repeat(factor, axis=1).repeat(factor, axis=2)
+    images = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), constant_values=-1.0)
+    images = images[:, None].astype(np.float32)
+    labels = bunch.target.astype(np.int64)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        images, labels = images[order], labels[order]
+    return images, labels
+
+
+_ARRAY_KEYS = ("x", "data")
+
+
+def load_array(path) -> np.ndarray:
+    """The user's own data from a ``.npy`` or ``.npz`` file, validated, as float32.
+
+    A ``.npz`` must hold a single array, or one named ``x`` or ``data``. Accepted shapes:
+    vectors (n, d), images (n, C, H, W), or grayscale images (n, H, W), returned as
+    (n, 1, H, W). Integer and boolean data are converted. Raises ValueError naming the
+    file for: a missing or unreadable file, another extension, an ambiguous ``.npz``, a
+    non-numeric dtype, another rank, no elements, or NaN/inf (also after the float32 cast).
+    """
+    path = os.fspath(path)
+    fn = f"load_array({path!r})"
+    if not path.endswith((".npy", ".npz")):
+        raise ValueError(f"{fn}: expected a .npy or .npz file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{fn}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = list(loaded.keys())
+                named = [k for k in _ARRAY_KEYS if k in keys]
+                key = keys[0] if len(keys) == 1 else (named[0] if named else None)
+                array = None if key is None else loaded[key]
+        else:
+            array = loaded
+    except Exception as err:
+        raise ValueError(f"{fn}: cannot read the file ({type(err).__name__}: {err})") from err
+    if array is None:
+        raise ValueError(
+            f"{fn}: the .npz holds {keys}; store a single array or name it 'x' or 'data'"
+        )
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            or array.dtype == np.bool_):
+        raise ValueError(f"{fn}: expected real numbers, got dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim not in (2, 4):
+        raise ValueError(
+            f"{fn}: expected vectors (n, d) or images (n, C, H, W) / (n, H, W), "
+            f"got shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"{fn}: the array is empty, shape {array.shape}")
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        out = np.ascontiguousarray(array, dtype=np.float32)
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise ValueError(f"{fn}: {bad} values are NaN or inf (after conversion to float32)")
+    return out
+
+
+DATASETS: dict[str, Callable] = {
+    "s_curve": s_curve,
+    "swiss_roll": swiss_roll,
+    "moons": moons,
+    "ring8": ring8,
+    "grid25": grid25,
+    "gaussian1d": gaussian1d,
+    "digits": digits,
+}
+"""Names accepted by :func:`load_dataset`."""
+
+
+def load_dataset(name_or_path, n: int | None = None, seed=None) -> np.ndarray:
+    """One entry point for the CLI: a name from ``DATASETS`` or a ``.npy`` / ``.npz`` path.
+
+    Returns the data array only (float32). Generated sets draw ``n`` points (default
+    ``DEFAULT_N``) with ``seed``. ``digits`` returns its first ``n`` images (all 1797 by
+    default) in the order given by ``seed`` (see :func:`digits`; labels are dropped: call
+    ``digits`` for them). A file is loaded with :func:`load_array`; with ``n`` a random
+    subset of ``n`` rows is drawn with ``seed``.
+    """
+    if n is not None:
+        n = _count(n, "load_dataset")
+    if isinstance(name_or_path, os.PathLike) or str(name_or_path).endswith((".npy", ".npz")):
+        data = load_array(name_or_path)
+        if n is None:
+            return data
+        if n > len(data):
+            raise ValueError(
+                f"load_dataset: n={n} exceeds the {len(data)} rows of {os.fspath(name_or_path)!r}"
+            )
+        return data[np.random.default_rng(seed).choice(len(data), size=n, replace=False)]
+    if name_or_path not in DATASETS:
+        raise ValueError(
+            f"load_dataset: unknown dataset {name_or_path!r}; valid names are "
+            f"{', '.join(DATASETS)}, or a path to a .npy / .npz file"
+        )
+    if name_or_path == "digits":
+        images, _ = digits(seed=seed)
+        if n is not None and n > len(images):
+            raise ValueError(f"load_dataset: n={n} exceeds the {len(images)} digits images")
+        return images[:n]
+    return DATASETS[name_or_path](DEFAULT_N if n is None else n, seed=seed)
+
+
+def batches(data, batch_size: int, seed=None, drop_last: bool = True,
+            epochs: int | None = None) -> Iterator:
+    """Shuffled mini-batches: one fresh index permutation per epoch (cheap: no data copy
+    beyond the batch itself).
+
+    Infinite by default (``epochs=None``): iterate with ``next`` for as many steps as
+    training needs; ``epochs=k`` stops after k passes. ``data`` is an array (n, ...) or a
+    tuple of arrays sharing their first axis (e.g. ``(images, labels)``), in which case
+    each batch is a tuple. ``drop_last`` skips the final partial batch of each epoch, so
+    every batch has exactly ``batch_size`` rows. Arguments are checked on call, not on the
+    first ``next``.
+    """
+    as_tuple = isinstance(data, tuple)
+    arrays = tuple(np.asarray(a) for a in data) if as_tuple else (np.asarray(data),)
+    if any(a.ndim == 0 for a in arrays):
+        raise ValueError("batches: data must have a leading sample axis, got a scalar")
+    sizes = {len(a) for a in arrays}
+    if len(sizes) != 1:
+        raise ValueError(f"batches: arrays differ in length: {[a.shape for a in arrays]}")
+    n = sizes.pop()
+    batch_size = _count(batch_size, "batches", "batch_size")
+    if epochs is not None:
+        epochs = operator.index(epochs)
+    if n == 0:
+        raise ValueError("batches: data is empty")
+    if drop_last and batch_size > n:
+        raise ValueError(
+            f"batches: batch_size={batch_size} exceeds the {n} samples with drop_last=True "
+            "(no batch would ever be produced)"
+        )
+    rng = np.random.default_rng(seed)
+    return _batch_generator(arrays, n, batch_size, rng, drop_last, epochs, as_tuple)
+
+
+def _batch_generator(arrays, n, batch_size, rng, drop_last, epochs, as_tuple):
+    end = n - n % batch_size if drop_last else n
+    epoch = 0
+    while epochs is None or epoch < epochs:
+        order = rng.permutation(n)
+        for start in range(0, end, batch_size):
+            index = order[start:start + batch_size]
+            batch = tuple(a[index] for a in arrays)
+            yield batch if as_tuple else batch[0]
+        epoch += 1

@@ -1,0 +1,368 @@
+"""Optimizers (SGD, Adam, AdamW), gradient clipping, a warm-up + cosine learning-rate schedule
+and an exponential moving average of the weights.
+
+Optimizers work on raw arrays: each ``step()`` updates ``p.data`` in place from ``p.grad``.
+Moment buffers are allocated once (on the parameter's device, in its dtype) and temporaries
+come from a per-optimizer scratch buffer, so after the first step a step allocates no arrays
+and float32 stays float32. NumPy and CuPy arrays both work (``backend.xp_of``). Parameters
+whose ``.grad`` is None are skipped. State dicts are keyed by parameter name, so they load
+into a freshly built model and optimizer (exact resume). Build optimizers and EMAs after
+moving the model to its device: their buffers live where the parameters were.
+"""
+import contextlib
+import math
+
+from minigen import backend
+from minigen.nn.module import Module
+from minigen.tensor import Tensor
+
+
+def _named_parameters(params, who):
+    """``[(name, Parameter)]`` from a Module, (name, Parameter) pairs, or bare Parameters
+    (named "0", "1", ...)."""
+    items = list(params.named_parameters()) if isinstance(params, Module) else list(params)
+    if not items:
+        raise ValueError(f"{who}: got an empty parameter list")
+    if all(isinstance(it, tuple) and len(it) == 2 and isinstance(it[0], str) for it in items):
+        named = items
+    else:
+        named = [(str(i), p) for i, p in enumerate(items)]
+    for name, p in named:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{who}: parameter {name!r} is a {type(p).__name__}, not a Parameter")
+        if p.dtype.kind != "f":
+            raise TypeError(f"{who}: parameter {name!r} has dtype {p.dtype}, expected float")
+    names = [name for name, _ in named]
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{who}: duplicate parameter names {duplicates}")
+    return named
+
+
+class _Scratch:
+    """Temporaries for in-place updates: one flat buffer per (device, dtype), sized for the
+    largest parameter, handed out as views shaped like the parameter."""
+
+    def __init__(self, count):
+        self.count = count
+        self.buffers = {}
+
+    def views(self, array):
+        key = (backend.device_of(array), array.dtype.str)
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape[1] < array.size:
+            xp = backend.xp_of(array)
+            buf = self.buffers[key] = xp.empty((self.count, array.size), dtype=array.dtype)
+        return [buf[i, : array.size].reshape(array.shape) for i in range(self.count)]
+
+
+def _check(who, name, value, low, high=math.inf, high_open=False):
+    if not (low <= value < high if high_open else low <= value <= high):
+        interval = f"[{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{who}: {name} must be in {interval}, got {value}")
+
+
+class Optimizer:
+    """Base class: named parameters, per-parameter state (``self.state[name]``: a step count
+    and the arrays named by ``buffer_names``), ``zero_grad``, state dicts. Subclasses
+    implement ``_update(p, g, state, lr, tmp)`` on raw arrays."""
+
+    def __init__(self, params, lr, **hyper):
+        self.params = _named_parameters(params, type(self).__name__)
+        _check(type(self).__name__, "lr", lr, 0.0)
+        self.lr = lr
+        self.hyper = hyper
+        self.state = {}
+        self._scratch = _Scratch(2)
+
+    @staticmethod
+    def buffer_names(hyper):
+        """Names of the per-parameter arrays that the update with ``hyper`` keeps."""
+        return ()
+
+    def zero_grad(self):
+        for _, p in self.params:
+            p.grad = None
+
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        lr = float(self.lr)
+        for name, p in self.params:
+            if p.grad is None:
+                continue
+            state = self.state.get(name)
+            if state is None:
+                xp = backend.xp_of(p.data)
+                state = self.state[name] = {"step": 0}
+                for b in self.buffer_names(self.hyper):
+                    state[b] = xp.zeros(p.shape, dtype=p.dtype)
+            state["step"] += 1
+            self._update(p.data, p.grad, state, lr, self._scratch.views(p.data))
+
+    def _update(self, p, g, state, lr, tmp):
+        raise NotImplementedError
+
+    # --- state dicts ---------------------------------------------------------------------
+    def state_dict(self):
+        """``{"type", "lr", "hyper", "state": {name: {"step", buffers as NumPy copies}}}``."""
+        return {
+            "type": type(self).__name__,
+            "lr": float(self.lr),
+            "hyper": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyper.items()},
+            "state": {
+                name: {k: v if k == "step" else backend.to_numpy(v).copy() for k, v in s.items()}
+                for name, s in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore lr, hyper-parameters and per-parameter state, as PyTorch does. Everything
+        is checked before anything changes; buffers go to each parameter's device/dtype."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if state_dict.get("type") != type(self).__name__:
+            raise ValueError(
+                f"{who}: state dict is from {state_dict.get('type')!r}, not {type(self).__name__!r}"
+            )
+        hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in state_dict["hyper"].items()}
+        if set(hyper) != set(self.hyper):
+            raise ValueError(f"{who}: hyper-parameters {sorted(hyper)} != {sorted(self.hyper)}")
+        params = dict(self.params)
+        buffers = self.buffer_names(hyper)
+        problems = []
+        for name, s in state_dict["state"].items():
+            if name not in params:
+                problems.append(f"unknown parameter {name!r}")
+                continue
+            missing = sorted(set(buffers) - set(s))
+            if missing:
+                problems.append(f"{name!r} lacks {missing}")
+            for b in sorted(set(buffers) & set(s)):
+                if tuple(s[b].shape) != params[name].shape:
+                    have, want = tuple(s[b].shape), params[name].shape
+                    problems.append(f"{name}/{b}: shape {have} != parameter shape {want}")
+        if problems:
+            raise ValueError(f"{who}: " + "; ".join(problems))
+        self.lr = state_dict["lr"]
+        self.hyper = hyper
+        self.state = {}
+        for name, s in state_dict["state"].items():
+            p = params[name].data
+            xp = backend.xp_of(p)
+            self.state[name] = {"step": int(s["step"])}
+            for b in buffers:
+                value = backend.to_device(s[b], backend.device_of(p))
+                self.state[name][b] = xp.array(value, dtype=p.dtype)
+        return self
+
+    def __repr__(self):
+        hyper = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({len(self.params)} parameters, lr={self.lr}, {hyper})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, in
+    PyTorch's form (Sutskever et al. 2013, eqs. 1-4, with the lr moved out of the buffer):
+    d = g + wd p;  buf = momentum buf + d;  d = d + momentum buf (Nesterov) or buf;  p -= lr d."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        _check("SGD", "momentum", momentum, 0.0)
+        _check("SGD", "weight_decay", weight_decay, 0.0)
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        super().__init__(params, lr, momentum=float(momentum), nesterov=bool(nesterov),
+                         weight_decay=float(weight_decay))
+
+    @staticmethod
+    def buffer_names(hyper):
+        return ("momentum_buffer",) if hyper["momentum"] else ()
+
+    def _update(self, p, g, state, lr, tmp):
+        xp = backend.xp_of(p)
+        mu, wd = self.hyper["momentum"], self.hyper["weight_decay"]
+        d = g
+        if wd:
+            xp.multiply(p, wd, out=tmp[0])
+            d = xp.add(tmp[0], g, out=tmp[0])
+        if mu:
+            buf = state["momentum_buffer"]
+            buf *= mu
+            buf += d
+            if self.hyper["nesterov"]:
+                xp.multiply(buf, mu, out=tmp[1])
+                d = xp.add(tmp[1], d, out=tmp[1])
+            else:
+                d = buf
+        p -= xp.multiply(d, lr, out=tmp[1])
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1), computed in PyTorch's order of operations, with
+    optional L2 weight decay added to the gradient (g += wd p):
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+    p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)   (= lr m_hat / (sqrt(v_hat) + eps))."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        who = type(self).__name__
+        _check(who, "betas[0]", betas[0], 0.0, 1.0, high_open=True)
+        _check(who, "betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        _check(who, "eps", eps, 0.0)
+        _check(who, "weight_decay", weight_decay, 0.0)
+        super().__init__(params, lr, betas=(float(betas[0]), float(betas[1])), eps=float(eps),
+                         weight_decay=float(weight_decay))
+
+    @staticmethod
+    def buffer_names(hyper):
+        return ("exp_avg", "exp_avg_sq")
+
+    def _update(self, p, g, state, lr, tmp):
+        xp = backend.xp_of(p)
+        (b1, b2), eps, wd = self.hyper["betas"], self.hyper["eps"], self.hyper["weight_decay"]
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        if wd and self.decoupled:
+            p *= 1 - lr * wd  # AdamW: decay the weights, not the gradient
+        elif wd:
+            xp.multiply(p, wd, out=tmp[1])
+            g = xp.add(tmp[1], g, out=tmp[1])
+        m *= b1
+        m += xp.multiply(g, 1 - b1, out=tmp[0])
+        v *= b2
+        xp.multiply(g, g, out=tmp[0])
+        tmp[0] *= 1 - b2
+        v += tmp[0]
+        denom = xp.sqrt(v, out=tmp[0])
+        denom /= math.sqrt(1 - b2**t)
+        denom += eps
+        update = xp.divide(m, denom, out=tmp[0])
+        update *= lr / (1 - b1**t)
+        p -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, Algorithm 2, line 12), in
+    PyTorch's form with the decay scaled by lr: p *= 1 - lr wd, then the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def clip_grad_norm_(params, max_norm):
+    """Scale all gradients by ``max_norm / total_norm`` when their global L2 norm exceeds
+    ``max_norm`` (Pascanu et al. 2013, Algorithm 1); returns the norm before clipping.
+
+    ``params``: a Module, (name, Parameter) pairs or Parameters. The scaled gradients are new
+    arrays: leaf gradients may share one array (the backward of ``a + b`` hands both the same
+    gradient), so scaling in place could scale one twice."""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
+    with_grad = [p for _, p in _named_parameters(params, "clip_grad_norm_") if p.grad is not None]
+    squares = (backend.xp_of(p.grad).vdot(p.grad.ravel(), p.grad.ravel()) for p in with_grad)
+    total = math.sqrt(sum(float(s) for s in squares))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p in with_grad:
+            p.grad = p.grad * p.grad.dtype.type(scale)
+    return total
+
+
+def warmup_cosine(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
+    """Learning rate at ``step`` (0-based): linear warm-up from 0 to ``base_lr`` over
+    ``warmup_steps`` (base_lr * step / warmup_steps, as in the DDPM reference code), then
+    cosine decay to ``min_lr`` at ``total_steps`` (Loshchilov & Hutter 2017, eq. 5) and
+    ``min_lr`` after it; ``total_steps=None`` keeps ``base_lr`` after the warm-up."""
+    if warmup_steps < 0 or step < 0:
+        raise ValueError(
+            f"warmup_cosine: step and warmup_steps must be >= 0, got {step}, {warmup_steps}"
+        )
+    if step < warmup_steps:
+        return float(base_lr * step / warmup_steps)
+    if total_steps is None:
+        return float(base_lr)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return float(min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress)))
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (not its buffers), with the usual
+    warm-up so early averages are not dominated by the random initialization:
+    shadow = d_n shadow + (1 - d_n) p,  d_n = min(decay, (1 + n) / (10 + n)),
+    n = number of updates so far."""
+
+    def __init__(self, model, decay=0.999):
+        _check("EMA", "decay", decay, 0.0, 1.0)
+        self.model = model
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {name: p.data.copy() for name, p in model.named_parameters()}
+        self._scratch = _Scratch(1)
+
+    def current_decay(self):
+        """d_n of the next update."""
+        n = self.num_updates
+        return min(self.decay, (1 + n) / (10 + n))
+
+    def update(self):
+        """Fold the model's current parameters into the average (after each optimizer step)."""
+        d = self.current_decay()
+        for name, p in self.model.named_parameters():
+            s = self.shadow[name]
+            (tmp,) = self._scratch.views(s)
+            s *= d
+            s += backend.xp_of(s).multiply(p.data, 1 - d, out=tmp)
+        self.num_updates += 1
+
+    def _check_model(self, model):
+        names, averaged = {name for name, _ in model.named_parameters()}, set(self.shadow)
+        if names != averaged:
+            raise ValueError(
+                f"EMA: model parameters differ from the averaged ones (missing "
+                f"{sorted(averaged - names)}, unexpected {sorted(names - averaged)})"
+            )
+
+    def copy_to(self, model):
+        """Write the averaged weights into ``model``'s parameters (in place)."""
+        self._check_model(model)
+        for name, p in model.named_parameters():
+            p.data[...] = backend.to_device(self.shadow[name], backend.device_of(p.data))
+
+    @contextlib.contextmanager
+    def swap(self, model):
+        """``with ema.swap(model):`` the model holds the averaged weights; its own weights
+        come back on exit (also after an exception)."""
+        self._check_model(model)
+        saved = {name: p.data.copy() for name, p in model.named_parameters()}
+        self.copy_to(model)
+        try:
+            yield model
+        finally:
+            for name, p in model.named_parameters():
+                p.data[...] = saved[name]
+
+    def state_dict(self):
+        return {
+            "decay": self.decay,
+            "num_updates": self.num_updates,
+            "shadow": {name: backend.to_numpy(s).copy() for name, s in self.shadow.items()},
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore decay, update count and averages (checked before anything changes)."""
+        shadow = state_dict["shadow"]
+        problems = []
+        if set(shadow) != set(self.shadow):
+            problems.append(f"names differ (missing {sorted(set(self.shadow) - set(shadow))}, "
+                            f"unexpected {sorted(set(shadow) - set(self.shadow))})")
+        for name in sorted(set(shadow) & set(self.shadow)):
+            if tuple(shadow[name].shape) != self.shadow[name].shape:
+                have, want = tuple(shadow[name].shape), self.shadow[name].shape
+                problems.append(f"{name}: shape {have} != {want}")
+        if problems:
+            raise ValueError("EMA.load_state_dict: " + "; ".join(problems))
+        self.decay = state_dict["decay"]
+        self.num_updates = int(state_dict["num_updates"])
+        for name, s in self.shadow.items():
+            s[...] = backend.to_device(shadow[name], backend.device_of(s))
+        return self

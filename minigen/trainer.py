@@ -1,0 +1,156 @@
+"""``Trainer``: the training loop the DDPM and GAN trainers share.
+
+A subclass builds its models and optimizers in ``__init__`` (after ``super().__init__``,
+which seeds minigen's generators) and implements
+
+- ``train_step(step) -> dict[str, float]``: one optimization step, returning its losses/metrics;
+- ``state() -> dict`` and ``load_state(state)``: everything that must survive a restart
+  (``model.state_dict()``, ``opt.state_dict()``, ``ema.state_dict()``, data-iterator state...);
+- optionally ``on_checkpoint(step)``: figures or samples written next to each checkpoint.
+
+``fit()`` runs the loop with a progress bar, stops with ``TrainingDiverged`` on the first
+NaN/inf metric (the last checkpoint on disk stays the last good one), and writes
+``out_dir/checkpoint.npz`` every ``checkpoint_every`` steps and at the end, plus
+``history.json`` (metrics per step) and ``config.json`` (``{"kind": ..., config...}``).
+
+Exact resume: the checkpoint holds the subclass's ``state()``, the step counter, the history
+and the state of minigen's CPU generator (``backend.get_rng_state``). A run stopped after N
+steps and resumed to M ends with the same parameters, bit for bit, as an M-step run, provided
+all randomness of ``train_step`` comes from ``backend.rng()`` or from generators whose state
+is part of ``state()``.
+"""
+import json
+import math
+import os
+
+from tqdm.auto import tqdm
+
+from minigen import backend, checkpoint
+
+CHECKPOINT_FILE = "checkpoint.npz"
+# Top-level checkpoint keys the trainer itself uses; state() must not use them.
+RESERVED_KEYS = ("step", "history", "rng", "config")
+
+
+class TrainingDiverged(RuntimeError):
+    """A metric became NaN or infinite; the run stopped without overwriting its checkpoint."""
+
+
+class Trainer:
+    """Base class of the DDPM and GAN trainers; the module docstring gives the contract."""
+
+    kind = None  # "ddpm" | "gan": written to config.json so tools know what a run holds
+
+    def __init__(self, out_dir, steps, seed=0, checkpoint_every=1000, progress=True, config=None):
+        if int(steps) < 0:
+            raise ValueError(f"Trainer: steps must be >= 0, got {steps}")
+        if int(checkpoint_every) < 1:
+            raise ValueError(f"Trainer: checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.out_dir = os.fspath(out_dir)
+        self.steps = int(steps)
+        self.seed = seed
+        self.checkpoint_every = int(checkpoint_every)
+        self.progress = progress
+        self.config = dict(config or {})
+        self.step = 0
+        self.history = {"step": []}
+        backend.manual_seed(seed)
+
+    # --- what subclasses implement -------------------------------------------------------
+    def train_step(self, step):
+        raise NotImplementedError(f"{type(self).__name__} must implement train_step(step)")
+
+    def state(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement state()")
+
+    def load_state(self, state):
+        raise NotImplementedError(f"{type(self).__name__} must implement load_state(state)")
+
+    def on_checkpoint(self, step):
+        """Called after each checkpoint is written (``step`` = number of steps done). It may
+        draw from ``backend.rng()``: the CPU generator's state is restored afterwards."""
+
+    # --- files ---------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.out_dir, CHECKPOINT_FILE)
+
+    def run_config(self):
+        """What ``config.json`` holds: the run kind, seed, steps and the subclass's config."""
+        return {"kind": self.kind, "seed": self.seed, "steps": self.steps, **self.config}
+
+    def _write_json(self, name, obj, indent=None):
+        path = os.path.join(self.out_dir, name)
+        with open(path + ".tmp", "w") as f:
+            json.dump(obj, f, indent=indent)
+        os.replace(path + ".tmp", path)
+
+    def save_checkpoint(self):
+        """Write ``out_dir/checkpoint.npz`` (atomically), history.json and config.json."""
+        state = self.state()
+        clash = sorted(set(state) & set(RESERVED_KEYS))
+        if clash:
+            raise ValueError(f"{type(self).__name__}.state() uses reserved keys {clash}")
+        checkpoint.save(
+            {**state, "step": self.step, "history": self.history,
+             "rng": backend.get_rng_state(), "config": self.run_config()},
+            self.checkpoint_path,
+        )
+        self._write_json("history.json", self.history)
+        self._write_json("config.json", self.run_config(), indent=1)
+        rng_state = backend.get_rng_state()
+        self.on_checkpoint(self.step)
+        backend.set_rng_state(rng_state)  # figures must not shift the training's random stream
+
+    def resume(self):
+        """Load ``out_dir/checkpoint.npz``: subclass state, step, history and RNG state, so
+        that ``fit()`` continues exactly where the saved run was."""
+        saved = checkpoint.load(self.checkpoint_path)
+        self.load_state({k: v for k, v in saved.items() if k not in RESERVED_KEYS})
+        self.step = int(saved["step"])
+        self.history = saved["history"]
+        backend.set_rng_state(saved["rng"])
+        return self
+
+    # --- the loop ------------------------------------------------------------------------
+    def _record(self, step, metrics):
+        """Append one row; every history list stays aligned with ``history["step"]``
+        (None where a metric was not reported)."""
+        n = len(self.history["step"])
+        for name in metrics:
+            self.history.setdefault(name, [None] * n)
+        self.history["step"].append(step)
+        for name, values in self.history.items():
+            if name != "step":
+                values.append(metrics.get(name))
+
+    def fit(self):
+        """Run steps ``self.step .. steps-1``; returns the history (dict of lists)."""
+        os.makedirs(self.out_dir, exist_ok=True)
+        self._write_json("config.json", self.run_config(), indent=1)
+        bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress,
+                   desc=type(self).__name__, dynamic_ncols=True)
+        try:
+            while self.step < self.steps:
+                step = self.step
+                metrics = {name: float(value) for name, value in self.train_step(step).items()}
+                bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+                if bad:
+                    self._write_json("history.json", self.history)
+                    last = "no checkpoint was written yet"
+                    if os.path.exists(self.checkpoint_path):
+                        last = f"the last good checkpoint is {self.checkpoint_path}"
+                    raise TrainingDiverged(
+                        f"{type(self).__name__}: metric {bad[0]!r} is {metrics[bad[0]]} at step "
+                        f"{step} (non-finite: {bad}); {last}. Lower the learning rate, clip "
+                        "gradients or check the data."
+                    )
+                self._record(step, metrics)
+                self.step = step + 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+                if self.step % self.checkpoint_every == 0 or self.step == self.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        return self.history
