@@ -1,7 +1,8 @@
 """Normalisation and attention, composed of the core ops (their gradients come for free)."""
 import math
 
-from minigen.functional import ops
+from minigen import backend
+from minigen.functional import fused, ops
 from minigen.functional.activation import softmax
 from minigen.tensor import Tensor
 
@@ -22,12 +23,16 @@ def _normalize(x, axes, eps):
 
 def group_norm(x, groups, weight=None, bias=None, eps=1e-5):
     """Group normalisation (Wu & He 2018): statistics per sample over each group of C/groups
-    channels and all positions; then a per-channel affine map."""
-    n, c = x.shape[:2]
+    channels and all positions; then a per-channel affine map. One fused node."""
+    c = x.shape[1]
     if c % groups:
         raise ValueError(f"group_norm: {c} channels are not divisible into {groups} groups")
-    y = _normalize(ops.reshape(x, (n, groups, -1)), 2, eps)
-    return _affine(ops.reshape(y, x.shape), weight, bias, (1, c) + (1,) * (x.ndim - 2))
+    xp = backend.xp_of(x.data)
+    weight = Tensor(xp.ones(c, dtype=x.dtype)) if weight is None else weight
+    bias = Tensor(xp.zeros(c, dtype=x.dtype)) if bias is None else bias
+    if weight.shape != (c,) or bias.shape != (c,):
+        raise ValueError(f"group_norm: weight {weight.shape} and bias {bias.shape} must be ({c},)")
+    return fused.GroupNorm(groups, eps)(x, weight, bias)
 
 
 def layer_norm(x, shape, weight=None, bias=None, eps=1e-5):

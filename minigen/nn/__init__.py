@@ -1,4 +1,7 @@
 """Neural-network modules (``import minigen.nn as nn``)."""
+from minigen.nn.attention import SelfAttention2d
+from minigen.nn.conv import Conv2d, ConvTranspose2d
+from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.layers import (
     GELU,
     Dropout,
@@ -10,4 +13,8 @@ from minigen.nn.layers import (
     SiLU,
     Tanh,
 )
+from minigen.nn.mlp import MLP, make_activation
+from minigen.nn.models import build_model
 from minigen.nn.module import Module, Parameter
+from minigen.nn.norm import BatchNorm2d, GroupNorm, LayerNorm
+from minigen.nn.unet import UNet

@@ -82,6 +82,13 @@ class Module:
             for name in sorted(mod.__dict__.get("_buffers", {})):
                 yield (f"{mod_name}.{name}" if mod_name else name), mod, name
 
+    def __setattr__(self, name, value):
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:
+            buffers[name] = value  # keep a registered buffer in the state dict
+        else:
+            object.__setattr__(self, name, value)
+
     def __getattr__(self, name):
         buffers = self.__dict__.get("_buffers", {})
         if name in buffers:

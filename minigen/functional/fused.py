@@ -1,0 +1,92 @@
+"""Fused ops for the hot paths: one graph node each instead of a chain of small ones.
+
+A ``Fused`` op has three parts: ``forward`` and ``backward_raw`` compute on raw arrays in as
+few passes as possible, and ``composite`` is the op's definition in differentiable core ops
+(the readable reference the fast parts are tested against). A first-order backward uses
+``backward_raw``; a backward that must itself be differentiable (``create_graph=True``)
+differentiates ``composite`` instead, so gradients of every order stay exact.
+"""
+from minigen import backend
+from minigen.functional import ops
+from minigen.tensor import Function, Tensor, backprop, is_grad_enabled
+
+
+class Fused(Function):
+    def backward(self, *gys):
+        if is_grad_enabled():  # create_graph: differentiate the definition
+            out = self.composite(*self.inputs)
+            outs = list(out) if isinstance(out, tuple) else [out]
+            found = backprop(outs, list(gys), create_graph=True,
+                             wanted={id(x): x for x in self.inputs}, partial=True)
+            return tuple(found.get(id(x)) for x in self.inputs)
+        gxs = self.backward_raw(*[g.data for g in gys])
+        gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+        return tuple(None if g is None else Tensor(g) for g in gxs)
+
+    def composite(self, *xs):
+        raise NotImplementedError
+
+    def backward_raw(self, *gys):
+        raise NotImplementedError
+
+
+class SiLU(Fused):
+    """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        self.s = xp.tanh(x * 0.5) * 0.5 + 0.5
+        return x * self.s
+
+    def backward_raw(self, gy):
+        x, s = self.inputs[0].data, self.s
+        return gy * (s * (1 + x * (1 - s)))  # d/dx x s(x) = s + x s (1 - s)
+
+    def composite(self, x):
+        return x * ops.sigmoid(x)
+
+
+class GroupNorm(Fused):
+    """Group normalisation (Wu & He 2018, eq. 1-3) with a per-channel affine map.
+
+    Backward (per group, with xhat the normalised input and rstd = 1/sqrt(var + eps)):
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * weight.
+    """
+
+    def __init__(self, groups, eps):
+        self.groups, self.eps = groups, eps
+
+    def _grouped(self, a):
+        return a.reshape(a.shape[0], self.groups, -1)
+
+    def _channel(self, a, ndim):
+        return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def forward(self, x, weight, bias):
+        xg = self._grouped(x)
+        mu = xg.mean(axis=2, keepdims=True)
+        d = xg - mu
+        self.rstd = 1.0 / backend.xp_of(x).sqrt((d * d).mean(axis=2, keepdims=True) + self.eps)
+        d *= self.rstd
+        self.xhat = d.reshape(x.shape)
+        return self.xhat * self._channel(weight, x.ndim) + self._channel(bias, x.ndim)
+
+    def backward_raw(self, gy):
+        weight = self.inputs[1].data
+        axes = (0,) + tuple(range(2, gy.ndim))
+        gweight = (gy * self.xhat).sum(axis=axes)
+        gbias = gy.sum(axis=axes)
+        gxhat = self._grouped(gy * self._channel(weight, gy.ndim))
+        xhat = self._grouped(self.xhat)
+        gx = gxhat - gxhat.mean(axis=2, keepdims=True)
+        gx -= xhat * (gxhat * xhat).mean(axis=2, keepdims=True)
+        gx *= self.rstd
+        return gx.reshape(gy.shape), gweight, gbias
+
+    def composite(self, x, weight, bias):
+        xg = ops.reshape(x, (x.shape[0], self.groups, -1))
+        mu = ops.mean(xg, axis=2, keepdims=True)
+        d = xg - mu
+        xhat = ops.reshape(d / ops.sqrt(ops.mean(d * d, axis=2, keepdims=True) + self.eps), x.shape)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return xhat * ops.reshape(weight, shape) + ops.reshape(bias, shape)

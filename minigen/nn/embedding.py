@@ -1,0 +1,78 @@
+"""Embeddings: the fixed sinusoidal embedding of a timestep and a learned lookup table.
+
+``SinusoidalEmbedding`` is how DDPM tells its denoiser which noise level it sees (Ho et al.
+2020, sec. 4, after the Transformer's position encoding, Vaswani et al. 2017, sec. 3.5).
+``Embedding`` maps class indices to learned vectors (class-conditional UNet).
+"""
+import math
+
+import numpy as np
+
+from minigen import backend
+from minigen.creation import DEFAULT_DTYPE
+from minigen.nn.module import Module, Parameter
+from minigen.tensor import Tensor
+
+
+def as_batch_array(t, op):
+    """``t`` (Tensor, array or list) as a raw 1-D array, with a clear error otherwise."""
+    t = t.data if isinstance(t, Tensor) else t
+    if not hasattr(t, "dtype"):
+        t = np.asarray(t)
+    if t.ndim != 1:
+        raise ValueError(f"{op}: expected a 1-D array of shape (batch,), got shape {t.shape}")
+    return t
+
+
+class SinusoidalEmbedding(Module):
+    """t (batch,) -> (batch, dim): [sin(t f_0) .. sin(t f_{h-1}), cos(t f_0) .. cos(t f_{h-1})]
+    with h = dim/2 and frequencies f_i = exp(-log(10000) i / (h - 1)), i.e. from 1 down to
+    1/10000 (DDPM's ``get_timestep_embedding``; the Transformer divides by h instead).
+
+    It has no parameters and is a constant of t, so it is computed on raw arrays (in float64,
+    then cast to ``dtype``) and returned as a Tensor that needs no gradient. ``t`` may be
+    integer or float; the result lives on ``device`` (default: t's device).
+    """
+
+    def __init__(self, dim, dtype=DEFAULT_DTYPE):
+        if dim < 4 or dim % 2:
+            raise ValueError(f"SinusoidalEmbedding: dim must be even and >= 4, got {dim}")
+        self.dim, self.dtype = dim, np.dtype(dtype)
+
+    def forward(self, t, device=None):
+        t = as_batch_array(t, "SinusoidalEmbedding")
+        if device is not None:
+            t = backend.to_device(t, device)
+        xp = backend.xp_of(t)
+        half = self.dim // 2
+        freqs = xp.exp(xp.arange(half, dtype=xp.float64) * (-math.log(10000.0) / (half - 1)))
+        args = t.astype(xp.float64)[:, None] * freqs[None, :]
+        return Tensor(xp.concatenate([xp.sin(args), xp.cos(args)], axis=1).astype(self.dtype))
+
+    def extra_repr(self):
+        return f"{self.dim}"
+
+
+class Embedding(Module):
+    """A learned table: integer indices (batch,) -> rows of ``weight`` (num, dim), initialised
+    N(0, 1) as PyTorch's ``nn.Embedding``."""
+
+    def __init__(self, num_embeddings, dim, dtype=DEFAULT_DTYPE, device="cpu"):
+        self.num_embeddings, self.dim = num_embeddings, dim
+        xp = backend.xp_for(device)
+        data = backend.rng(device).standard_normal((num_embeddings, dim))
+        self.weight = Parameter(xp.asarray(data, dtype=dtype))
+
+    def forward(self, index):
+        index = as_batch_array(index, "Embedding")
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: indices must be integers, got dtype {index.dtype}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):
+            raise ValueError(
+                f"Embedding: indices must lie in [0, {self.num_embeddings}), got range "
+                f"[{int(index.min())}, {int(index.max())}]"
+            )
+        return self.weight[backend.to_device(index, self.weight.device)]
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.dim}"

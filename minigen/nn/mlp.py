@@ -1,0 +1,75 @@
+"""The multilayer perceptron: the 2-D diffusion denoiser and the GAN generator/discriminator.
+
+As a denoiser (``time_dim`` set) it sees [x, SinusoidalEmbedding(t)] concatenated, the input
+of the small 2-D DDPM demos; without ``time_dim`` it is a plain MLP (GAN G and D).
+"""
+import numpy as np
+
+from minigen import functional as F
+from minigen.creation import DEFAULT_DTYPE
+from minigen.nn.embedding import SinusoidalEmbedding
+from minigen.nn.layers import GELU, LeakyReLU, Linear, ReLU, SiLU, Tanh
+from minigen.nn.module import Module
+
+ACTIVATIONS = {
+    "silu": SiLU,
+    "relu": ReLU,
+    "leaky_relu": lambda: LeakyReLU(0.2),  # the GAN convention (Radford et al. 2015, sec. 3)
+    "tanh": Tanh,
+    "gelu": GELU,
+}
+
+
+def make_activation(name):
+    """A new activation module by name: silu, relu, leaky_relu (slope 0.2), tanh, gelu."""
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"make_activation: unknown activation {name!r}; valid names are {sorted(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]()
+
+
+class MLP(Module):
+    """in_features (+ time_dim) -> hidden[0] -> ... -> hidden[-1] -> out_features, with
+    ``activation`` after every hidden layer and none on the output (logits / noise / samples).
+
+    ``forward(x, t=None)``: x (batch, in_features); with ``time_dim``, t (batch,) integer or
+    float timesteps, embedded sinusoidally and concatenated to x.
+    """
+
+    def __init__(self, in_features, out_features, hidden=(128, 128, 128), activation="silu",
+                 time_dim=None, dtype=DEFAULT_DTYPE, device="cpu"):
+        hidden = tuple(int(h) for h in hidden)
+        self.act = make_activation(activation)
+        if min((in_features, out_features) + hidden) < 1:
+            raise ValueError(
+                f"MLP: sizes must be >= 1, got in_features {in_features}, hidden {hidden}, "
+                f"out_features {out_features}"
+            )
+        self.config = dict(in_features=in_features, out_features=out_features, hidden=hidden,
+                           activation=activation, time_dim=time_dim, dtype=np.dtype(dtype).name)
+        self.in_features, self.time_dim = in_features, time_dim
+        self.embed = None if time_dim is None else SinusoidalEmbedding(time_dim, dtype)
+        sizes = (in_features + (time_dim or 0),) + hidden + (out_features,)
+        self.layers = [
+            Linear(a, b, dtype=dtype, device=device) for a, b in zip(sizes[:-1], sizes[1:])
+        ]
+
+    def forward(self, x, t=None):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"MLP: expected x of shape (batch, {self.in_features}), got {x.shape}")
+        if self.time_dim is not None:
+            if t is None:
+                raise ValueError("MLP: this model is time-conditioned (time_dim set): pass t")
+            emb = self.embed(t, device=x.device)
+            if emb.shape[0] != x.shape[0]:
+                raise ValueError(f"MLP: t has {emb.shape[0]} entries but x has {x.shape[0]} rows")
+            x = F.cat([x, emb], axis=1)
+        elif t is not None:
+            raise ValueError("MLP: t given but the model has no time embedding (time_dim=None)")
+        for layer in self.layers[:-1]:
+            x = self.act(layer(x))
+        return self.layers[-1](x)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.items())

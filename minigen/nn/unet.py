@@ -1,0 +1,210 @@
+"""The DDPM denoiser: a UNet with residual blocks, self-attention and a time embedding
+(Ho et al. 2020, appendix B, after PixelCNN++), scaled down to train on a CPU.
+
+The default configuration (1x16x16 input, ``channel_mults`` (1, 2), one res block per
+level, attention at 8x8), with each block's input -> output channels:
+
+    16x16  stem conv3x3 1->32 | Res 32->32 | Down 32
+     8x8   Res 32->64 + attn | middle: Res 64, attn, Res 64
+     8x8   Res [64+64]->64 + attn | Res [64+32]->64 + attn, Up 64
+    16x16  Res [64+32]->32 | Res [32+32]->32 | GroupNorm, SiLU, conv3x3 32->1
+
+Every down-path output (stem, each res stage, each downsample) is kept and concatenated to
+the input of one up-path res block, as in DDPM. The timestep enters every res block through
+the embedding sinusoid(t) -> Linear -> SiLU -> Linear (plus a learned class embedding when
+``num_classes`` is set). Weights use PyTorch's default initialisation; DDPM instead
+zero-initialises the last conv of each block, which gives the layers before it (first conv,
+time projection, norms) exactly zero gradient at the first step.
+"""
+import numpy as np
+
+from minigen import functional as F
+from minigen.creation import DEFAULT_DTYPE
+from minigen.nn.attention import SelfAttention2d
+from minigen.nn.conv import Conv2d
+from minigen.nn.embedding import Embedding, SinusoidalEmbedding, as_batch_array
+from minigen.nn.layers import Dropout, Linear
+from minigen.nn.module import Module
+from minigen.nn.norm import GroupNorm
+
+
+class ResBlock(Module):
+    """x -> GroupNorm, SiLU, conv3x3 -> + Linear(SiLU(temb)) -> GroupNorm, SiLU, dropout,
+    conv3x3 -> + skip(x), where skip is a 1x1 conv when the channel count changes."""
+
+    def __init__(self, in_channels, out_channels, time_dim, dropout=0.0, groups=8,
+                 dtype=DEFAULT_DTYPE, device="cpu"):
+        kw = dict(dtype=dtype, device=device)
+        self.norm1 = GroupNorm(groups, in_channels, **kw)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1, **kw)
+        self.time_proj = Linear(time_dim, out_channels, **kw)
+        self.norm2 = GroupNorm(groups, out_channels, **kw)
+        self.dropout = Dropout(dropout)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, **kw)
+        same = in_channels == out_channels
+        self.skip = None if same else Conv2d(in_channels, out_channels, 1, **kw)
+
+    def forward(self, x, temb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + F.reshape(self.time_proj(F.silu(temb)), (h.shape[0], h.shape[1], 1, 1))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return (x if self.skip is None else self.skip(x)) + h
+
+
+class Downsample(Module):
+    """Halve H and W with a stride-2 conv3x3."""
+
+    def __init__(self, channels, dtype=DEFAULT_DTYPE, device="cpu"):
+        self.conv = Conv2d(channels, channels, 3, stride=2, padding=1, dtype=dtype, device=device)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Upsample(Module):
+    """Double H and W: nearest-neighbour x2, then conv3x3."""
+
+    def __init__(self, channels, dtype=DEFAULT_DTYPE, device="cpu"):
+        self.conv = Conv2d(channels, channels, 3, padding=1, dtype=dtype, device=device)
+
+    def forward(self, x):
+        return self.conv(F.upsample_nearest2d(x, 2))
+
+
+def _run(stage, x, temb):
+    for m in stage:
+        x = m(x, temb) if isinstance(m, ResBlock) else m(x)
+    return x
+
+
+def _check_config(in_channels, base_channels, channel_mults, num_res_blocks,
+                  attention_resolutions, image_size, dropout, groups, time_dim, num_classes):
+    problems = []
+    if in_channels < 1 or time_dim < 1 or num_res_blocks < 1:
+        problems.append(f"in_channels ({in_channels}), time_dim ({time_dim}) and num_res_blocks "
+                        f"({num_res_blocks}) must be >= 1")
+    if base_channels < 4 or base_channels % 2:
+        problems.append(f"base_channels must be even and >= 4 (it is the size of the sinusoidal "
+                        f"embedding), got {base_channels}")
+    if not channel_mults or min(channel_mults) < 1:
+        problems.append(f"channel_mults must be a non-empty tuple of positive ints, "
+                        f"got {channel_mults}")
+    else:
+        factor = 2 ** (len(channel_mults) - 1)
+        if image_size < factor or image_size % factor:
+            problems.append(f"image_size {image_size} must be divisible by "
+                            f"2**(len(channel_mults)-1) = {factor} ({len(channel_mults)} levels)")
+        channels = sorted({base_channels} | {base_channels * m for m in channel_mults})
+        if groups < 1 or any(c % groups for c in channels):
+            problems.append(f"groups={groups} must divide every channel count {channels} "
+                            f"(base_channels * channel_mults)")
+        resolutions = [image_size // 2**i for i in range(len(channel_mults))]
+        stray = sorted(set(attention_resolutions) - set(resolutions))
+        if stray:
+            problems.append(f"attention_resolutions {stray} are not among the resolutions "
+                            f"{resolutions}")
+    if not 0 <= dropout < 1:
+        problems.append(f"dropout must be in [0, 1), got {dropout}")
+    if num_classes is not None and num_classes < 1:
+        problems.append(f"num_classes must be None or >= 1, got {num_classes}")
+    if problems:
+        raise ValueError("UNet: " + "; ".join(problems))
+
+
+class UNet(Module):
+    """eps_theta(x_t, t[, y]): (N, in_channels, image_size, image_size) -> same shape.
+
+    ``attention_resolutions`` lists the feature-map sizes (e.g. 8 for 8x8) whose res stages,
+    and the middle block, get self-attention. With ``num_classes`` = K, ``y`` holds labels in
+    0..K-1, or K, the "null" class that classifier-free guidance trains with some probability
+    and samples with; ``y=None`` means the null class for the whole batch.
+    """
+
+    def __init__(self, in_channels=1, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
+                 attention_resolutions=(8,), image_size=16, dropout=0.0, groups=8,
+                 time_dim=128, num_classes=None, dtype=DEFAULT_DTYPE, device="cpu"):
+        channel_mults = tuple(int(m) for m in channel_mults)
+        attention_resolutions = tuple(int(r) for r in attention_resolutions)
+        self.config = dict(in_channels=in_channels, base_channels=base_channels,
+                           channel_mults=channel_mults, num_res_blocks=num_res_blocks,
+                           attention_resolutions=attention_resolutions, image_size=image_size,
+                           dropout=dropout, groups=groups, time_dim=time_dim,
+                           num_classes=num_classes)
+        _check_config(**self.config)
+        self.config["dtype"] = np.dtype(dtype).name
+        self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
+        kw = dict(dtype=dtype, device=device)
+
+        def res(cin, cout):
+            return ResBlock(cin, cout, time_dim, dropout, groups, **kw)
+
+        def attention(ch, size):
+            return [SelfAttention2d(ch, groups, **kw)] if size in attention_resolutions else []
+
+        self.time_embed = SinusoidalEmbedding(base_channels, dtype)
+        self.time_mlp = [Linear(base_channels, time_dim, **kw), Linear(time_dim, time_dim, **kw)]
+        self.class_embed = (
+            None if num_classes is None else Embedding(num_classes + 1, time_dim, **kw)
+        )
+        self.stem = Conv2d(in_channels, base_channels, 3, padding=1, **kw)
+
+        ch, size, skips = base_channels, image_size, [base_channels]
+        self.down = []
+        for level, mult in enumerate(channel_mults):
+            for _ in range(num_res_blocks):
+                self.down.append([res(ch, base_channels * mult)])
+                ch = base_channels * mult
+                self.down[-1] += attention(ch, size)
+                skips.append(ch)
+            if level < len(channel_mults) - 1:
+                self.down.append([Downsample(ch, **kw)])
+                size //= 2
+                skips.append(ch)
+        self.middle = [res(ch, ch)] + attention(ch, size) + [res(ch, ch)]
+        self.up = []
+        for level, mult in reversed(list(enumerate(channel_mults))):
+            for i in range(num_res_blocks + 1):
+                stage = [res(ch + skips.pop(), base_channels * mult)]
+                ch = base_channels * mult
+                stage += attention(ch, size)
+                if level > 0 and i == num_res_blocks:
+                    stage.append(Upsample(ch, **kw))
+                    size *= 2
+                self.up.append(stage)
+        self.out_norm = GroupNorm(groups, ch, **kw)
+        self.out_conv = Conv2d(ch, in_channels, 3, padding=1, **kw)
+
+    def embed(self, t, y, batch, device):
+        """The conditioning vector (batch, time_dim) fed to every res block."""
+        t = as_batch_array(t, "UNet")
+        if t.shape[0] != batch:
+            raise ValueError(f"UNet: t has {t.shape[0]} entries but x has batch size {batch}")
+        temb = self.time_mlp[1](F.silu(self.time_mlp[0](self.time_embed(t, device=device))))
+        if self.class_embed is None:
+            if y is not None:
+                raise ValueError(
+                    "UNet: labels y given but the model is unconditional (num_classes=None)"
+                )
+            return temb
+        y = np.full(batch, self.num_classes) if y is None else as_batch_array(y, "UNet")
+        if y.shape[0] != batch:
+            raise ValueError(f"UNet: y has {y.shape[0]} entries but x has batch size {batch}")
+        return temb + self.class_embed(y)
+
+    def forward(self, x, t, y=None):
+        s, c = self.image_size, self.in_channels
+        if x.shape[1:] != (c, s, s) or x.ndim != 4:
+            raise ValueError(f"UNet: expected x of shape (N, {c}, {s}, {s}), got {x.shape}")
+        temb = self.embed(t, y, x.shape[0], x.device)
+        h = self.stem(x)
+        skips = [h]
+        for stage in self.down:
+            h = _run(stage, h, temb)
+            skips.append(h)
+        h = _run(self.middle, h, temb)
+        for stage in self.up:
+            h = _run(stage, F.cat([h, skips.pop()], axis=1), temb)
+        return self.out_conv(F.silu(self.out_norm(h)))
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
