@@ -7,7 +7,7 @@ col2im loops over the kh*kw kernel offsets only, never over pixels.
 """
 from minigen import backend
 from minigen.functional import ops
-from minigen.tensor import Function, as_tensor
+from minigen.tensor import Function, as_tensor, is_grad_enabled
 
 
 def _pair(v, name):
@@ -55,23 +55,38 @@ def col2im(col, out_hw, stride, padding):
     return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
+def im2col_matrix(x, kh, kw, stride, padding):
+    """The patches as one contiguous GEMM operand of shape (C*kh*kw, N*Ho*Wo) (the copy
+    runs along image rows, the cache-friendly order)."""
+    col = im2col(x, kh, kw, stride, padding)
+    c, (n, ho, wo) = x.shape[1], col.shape[0:1] + col.shape[2:4]
+    cols = backend.xp_of(x).ascontiguousarray(col.transpose(1, 4, 5, 0, 2, 3))
+    return cols.reshape(c * kh * kw, n * ho * wo), (n, ho, wo)
+
+
+def _channels_first(a):
+    """(N, C, H, W) -> contiguous (C, N*H*W)."""
+    return backend.xp_of(a).ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+
+
 def _conv2d_raw(x, w, stride, padding):
-    xp = backend.xp_of(x)
-    col = im2col(x, w.shape[2], w.shape[3], stride, padding)
-    y = xp.tensordot(w, col, axes=((1, 2, 3), (1, 4, 5)))  # (Cout, N, Ho, Wo)
-    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+    """The output and the im2col matrix (which the weight gradient can reuse)."""
+    cols, (n, ho, wo) = im2col_matrix(x, w.shape[2], w.shape[3], stride, padding)
+    y = (w.reshape(w.shape[0], -1) @ cols).reshape(w.shape[0], n, ho, wo)
+    return backend.xp_of(x).ascontiguousarray(y.transpose(1, 0, 2, 3)), cols
 
 
 def _conv_transpose2d_raw(x, w, stride, padding, out_hw):
-    xp = backend.xp_of(x)
-    col = xp.tensordot(w, x, axes=((0,), (1,)))  # (Cout, kh, kw, N, H, W)
+    cin, cout, kh, kw = w.shape
+    n, _, h, wd = x.shape
+    col = (w.reshape(cin, -1).T @ _channels_first(x)).reshape(cout, kh, kw, n, h, wd)
     return col2im(col, out_hw, stride, padding)
 
 
-def _conv2d_grad_w_raw(x, gy, kh, kw, stride, padding):
-    xp = backend.xp_of(x)
-    col = im2col(x, kh, kw, stride, padding)
-    return xp.tensordot(gy, col, axes=((0, 2, 3), (0, 2, 3)))  # (Cout, C, kh, kw)
+def _conv2d_grad_w_raw(x, gy, kh, kw, stride, padding, cols=None):
+    if cols is None:
+        cols, _ = im2col_matrix(x, kh, kw, stride, padding)
+    return (_channels_first(gy) @ cols.T).reshape(gy.shape[1], x.shape[1], kh, kw)
 
 
 class Conv2d(Function):
@@ -79,13 +94,14 @@ class Conv2d(Function):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y = _conv2d_raw(x, w, self.stride, self.padding)
+        y, cols = _conv2d_raw(x, w, self.stride, self.padding)
+        self.cols = cols if is_grad_enabled() else None  # reused by the weight gradient
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, w)
-        gw = Conv2dGradW(w.shape[2:], self.stride, self.padding)(x, gy)
+        gw = Conv2dGradW(w.shape[2:], self.stride, self.padding, self.cols)(x, gy)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, ops.sum(gy, axis=(0, 2, 3))
@@ -109,13 +125,14 @@ class ConvTranspose2d(Function):
 
 
 class Conv2dGradW(Function):
-    """The weight gradient of conv2d(x, W) for output gradient gy, as a function of (x, gy)."""
+    """The weight gradient of conv2d(x, W) for output gradient gy, as a function of (x, gy);
+    ``cols`` is x's im2col matrix when the forward pass already built it."""
 
-    def __init__(self, khw, stride, padding):
-        self.khw, self.stride, self.padding = tuple(khw), stride, padding
+    def __init__(self, khw, stride, padding, cols=None):
+        self.khw, self.stride, self.padding, self.cols = tuple(khw), stride, padding, cols
 
     def forward(self, x, gy):
-        return _conv2d_grad_w_raw(x, gy, *self.khw, self.stride, self.padding)
+        return _conv2d_grad_w_raw(x, gy, *self.khw, self.stride, self.padding, self.cols)
 
     def backward(self, ggw):
         x, gy = self.inputs
