@@ -2,15 +2,27 @@
 
 Three Functions close under differentiation (as in Chainer): ``Conv2d``, ``ConvTranspose2d``
 and ``Conv2dGradW``; the backward of each is written with the other two, so gradients of any
-order exist. Forward passes are im2col on a strided view plus one GEMM (``tensordot``);
-col2im loops over the kh*kw kernel offsets only, never over pixels.
+order exist. Their raw computations are the kernels package's ``conv2d``,
+``conv2d_grad_input`` (= a transposed convolution) and ``conv2d_grad_weight``: Numba kernels
+on the CPU, Numba-CUDA on CuPy arrays, and the im2col + GEMM NumPy reference with
+``MINIGEN_KERNELS=reference``.
 """
-from minigen import backend
+import kernels
 from minigen.functional import ops
-from minigen.tensor import Function, as_tensor, is_grad_enabled
+from minigen.tensor import Function, as_tensor
 
 
-def _pair(v, name):
+def _int_arg(v, name):
+    """An int, or a pair of equal ints (the kernels use one stride/padding for H and W)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2 or v[0] != v[1]:
+            raise ValueError(f"{name} must be an int or a pair of equal ints, got {v!r}")
+        v = v[0]
+    return int(v)
+
+
+def kernel_hw(v, name):
+    """(kh, kw) from an int or a pair."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair, got {v!r}")
@@ -18,75 +30,8 @@ def _pair(v, name):
     return int(v), int(v)
 
 
-def conv_output_size(size, k, stride, padding):
-    return (size + 2 * padding - k) // stride + 1
-
-
-def im2col(x, kh, kw, stride, padding):
-    """Patches of ``x`` as a strided view of shape (N, C, Ho, Wo, kh, kw) (no copy except the
-    zero padding)."""
-    xp = backend.xp_of(x)
-    sh, sw = stride
-    ph, pw = padding
-    if ph or pw:
-        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    n, c, h, w = x.shape
-    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-    s = x.strides
-    return xp.lib.stride_tricks.as_strided(
-        x, (n, c, ho, wo, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3])
-    )
-
-
-def col2im(col, out_hw, stride, padding):
-    """Adjoint of ``im2col``: scatter-add patches (Cout, kh, kw, N, H, W) into an image
-    (N, Cout, Ho, Wo) of size ``out_hw`` (the crop of the padded canvas)."""
-    xp = backend.xp_of(col)
-    c, kh, kw, n, h, w = col.shape
-    sh, sw = stride
-    ph, pw = padding
-    hc = max((h - 1) * sh + kh, ph + out_hw[0])
-    wc = max((w - 1) * sw + kw, pw + out_hw[1])
-    canvas = xp.zeros((c, n, hc, wc), dtype=col.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            canvas[:, :, i : i + sh * h : sh, j : j + sw * w : sw] += col[:, i, j]
-    out = canvas[:, :, ph : ph + out_hw[0], pw : pw + out_hw[1]]
-    return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
-
-
-def im2col_matrix(x, kh, kw, stride, padding):
-    """The patches as one contiguous GEMM operand of shape (C*kh*kw, N*Ho*Wo) (the copy
-    runs along image rows, the cache-friendly order)."""
-    col = im2col(x, kh, kw, stride, padding)
-    c, (n, ho, wo) = x.shape[1], col.shape[0:1] + col.shape[2:4]
-    cols = backend.xp_of(x).ascontiguousarray(col.transpose(1, 4, 5, 0, 2, 3))
-    return cols.reshape(c * kh * kw, n * ho * wo), (n, ho, wo)
-
-
-def _channels_first(a):
-    """(N, C, H, W) -> contiguous (C, N*H*W)."""
-    return backend.xp_of(a).ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
-
-
-def _conv2d_raw(x, w, stride, padding):
-    """The output and the im2col matrix (which the weight gradient can reuse)."""
-    cols, (n, ho, wo) = im2col_matrix(x, w.shape[2], w.shape[3], stride, padding)
-    y = (w.reshape(w.shape[0], -1) @ cols).reshape(w.shape[0], n, ho, wo)
-    return backend.xp_of(x).ascontiguousarray(y.transpose(1, 0, 2, 3)), cols
-
-
-def _conv_transpose2d_raw(x, w, stride, padding, out_hw):
-    cin, cout, kh, kw = w.shape
-    n, _, h, wd = x.shape
-    col = (w.reshape(cin, -1).T @ _channels_first(x)).reshape(cout, kh, kw, n, h, wd)
-    return col2im(col, out_hw, stride, padding)
-
-
-def _conv2d_grad_w_raw(x, gy, kh, kw, stride, padding, cols=None):
-    if cols is None:
-        cols, _ = im2col_matrix(x, kh, kw, stride, padding)
-    return (_channels_first(gy) @ cols.T).reshape(gy.shape[1], x.shape[1], kh, kw)
+def _with_bias(y, b):
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
 
 
 class Conv2d(Function):
@@ -94,45 +39,45 @@ class Conv2d(Function):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y, cols = _conv2d_raw(x, w, self.stride, self.padding)
-        self.cols = cols if is_grad_enabled() else None  # reused by the weight gradient
-        return y if b is None else y + b.reshape(1, -1, 1, 1)
+        return _with_bias(kernels.conv2d(x, w, self.stride, self.padding), b)
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, w)
-        gw = Conv2dGradW(w.shape[2:], self.stride, self.padding, self.cols)(x, gy)
+        gw = Conv2dGradW(w.shape, self.stride, self.padding)(x, gy)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, ops.sum(gy, axis=(0, 2, 3))
 
 
 class ConvTranspose2d(Function):
+    """The adjoint of Conv2d: weight (Cin, Cout, kh, kw) maps (N, Cin, H, W) to
+    (N, Cout, *out_hw)."""
+
     def __init__(self, stride, padding, out_hw):
         self.stride, self.padding, self.out_hw = stride, padding, tuple(out_hw)
 
     def forward(self, x, w, b=None):
-        y = _conv_transpose2d_raw(x, w, self.stride, self.padding, self.out_hw)
-        return y if b is None else y + b.reshape(1, -1, 1, 1)
+        out_shape = (x.shape[0], w.shape[1]) + self.out_hw
+        return _with_bias(kernels.conv2d_grad_input(x, w, out_shape, self.stride, self.padding), b)
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         gx = Conv2d(self.stride, self.padding)(gy, w)
-        gw = Conv2dGradW(w.shape[2:], self.stride, self.padding)(gy, x)
+        gw = Conv2dGradW(w.shape, self.stride, self.padding)(gy, x)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, ops.sum(gy, axis=(0, 2, 3))
 
 
 class Conv2dGradW(Function):
-    """The weight gradient of conv2d(x, W) for output gradient gy, as a function of (x, gy);
-    ``cols`` is x's im2col matrix when the forward pass already built it."""
+    """The weight gradient of conv2d(x, W) for output gradient gy, as a function of (x, gy)."""
 
-    def __init__(self, khw, stride, padding, cols=None):
-        self.khw, self.stride, self.padding, self.cols = tuple(khw), stride, padding, cols
+    def __init__(self, w_shape, stride, padding):
+        self.w_shape, self.stride, self.padding = tuple(w_shape), stride, padding
 
     def forward(self, x, gy):
-        return _conv2d_grad_w_raw(x, gy, *self.khw, self.stride, self.padding, self.cols)
+        return kernels.conv2d_grad_weight(x, gy, self.w_shape, self.stride, self.padding)
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -152,7 +97,7 @@ def _check_conv(op, x, w, b, in_axis, stride, padding):
     out_channels = w.shape[1 - in_axis]
     if b is not None and b.shape != (out_channels,):
         raise ValueError(f"{op}: bias shape {b.shape} != ({out_channels},)")
-    if min(stride) < 1 or min(padding) < 0:
+    if stride < 1 or padding < 0:
         raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
     if x.dtype != w.dtype:
         raise TypeError(f"{op}: input dtype {x.dtype} != weight dtype {w.dtype}")
@@ -161,10 +106,10 @@ def _check_conv(op, x, w, b, in_axis, stride, padding):
 def conv2d(x, w, b=None, stride=1, padding=0):
     """2-D cross-correlation, NCHW; weight (Cout, Cin, kh, kw)."""
     x, w = as_tensor(x), as_tensor(w)
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = _int_arg(stride, "conv2d: stride"), _int_arg(padding, "conv2d: padding")
     _check_conv("conv2d", x, w, b, 1, stride, padding)
     kh, kw = w.shape[2:]
-    if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
+    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
         raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input {x.shape[2:]} + {padding}")
     inputs = (x, w) if b is None else (x, w, as_tensor(b))
     return Conv2d(stride, padding)(*inputs)
@@ -173,15 +118,13 @@ def conv2d(x, w, b=None, stride=1, padding=0):
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     """Transposed convolution (the adjoint of conv2d), NCHW; weight (Cin, Cout, kh, kw)."""
     x, w = as_tensor(x), as_tensor(w)
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
-    output_padding = _pair(output_padding, "output_padding")
+    stride = _int_arg(stride, "conv_transpose2d: stride")
+    padding = _int_arg(padding, "conv_transpose2d: padding")
+    output_padding = _int_arg(output_padding, "conv_transpose2d: output_padding")
     _check_conv("conv_transpose2d", x, w, b, 0, stride, padding)
-    if not all(0 <= o < s for o, s in zip(output_padding, stride)):
+    if not 0 <= output_padding < stride:
         raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be in [0, stride {stride})")
-    out_hw = tuple(
-        (n - 1) * s - 2 * p + k + o
-        for n, s, p, k, o in zip(x.shape[2:], stride, padding, w.shape[2:], output_padding)
-    )
+    out_hw = tuple((n - 1) * stride - 2 * padding + k + output_padding for n, k in zip(x.shape[2:], w.shape[2:]))
     if min(out_hw) < 1:
         raise ValueError(f"conv_transpose2d: output size {out_hw} is empty for input {x.shape}")
     inputs = (x, w) if b is None else (x, w, as_tensor(b))

@@ -2,7 +2,7 @@
 for weight and bias (``kaiming_uniform_bound``)."""
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
-from minigen.functional.conv import _pair
+from minigen.functional.conv import kernel_hw
 from minigen.nn.layers import kaiming_uniform_bound, uniform
 from minigen.nn.module import Module
 
@@ -13,7 +13,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=DEFAULT_DTYPE, device="cpu"):
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "Conv2d: kernel_size")
+        self.kernel_size = kernel_hw(kernel_size, "Conv2d: kernel_size")
         self.stride, self.padding = stride, padding
         kh, kw = self.kernel_size
         bound = kaiming_uniform_bound(in_channels * kh * kw)
@@ -35,7 +35,7 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, bias=True, dtype=DEFAULT_DTYPE, device="cpu"):
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "ConvTranspose2d: kernel_size")
+        self.kernel_size = kernel_hw(kernel_size, "ConvTranspose2d: kernel_size")
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
         kh, kw = self.kernel_size
         bound = kaiming_uniform_bound(out_channels * kh * kw)

@@ -1,0 +1,152 @@
+"""Plain array formulas for every kernel: the truth the Numba kernels are tested against.
+
+Written with whole-array operations only, so they run unchanged on NumPy and CuPy arrays
+(the array module is taken from the data). Per-timestep coefficients are gathered from the
+float64 tables and cast to the data dtype before use, exactly as the fused kernels do.
+"""
+import math
+
+from .arrays import array_module
+
+
+def _per_sample(xp, table, t, x):
+    """table[t] in x's dtype, shaped (batch, 1, ..., 1) to broadcast over the non-batch axes."""
+    coef = xp.asarray(table).astype(x.dtype)[xp.asarray(t)]
+    return coef.reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+
+
+def _store(result, out):
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
+    """Diffuse x0 to step t: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (Ho et al. 2020,
+    eq. 4)."""
+    xp = array_module(x0)
+    x_t = (_per_sample(xp, sqrt_abar, t, x0) * x0
+           + _per_sample(xp, sqrt_one_minus_abar, t, x0) * noise)
+    return _store(x_t, out)
+
+
+def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma,
+                  clip=None, out=None):
+    """One ancestral sampling step x_t -> x_{t-1} through the predicted x0.
+
+    x0_hat = coef_x0_xt[t] x_t + coef_x0_eps[t] eps; for eps-prediction the tables are
+    sqrt(1/abar_t) and -sqrt(1/abar_t - 1) (Ho et al. 2020, eq. 15 solved for x0); other
+    tables give x0- and v-prediction. Optionally x0_hat is clipped to [-clip, clip]. Then
+    mean = coef_mean_x0[t] x0_hat + coef_mean_xt[t] x_t is the posterior mean (eq. 7) and
+    x_{t-1} = mean + sigma[t] noise, without noise where t == 0 (Algorithm 2, z = 0 at the
+    last step). With clipping this posterior-mean path differs from Algorithm 2 line 4, which
+    never forms x0_hat; without clipping the two agree.
+    """
+    xp = array_module(xt)
+    x0_hat = _per_sample(xp, coef_x0_xt, t, xt) * xt + _per_sample(xp, coef_x0_eps, t, xt) * eps
+    if clip is not None:
+        x0_hat = xp.clip(x0_hat, -clip, clip)
+    mean = _per_sample(xp, coef_mean_x0, t, xt) * x0_hat + _per_sample(xp, coef_mean_xt, t, xt) * xt
+    last_step = (xp.asarray(t) == 0).reshape((xt.shape[0],) + (1,) * (xt.ndim - 1))
+    x_prev = xp.where(last_step, mean, mean + _per_sample(xp, sigma, t, xt) * noise)
+    return _store(x_prev, out)
+
+
+def _windows(xp, x, kh, kw, stride, padding):
+    """im2col as a strided view: (N, C, Ho, Wo, kh, kw) with [n, c, y, x, i, j] =
+    x_padded[n, c, y * stride + i, x * stride + j]. No copy until the GEMM needs one."""
+    if padding:
+        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    x = xp.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    sn, sc, sh, sw = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, ho, wo, kh, kw), strides=(sn, sc, sh * stride, sw * stride, sh, sw)
+    )
+
+
+def _columns(xp, x, kh, kw, stride, padding):
+    """The im2col matrix (C*kh*kw, N*Ho*Wo), copied in (c, i, j, n, y, x) order: the inner
+    copy runs along image rows, the cache-friendly order for NCHW data."""
+    cols = _windows(xp, x, kh, kw, stride, padding)
+    n, c, ho, wo = cols.shape[:4]
+    return xp.ascontiguousarray(cols.transpose(1, 4, 5, 0, 2, 3)).reshape(c * kh * kw, n * ho * wo)
+
+
+def _channels_first(xp, a):
+    """(N, C, H, W) -> contiguous (C, N*H*W)."""
+    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+
+
+def conv2d(x, w, stride=1, padding=0):
+    """NCHW cross-correlation without bias: y[n, o, y, x] =
+    sum_{c, i, j} w[o, c, i, j] x_padded[n, c, y*stride + i, x*stride + j].
+
+    im2col (a strided view of the padded input, copied once into a matrix) and one GEMM.
+    """
+    xp = array_module(x)
+    n, cout = x.shape[0], w.shape[0]
+    ho = (x.shape[2] + 2 * padding - w.shape[2]) // stride + 1
+    wo = (x.shape[3] + 2 * padding - w.shape[3]) // stride + 1
+    y = w.reshape(cout, -1) @ _columns(xp, x, w.shape[2], w.shape[3], stride, padding)
+    return xp.ascontiguousarray(y.reshape(cout, n, ho, wo).transpose(1, 0, 2, 3))
+
+
+def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
+    """Gradient of :func:`conv2d` with respect to x, given gy = dL/dy.
+
+    One GEMM back to columns, (C, kh, kw, N, Ho, Wo), then col2im: scatter-add each kernel
+    offset (i, j) into the strided slice of the padded input it was read from, looping over
+    the kh * kw offsets only.
+    """
+    xp = array_module(gy)
+    n, c, h, w_ = x_shape
+    cout, _, kh, kw = w.shape
+    ho, wo = gy.shape[2], gy.shape[3]
+    cols = (w.reshape(cout, -1).T @ _channels_first(xp, gy)).reshape(c, kh, kw, n, ho, wo)
+    gx = xp.zeros((c, n, h + 2 * padding, w_ + 2 * padding), dtype=gy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gx[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride] += cols[:, i, j]
+    return xp.ascontiguousarray(gx[:, :, padding:padding + h, padding:padding + w_].transpose(1, 0, 2, 3))
+
+
+def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
+    """Gradient of :func:`conv2d` with respect to w: gw[o, c, i, j] =
+    sum_{n, y, x} gy[n, o, y, x] x_padded[n, c, y*stride + i, x*stride + j] (one GEMM)."""
+    xp = array_module(x)
+    cols = _columns(xp, x, w_shape[2], w_shape[3], stride, padding)
+    return (_channels_first(xp, gy) @ cols.T).reshape(w_shape)
+
+
+def adam_scalars(dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """The per-step scalars of :func:`adam_update`, in ``dtype``, shared by every flavour:
+    (beta1, 1 - beta1, beta2, 1 - beta2, l2, decay, step_size, sqrt_bias2, eps) with
+    step_size = lr / (1 - beta1^step) and sqrt_bias2 = sqrt(1 - beta2^step)."""
+    l2, decay = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
+    values = (beta1, 1.0 - beta1, beta2, 1.0 - beta2, l2, decay, lr / (1.0 - beta1**step),
+              math.sqrt(1.0 - beta2**step), eps)
+    return tuple(dtype.type(value) for value in values)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
+    """One Adam step in place on param, m and v (Kingma & Ba 2015, Algorithm 1).
+
+    g = grad + weight_decay param (L2 penalty) unless ``decoupled``, in which case the
+    decay is applied to the parameter directly, param <- (1 - lr weight_decay) param
+    (AdamW, Loshchilov & Hutter 2019, Algorithm 2, with the decay scaled by lr as in
+    PyTorch's AdamW: the paper's lambda is lr * weight_decay at schedule multiplier 1). Then
+    m <- beta1 m + (1 - beta1) g,  v <- beta2 v + (1 - beta2) g^2,
+    param <- param - lr / (1 - beta1^step) m / (sqrt(v) / sqrt(1 - beta2^step) + eps),
+    which is Algorithm 1's lr m_hat / (sqrt(v_hat) + eps) with the bias corrections folded
+    into two scalars. ``step`` counts from 1.
+    """
+    xp = array_module(param)
+    b1, rb1, b2, rb2, l2, decay, step_size, sqrt_bias2, eps = adam_scalars(
+        param.dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled)
+    g = grad + l2 * param
+    m[...] = b1 * m + rb1 * g
+    v[...] = b2 * v + rb2 * g * g
+    param[...] = decay * param - step_size * m / (xp.sqrt(v) / sqrt_bias2 + eps)
