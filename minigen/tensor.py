@@ -230,9 +230,10 @@ class Cast(Function):
         return Cast(self.source)(gy)
 
 
-def _topological_order(roots):
+def _topological_order(roots, stop=()):
     """Functions reachable from ``roots``, each before the functions that produced its inputs
-    (reversed depth-first post-order, iterative so deep graphs need no recursion)."""
+    (reversed depth-first post-order, iterative so deep graphs need no recursion); tensors
+    whose ids are in ``stop`` are treated as leaves."""
     order, seen = [], set()
     stack = [(t.creator, False) for t in roots if t.creator is not None]
     while stack:
@@ -245,19 +246,20 @@ def _topological_order(roots):
         seen.add(id(f))
         stack.append((f, True))
         for x in f.inputs:
-            if x.creator is not None and id(x.creator) not in seen:
+            if x.creator is not None and id(x.creator) not in seen and id(x) not in stop:
                 stack.append((x.creator, False))
     order.reverse()
     return order
 
 
-def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None):
+def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None, partial=False):
     """Reverse-mode sweep from ``outputs``.
 
     Returns ``{id(tensor): gradient Tensor}`` for the leaves that require grad (filling
     ``leaves`` with ``{id: tensor}``) or, when ``wanted`` (a dict ``{id: tensor}``) is given,
-    for those tensors only. Gradients of intermediate tensors are freed as soon as they have
-    been passed on.
+    for those tensors only; ``partial=True`` stops the sweep at the wanted tensors (partial
+    derivatives, as a Function's backward needs). Gradients of intermediate tensors are freed
+    as soon as they have been passed on.
     """
     grads = {}
     for out, g in zip(outputs, grad_outputs):
@@ -282,7 +284,7 @@ def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None
             if key in grads:
                 captured[key] = grads[key]
     with _grad_mode(create_graph):
-        for f in _topological_order(outputs):
+        for f in _topological_order(outputs, wanted if partial else ()):
             gys = []
             for ref in f.outputs:
                 o = ref()
