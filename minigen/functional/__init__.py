@@ -12,6 +12,7 @@ from minigen.functional.conv import (
     max_pool2d,
     upsample_nearest2d,
 )
+from minigen.functional.fused import linear
 from minigen.functional.loss import binary_cross_entropy_with_logits, mse_loss
 from minigen.functional.normalization import group_norm, layer_norm, scaled_dot_product_attention
 from minigen.functional.ops import (
@@ -24,7 +25,6 @@ from minigen.functional.ops import (
     exp,
     getitem,
     leaky_relu,
-    linear,
     log,
     matmul,
     max,

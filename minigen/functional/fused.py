@@ -90,3 +90,32 @@ class GroupNorm(Fused):
         xhat = ops.reshape(d / ops.sqrt(ops.mean(d * d, axis=2, keepdims=True) + self.eps), x.shape)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return xhat * ops.reshape(weight, shape) + ops.reshape(bias, shape)
+
+
+class Linear(Fused):
+    """y = x W^T + b with W of shape (out, in): one GEMM forward, two backward."""
+
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        return y if b is None else y + b
+
+    def backward_raw(self, gy):
+        x, w = self.inputs[0].data, self.inputs[1].data
+        gy2 = gy.reshape(-1, gy.shape[-1])
+        gw = gy2.T @ x.reshape(-1, x.shape[-1])
+        gx = gy @ w
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy2.sum(axis=0))
+
+    def composite(self, x, w, b=None):
+        y = ops.matmul(x, ops.transpose(w))
+        return y if b is None else y + b
+
+
+def linear(x, w, b=None):
+    """Affine map ``x @ w.T + b`` (PyTorch's weight layout: (out_features, in_features))."""
+    if x.shape[-1] != w.shape[-1]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
+            f"{w.shape} expects {w.shape[-1]}"
+        )
+    return Linear()(x, w) if b is None else Linear()(x, w, b)

@@ -562,29 +562,3 @@ def where(cond, a, b):
     a, b = _binary_inputs(a, b)
     return Where(backend.xp_of(a.data).asarray(cond, dtype=bool))(a, b)
 
-
-class Linear(Function):
-    """y = x W^T + b with W of shape (out, in), fused into one node (one GEMM each way)."""
-
-    def forward(self, x, w, b=None):
-        y = x @ w.T
-        return y if b is None else y + b
-
-    def backward(self, gy):
-        x, w = self.inputs[:2]
-        gx = matmul(gy, w)
-        gy2 = reshape(gy, (-1, gy.shape[-1]))
-        gw = matmul(transpose(gy2), reshape(x, (-1, x.shape[-1])))
-        if len(self.inputs) == 2:
-            return gx, gw
-        return gx, gw, sum(gy2, axis=0)
-
-
-def linear(x, w, b=None):
-    """Affine map ``x @ w.T + b`` (PyTorch's weight layout: (out_features, in_features))."""
-    if x.shape[-1] != w.shape[-1]:
-        raise ValueError(
-            f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
-            f"{w.shape} expects {w.shape[-1]}"
-        )
-    return Linear()(x, w) if b is None else Linear()(x, w, b)
