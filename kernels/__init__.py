@@ -9,23 +9,20 @@ arrays C-contiguous, and hands them to one of three flavours with identical sign
   every call while the environment variable ``MINIGEN_KERNELS=reference`` is set (read at
   call time). The reference formulas run on NumPy and CuPy arrays alike.
 
-Convolutions on NumPy arrays use the Numba direct kernels rather than the im2col + BLAS
-reference. On the development machine (2 cores, OpenBLAS; batch 64, 32 -> 32 channels,
-16x16, 3x3, stride 1, padding 1; best of the runs, milliseconds, reference / Numba) they
-were faster in all three passes when the machine was idle; under load (load average ~9 on
-the 2 cores) the picture was mixed, with the input gradient still clearly faster. They
-also need no (N, Ho, Wo, C*kh*kw) column buffer (19 MB for float32 here).
+Convolutions on NumPy arrays use the im2col + BLAS reference (the stride-1 input gradient
+as a full convolution with the flipped kernel); the Numba direct-convolution kernels stay
+available with ``MINIGEN_KERNELS=numba``. Measured on the development machine (2 shared
+cores, OpenBLAS, float32, 3x3, padding 1, batch 64; median ms, reference / Numba; forward,
+input gradient, weight gradient):
 
-    machine        dtype    forward      grad input    grad weight
-    idle           float32  12.3 / 9.2   14.2 / 9.5    11.6 / 9.7
-    idle           float64  24.3 / 10.9  35.0 / 10.7   20.1 / 11.3
-    loaded (~9)    float32  44.0 / 43.7  66.1 / 33.9   35.5 / 45.8
-    loaded (~9)    float64  56.5 / 72.0  146.6 / 52.4  61.7 / 53.5
+    threads  shape (C -> Cout, HxW, stride)   reference           Numba
+    1        32 -> 32, 16x16, 1               13.7 13.6 13.6      24.5 26.6 30.2
+    1        64 -> 64, 8x8, 1                 10.6 10.4 11.3      21.6 23.8 34.8
+    1        1 -> 32, 16x16, 1                 0.5  4.9  0.5       0.8 12.9  0.9
+    1        32 -> 64, 16x16, 2                3.6  8.9  7.7      10.8 12.4 20.6
 
-The input gradient gains most (the reference's col2im is kh*kw strided scatter-adds). BLAS
-keeps the edge for the weight gradient under contention, for strided layers with many
-channels, and for the input gradient of layers with few input channels (the Numba inner
-loop runs over C); ``MINIGEN_KERNELS=reference`` selects it.
+With two threads on a loaded machine both paths slowed down and the order varied by shape
+(an idle-machine run had Numba ahead by about 1.3x); with one thread BLAS led everywhere.
 
 Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use.
 """
@@ -42,11 +39,13 @@ __all__ = [
     "adam_update", "available", "backend_for", "requested_backend",
 ]
 
-_CHOICES = ("auto", "reference")
+_CHOICES = ("auto", "reference", "numba")
 
 
 def requested_backend():
-    """The backend forced by ``MINIGEN_KERNELS`` ("reference"), or "auto" when unset."""
+    """``MINIGEN_KERNELS``: "reference" (plain array formulas everywhere), "numba" (Numba
+    kernels everywhere, convolutions included) or "auto" (the default: Numba for the fused
+    elementwise kernels, BLAS for convolutions on the CPU)."""
     value = os.environ.get("MINIGEN_KERNELS", "auto") or "auto"
     if value not in _CHOICES:
         raise ValueError(f"MINIGEN_KERNELS must be one of {_CHOICES}, got {value!r}")
@@ -73,9 +72,11 @@ def available():
     return {"reference": True, "cpu": _flavour("cpu") is not None, "cuda": cuda_ok}
 
 
-def backend_for(x):
-    """The flavour module that the dispatch functions use for data array ``x``."""
-    if requested_backend() == "reference":
+def backend_for(x, gemm=False):
+    """The flavour module that the dispatch functions use for data array ``x``; ``gemm``
+    marks the convolutions, which "auto" runs on BLAS for NumPy arrays."""
+    mode = requested_backend()
+    if mode == "reference" or (mode == "auto" and gemm and not is_cupy(x)):
         return reference
     flavour = _flavour("cuda" if is_cupy(x) else "cpu")
     return reference if flavour is None else flavour
@@ -129,7 +130,7 @@ def conv2d(x, w, stride=1, padding=0):
     check.floating(name, x=x, w=w)
     check.conv_geometry(name, x.shape, w.shape, stride, padding)
     x, w = check.contiguous(xp, x, w)
-    return backend_for(x).conv2d(x, w, int(stride), int(padding))
+    return backend_for(x, gemm=True).conv2d(x, w, int(stride), int(padding))
 
 
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
@@ -140,7 +141,7 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     x_shape = check.shape_tuple(name, "x_shape", x_shape)
     _check_gy(name, gy, check.conv_geometry(name, x_shape, w.shape, stride, padding))
     gy, w = check.contiguous(xp, gy, w)
-    return backend_for(gy).conv2d_grad_input(gy, w, x_shape, int(stride), int(padding))
+    return backend_for(gy, gemm=True).conv2d_grad_input(gy, w, x_shape, int(stride), int(padding))
 
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
@@ -151,7 +152,7 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     w_shape = check.shape_tuple(name, "w_shape", w_shape)
     _check_gy(name, gy, check.conv_geometry(name, x.shape, w_shape, stride, padding))
     x, gy = check.contiguous(xp, x, gy)
-    return backend_for(x).conv2d_grad_weight(x, gy, w_shape, int(stride), int(padding))
+    return backend_for(x, gemm=True).conv2d_grad_weight(x, gy, w_shape, int(stride), int(padding))
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):

@@ -97,14 +97,20 @@ def conv2d(x, w, stride=1, padding=0):
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     """Gradient of :func:`conv2d` with respect to x, given gy = dL/dy.
 
-    One GEMM back to columns, (C, kh, kw, N, Ho, Wo), then col2im: scatter-add each kernel
-    offset (i, j) into the strided slice of the padded input it was read from, looping over
-    the kh * kw offsets only.
+    Stride 1 (square kernel): a full convolution with the flipped kernel. Otherwise one GEMM
+    back to columns, (C, kh, kw, N, Ho, Wo), then col2im: scatter-add each kernel offset
+    (i, j) into the strided slice of the padded input it was read from, looping over the
+    kh * kw offsets only.
     """
     xp = array_module(gy)
     n, c, h, w_ = x_shape
     cout, _, kh, kw = w.shape
     ho, wo = gy.shape[2], gy.shape[3]
+    if stride == 1 and kh == kw and padding <= kh - 1:
+        # stride 1: the adjoint is a "full" convolution of gy with the flipped, transposed
+        # kernel (one GEMM, no scatter-add)
+        w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return conv2d(gy, w_flipped, 1, kh - 1 - padding)
     cols = (w.reshape(cout, -1).T @ _channels_first(xp, gy)).reshape(c, kh, kw, n, ho, wo)
     gx = xp.zeros((c, n, h + 2 * padding, w_ + 2 * padding), dtype=gy.dtype)
     for i in range(kh):

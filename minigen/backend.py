@@ -32,6 +32,8 @@ def cuda_available():
 def xp_of(*arrays):
     """The array module of the given arrays (Tensors are unwrapped); NumPy by default."""
     for a in arrays:
+        if type(a) is np.ndarray:
+            continue
         if not hasattr(a, "__array_interface__") and not hasattr(a, "__cuda_array_interface__"):
             a = getattr(a, "data", a)  # a Tensor
         if type(a).__module__.startswith("cupy"):

@@ -350,6 +350,19 @@ def test_numpy_arrays_dispatch_to_numba_cpu(monkeypatch):
     assert kernels.backend_for(np.zeros(1)) is cpu
 
 
+def test_auto_runs_convolutions_on_blas_and_numba_mode_on_numba(monkeypatch):
+    monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
+    assert kernels.backend_for(np.zeros(1), gemm=True) is reference
+    monkeypatch.setenv("MINIGEN_KERNELS", "numba")
+    assert kernels.backend_for(np.zeros(1), gemm=True) is cpu
+    assert kernels.backend_for(np.zeros(1)) is cpu
+    calls = []
+    monkeypatch.setattr(cpu, "conv2d", lambda *a: calls.append(a) or reference.conv2d(*a))
+    rng = np.random.default_rng(11)
+    kernels.conv2d(rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((3, 2, 3, 3)), 1, 1)
+    assert len(calls) == 1
+
+
 def test_reference_switch(monkeypatch):
     monkeypatch.setenv("MINIGEN_KERNELS", "reference")
     assert kernels.backend_for(np.zeros(1)) is reference

@@ -43,8 +43,8 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, w = self.inputs[:2]
-        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, w)
-        gw = Conv2dGradW(w.shape, self.stride, self.padding)(x, gy)
+        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, w) if x.requires_grad else None
+        gw = Conv2dGradW(w.shape, self.stride, self.padding)(x, gy) if w.requires_grad else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, ops.sum(gy, axis=(0, 2, 3))
@@ -63,8 +63,8 @@ class ConvTranspose2d(Function):
 
     def backward(self, gy):
         x, w = self.inputs[:2]
-        gx = Conv2d(self.stride, self.padding)(gy, w)
-        gw = Conv2dGradW(w.shape, self.stride, self.padding)(gy, x)
+        gx = Conv2d(self.stride, self.padding)(gy, w) if x.requires_grad else None
+        gw = Conv2dGradW(w.shape, self.stride, self.padding)(gy, x) if w.requires_grad else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, ops.sum(gy, axis=(0, 2, 3))
@@ -81,8 +81,8 @@ class Conv2dGradW(Function):
 
     def backward(self, ggw):
         x, gy = self.inputs
-        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, ggw)
-        ggy = Conv2d(self.stride, self.padding)(x, ggw)
+        gx = ConvTranspose2d(self.stride, self.padding, x.shape[2:])(gy, ggw) if x.requires_grad else None
+        ggy = Conv2d(self.stride, self.padding)(x, ggw) if gy.requires_grad else None
         return gx, ggy
 
 

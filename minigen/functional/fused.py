@@ -102,8 +102,8 @@ class Linear(Fused):
     def backward_raw(self, gy):
         x, w = self.inputs[0].data, self.inputs[1].data
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gw = gy2.T @ x.reshape(-1, x.shape[-1])
-        gx = gy @ w
+        gw = gy2.T @ x.reshape(-1, x.shape[-1]) if self.inputs[1].requires_grad else None
+        gx = gy @ w if self.inputs[0].requires_grad else None
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy2.sum(axis=0))
 
     def composite(self, x, w, b=None):
