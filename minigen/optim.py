@@ -12,6 +12,8 @@ moving the model to its device: their buffers live where the parameters were.
 import contextlib
 import math
 
+import kernels
+
 from minigen import backend
 from minigen.nn.module import Module
 from minigen.tensor import Tensor
@@ -196,8 +198,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1), computed in PyTorch's order of operations, with
-    optional L2 weight decay added to the gradient (g += wd p):
+    """Adam (Kingma & Ba 2015, Algorithm 1), with optional L2 weight decay added to the
+    gradient (g += wd p); one fused pass per parameter (``kernels.adam_update``):
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)   (= lr m_hat / (sqrt(v_hat) + eps))."""
 
@@ -217,26 +219,9 @@ class Adam(Optimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def _update(self, p, g, state, lr, tmp):
-        xp = backend.xp_of(p)
         (b1, b2), eps, wd = self.hyper["betas"], self.hyper["eps"], self.hyper["weight_decay"]
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        if wd and self.decoupled:
-            p *= 1 - lr * wd  # AdamW: decay the weights, not the gradient
-        elif wd:
-            xp.multiply(p, wd, out=tmp[1])
-            g = xp.add(tmp[1], g, out=tmp[1])
-        m *= b1
-        m += xp.multiply(g, 1 - b1, out=tmp[0])
-        v *= b2
-        xp.multiply(g, g, out=tmp[0])
-        tmp[0] *= 1 - b2
-        v += tmp[0]
-        denom = xp.sqrt(v, out=tmp[0])
-        denom /= math.sqrt(1 - b2**t)
-        denom += eps
-        update = xp.divide(m, denom, out=tmp[0])
-        update *= lr / (1 - b1**t)
-        p -= update
+        kernels.adam_update(p, g, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps,
+                            state["step"], wd, self.decoupled)
 
 
 class AdamW(Adam):
