@@ -1,0 +1,12 @@
+"""Diffusion models (``minigen.diffusion``): noise schedules, the DDPM of Ho et al. 2020
+(training loss, ancestral sampling) with DDIM sampling, the trainer and run loading.
+
+    >>> from minigen.diffusion import train_ddpm, sample_run
+    >>> trainer = train_ddpm("s_curve", steps=6000, out_dir="runs/s_curve")   # doctest: +SKIP
+    >>> x = sample_run("runs/s_curve", n=2000, sampler="ddim", steps=50)       # doctest: +SKIP
+"""
+from minigen.diffusion.ddpm import DDPM
+from minigen.diffusion.schedule import NoiseSchedule
+from minigen.diffusion.trainer import DDPMTrainer, load_run, sample_run, train_ddpm
+
+__all__ = ["DDPM", "NoiseSchedule", "DDPMTrainer", "train_ddpm", "load_run", "sample_run"]
