@@ -1,0 +1,430 @@
+"""The GAN trainer: Algorithm 1 of Goodfellow et al. 2014 on the shared ``Trainer`` loop.
+
+Each iteration makes ``k`` discriminator updates, each on m real samples and m samples
+G(z), z from the noise prior, then one generator update on m fresh noise samples
+(Algorithm 1; k = 1 in the paper's experiments). ``simultaneous=True`` is the other common
+scheme: both gradients are taken at the same parameters and both networks step together.
+
+Everything random (real-batch indices, noise, the WGAN-GP mixing weights) comes from
+minigen's CPU generator, whose state the base trainer checkpoints: a resumed run continues
+bit for bit. The data are standardised before training (vectors: minus their mean, divided
+by one overall standard deviation, which keeps the geometry; images: their value range
+mapped to [-1, 1], the range of G's tanh output) and samples are mapped back, so the same
+settings work at any scale.
+"""
+import contextlib
+import math
+import os
+
+import numpy as np
+
+from minigen import backend, checkpoint, data as datasets, nn, optim
+from minigen.gan import figures as plots
+from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
+from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model, pack
+from minigen.gan.penalties import PENALTIES, r1_penalty, wgan_gp_penalty
+from minigen.tensor import Tensor, grad, no_grad
+from minigen.trainer import CHECKPOINT_FILE, Trainer
+
+NOISES = ("uniform", "normal")
+
+DEFAULTS = dict(
+    k=1,
+    loss="nonsaturating",
+    simultaneous=False,
+    batch_size=256,
+    lr=1e-3,
+    betas=(0.5, 0.999),
+    lr_decay=True,
+    latent_dim=2,
+    noise="normal",
+    hidden=128,
+    depth=3,
+    base_channels=16,
+    label_smoothing=0.0,
+    penalty="none",
+    penalty_weight=0.1,
+    pack=1,
+    input_scale=4.0,
+    checkpoint_every=1000,
+)
+"""Default options of ``GANTrainer`` / ``train_gan`` for vector data (the CLI's defaults)."""
+
+IMAGE_DEFAULTS = {**DEFAULTS, "batch_size": 64, "lr": 2e-4, "latent_dim": 32, "input_scale": 1.0}
+"""Defaults for images: DCGAN's batch 64 and Adam(2e-4, beta1 0.5) (Radford et al. 2015, sec. 4)."""
+
+DEFAULT_STEPS = 8000
+"""Training steps that go with ``DEFAULTS`` (bench/coverage.py): the cosine decay sharpens the
+modes late, so with 4000 steps the 25-mode grid keeps more bridge samples between modes."""
+
+
+def defaults_for(data):
+    """The default options for data of this shape: vectors (n, d) or images (n, C, H, W)."""
+    return dict(IMAGE_DEFAULTS if np.ndim(data) == 4 else DEFAULTS)
+
+
+def noise_prior(n, latent_dim, noise, rng):
+    """n draws of z (n, latent_dim) float32: U[-1, 1] ("uniform", Goodfellow et al. 2014)
+    or N(0, I) ("normal"). ``rng`` is a ``numpy.random.Generator``."""
+    if noise == "uniform":
+        z = rng.uniform(-1.0, 1.0, size=(n, latent_dim))
+    elif noise == "normal":
+        z = rng.standard_normal((n, latent_dim))
+    else:
+        raise ValueError(f"noise_prior: noise must be one of {NOISES}, got {noise!r}")
+    return z.astype(np.float32)
+
+
+def standardizer(x):
+    """(shift, scale) with (x - shift) / scale standardised: per-feature mean and one overall
+    standard deviation for vectors (n, d); the value range onto [-1, 1] for images."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4:
+        lo, hi = float(x.min()), float(x.max())
+        return (hi + lo) / 2.0, max((hi - lo) / 2.0, 1e-12)
+    shift = x.mean(axis=0)
+    return shift.tolist(), max(float(np.sqrt(((x - shift) ** 2).mean())), 1e-12)
+
+
+@contextlib.contextmanager
+def _frozen(module):
+    """D's parameters stop requiring grad during G's update: no wasted weight gradients."""
+    params = module.parameters()
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad = f
+
+
+def _check_options(options, defaults):
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"GANTrainer: unknown options {unknown}; valid options are "
+                        f"{sorted(defaults)}")
+    o = {**defaults, **options}
+    if o["loss"] not in LOSSES:
+        raise ValueError(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
+    if o["penalty"] not in PENALTIES:
+        raise ValueError(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
+    if o["noise"] not in NOISES:
+        raise ValueError(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
+    for name in ("k", "batch_size", "latent_dim", "hidden", "depth", "pack", "base_channels"):
+        if int(o[name]) != o[name] or o[name] < 1:
+            raise ValueError(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
+    if not o["input_scale"] > 0:
+        raise ValueError(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
+    if o["batch_size"] % o["pack"]:
+        raise ValueError(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
+                         f"pack {o['pack']}")
+    o["betas"] = tuple(o["betas"])
+    return o
+
+
+class GANTrainer(Trainer):
+    """Trains a GAN on ``data`` (an array of vectors (n, d) or images (n, C, H, W)).
+
+    Options (``DEFAULTS`` for vectors, ``IMAGE_DEFAULTS`` for images): ``k`` D-steps per
+    G-step; ``loss`` "minimax" | "nonsaturating" | "wasserstein"; ``simultaneous``;
+    ``batch_size`` m; Adam ``lr`` and ``betas`` for both networks, with a cosine decay to 0
+    over the run when ``lr_decay``; ``latent_dim`` and ``noise`` prior; MLP ``hidden`` width
+    and ``depth`` (vectors) or DCGAN ``base_channels`` (images); one-sided
+    ``label_smoothing``; ``penalty`` "none" | "r1" | "wgan-gp" with its ``penalty_weight``
+    (R1's gamma, WGAN-GP's lambda); PacGAN ``pack``; ``input_scale`` multiplies D's
+    (standardised) input, i.e. the initial resolution of D's first layer: with 1, D starts
+    smooth at the scale of the whole data set and needs many steps to grow weights sharp
+    enough to resolve narrow modes.
+    ``figures``: write samples.png (and figure1.png for 1-D data) at each checkpoint.
+    ``generator``/``discriminator`` replace the default networks (D must then accept packed
+    inputs). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
+    samples; the mean critic score for "wasserstein"), and penalty when one is on.
+    """
+
+    kind = "gan"
+
+    def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, generator=None,
+                 discriminator=None, dataset=None, **options):
+        o = _check_options(options, defaults_for(data))
+        super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
+                         progress=progress)
+        self.options = o
+        self.figures = figures
+        x = np.asarray(data, dtype=np.float32)
+        if x.ndim not in (2, 4) or len(x) < 2:
+            raise ValueError(f"GANTrainer: data must be vectors (n, d) or images (n, C, H, W) "
+                             f"with n >= 2, got shape {x.shape}")
+        self.shift, self.scale = standardizer(x)
+        self.data = (x - np.asarray(self.shift, dtype=np.float32)) / np.float32(self.scale)
+        self.generator = generator or self._default_generator()
+        self.discriminator = discriminator or self._default_discriminator()
+        adam = dict(lr=o["lr"], betas=o["betas"])
+        self.g_optimizer = optim.Adam(self.generator, **adam)
+        self.d_optimizer = optim.Adam(self.discriminator, **adam)
+        self.snapshots = {}
+        self.config = {
+            "dataset": dataset,
+            "data_shape": list(x.shape[1:]),
+            "shift": self.shift,
+            "scale": self.scale,
+            "generator": _spec(self.generator),
+            "discriminator": _spec(self.discriminator),
+            **{name: list(v) if isinstance(v, tuple) else v for name, v in o.items()},
+        }
+
+    # --- networks ------------------------------------------------------------------------
+    def _default_generator(self):
+        o, shape = self.options, self.data.shape
+        if len(shape) == 4:
+            return DCGANGenerator(o["latent_dim"], shape[1], shape[2], o["base_channels"])
+        return nn.MLP(o["latent_dim"], shape[1], (o["hidden"],) * o["depth"], activation="relu")
+
+    def _default_discriminator(self):
+        o, shape = self.options, self.data.shape
+        if len(shape) == 4:
+            if shape[2] != shape[3]:
+                raise ValueError(f"GANTrainer: images must be square, got {shape[1:]}")
+            return DCGANDiscriminator(shape[1] * o["pack"], shape[2], o["base_channels"])
+        return nn.MLP(shape[1] * o["pack"], 1, (o["hidden"],) * o["depth"], activation="leaky_relu")
+
+    # --- sampling ------------------------------------------------------------------------
+    def real_batch(self, m):
+        """m real samples drawn with replacement (any data set size works)."""
+        index = backend.rng().integers(len(self.data), size=m)
+        return Tensor(self.data[index])
+
+    def noise(self, m):
+        o = self.options
+        return Tensor(noise_prior(m, o["latent_dim"], o["noise"], backend.rng()))
+
+    def critic(self, packed):
+        """The discriminator on packed, standardised inputs, magnified by ``input_scale``."""
+        scale = self.options["input_scale"]
+        return self.discriminator(packed if scale == 1 else packed * scale)
+
+    def D(self, x):
+        """Discriminator logits of a batch, packed PacGAN-style."""
+        return self.critic(pack(x, self.options["pack"]))
+
+    # --- Algorithm 1 ---------------------------------------------------------------------
+    def _d_objective(self, real, fake):
+        """D's loss on m real + m fake samples, plus its penalty (on packed inputs)."""
+        o = self.options
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        loss = discriminator_loss(real_logits, fake_logits, o["loss"], o["label_smoothing"])
+        metrics = {"d_loss": loss.item(), **self._d_outputs(real_logits, fake_logits)}
+        if o["penalty"] == "r1":
+            penalty = r1_penalty(self.critic, pack(real, o["pack"]), o["penalty_weight"])
+        elif o["penalty"] == "wgan-gp":
+            penalty = wgan_gp_penalty(self.critic, pack(real, o["pack"]),
+                                      pack(fake.detach(), o["pack"]), o["penalty_weight"])
+        else:
+            return loss, metrics
+        metrics["penalty"] = penalty.item()
+        return loss + penalty, metrics
+
+    def _d_outputs(self, real_logits, fake_logits):
+        if self.options["loss"] == "wasserstein":
+            return {"d_real": float(real_logits.numpy().mean()),
+                    "d_fake": float(fake_logits.numpy().mean())}
+        return {"d_real": float(_sigmoid(real_logits.numpy()).mean()),
+                "d_fake": float(_sigmoid(fake_logits.numpy()).mean())}
+
+    def discriminator_step(self):
+        """One update of D: ascend V(D, G) on m real and m generated samples."""
+        m = self.options["batch_size"]
+        real = self.real_batch(m)
+        with no_grad():
+            fake = self.generator(self.noise(m))
+        objective, metrics = self._d_objective(real, fake)
+        self.d_optimizer.zero_grad()
+        objective.backward()
+        self.d_optimizer.step()
+        return metrics
+
+    def generator_step(self):
+        """One update of G on m fresh noise samples (D held fixed)."""
+        fake = self.generator(self.noise(self.options["batch_size"]))
+        with _frozen(self.discriminator):
+            loss = generator_loss(self.D(fake), self.options["loss"])
+        self.g_optimizer.zero_grad()
+        loss.backward()
+        self.g_optimizer.step()
+        return {"g_loss": loss.item()}
+
+    def simultaneous_step(self):
+        """Both gradients at the current (G, D), then both updates."""
+        m = self.options["batch_size"]
+        real = self.real_batch(m)
+        fake = self.generator(self.noise(m))
+        d_objective, metrics = self._d_objective(real, fake)
+        g_loss = generator_loss(self.D(fake), self.options["loss"])
+        for loss, model, opt in ((d_objective, self.discriminator, self.d_optimizer),
+                                 (g_loss, self.generator, self.g_optimizer)):
+            params = model.parameters()
+            for p, g in zip(params, grad(loss, params, allow_unused=True)):
+                p.grad = None if g is None else g.data
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+        return {**metrics, "g_loss": g_loss.item()}
+
+    def learning_rate(self, step):
+        """Adam's lr at ``step``: constant, or cosine-decayed to 0 over the run."""
+        o = self.options
+        if not o["lr_decay"]:
+            return o["lr"]
+        return o["lr"] * 0.5 * (1.0 + math.cos(math.pi * step / max(self.steps, 1)))
+
+    def train_step(self, step):
+        self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
+        one_d = self.data.ndim == 2 and self.data.shape[1] == 1
+        if one_d and step == 0:
+            self._snapshot(0)
+        if self.options["simultaneous"]:
+            metrics = self.simultaneous_step()
+        else:
+            for _ in range(self.options["k"]):
+                metrics = self.discriminator_step()
+            metrics.update(self.generator_step())
+        if one_d and step + 1 in plots.moments(self.steps):
+            self._snapshot(step + 1)
+        return metrics
+
+    # --- figures -------------------------------------------------------------------------
+    def samples(self, n, seed=0):
+        """n samples of G in data units (G in eval mode), from noise drawn with ``seed``."""
+        return _sample(self.generator, n, self.config, seed)
+
+    def _snapshot(self, step):
+        """p_g and D(x) on a grid at ``step`` for the 1-D figure (outside the training RNG)."""
+        lo, hi = np.percentile(self.data[:, 0], [0.5, 99.5])
+        pad = 0.5 * (hi - lo)
+        grid = np.linspace(lo - pad, hi + pad, 801, dtype=np.float32)[:, None]
+        with no_grad():
+            packed = np.repeat(grid, self.options["pack"], axis=1)  # D(x, ..., x) when packing
+            logits = self.critic(Tensor(packed)).numpy()[:, 0]
+        if self.options["loss"] != "wasserstein":
+            logits = _sigmoid(logits)
+        self.snapshots[str(step)] = {
+            "x": grid[:, 0] * self.scale + self.shift[0],
+            "d": logits,
+            "samples": self.samples(5000)[:, 0],
+        }
+
+    def on_checkpoint(self, step):
+        if not self.figures:
+            return
+        path = os.path.join(self.out_dir, "samples.png")
+        if self.data.ndim == 4:  # images in G's range [-1, 1]
+            plots.plot_samples((self.samples(64) - self.shift) / self.scale, path)
+            return
+        x = self.data[:5000] * np.float32(self.scale) + np.asarray(self.shift, dtype=np.float32)
+        plots.plot_samples(self.samples(2000), path, data=x)
+        if self.snapshots:
+            label = "critic" if self.options["loss"] == "wasserstein" else "D(x)"
+            plots.plot_figure1(self.snapshots, x[:, 0], os.path.join(self.out_dir, "figure1.png"),
+                               d_label=label)
+
+    # --- checkpoint ----------------------------------------------------------------------
+    def state(self):
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "snapshots": self.snapshots,
+        }
+
+    def load_state(self, state):
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.snapshots = state["snapshots"]
+
+
+def _sigmoid(logits):
+    return 0.5 * np.tanh(0.5 * logits.astype(np.float64)) + 0.5
+
+
+def _spec(model):
+    if not hasattr(model, "config"):
+        return None
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
+    return {"class": type(model).__name__, "config": config}
+
+
+def _sample(generator, n, config, seed=None):
+    rng = np.random.default_rng(seed)
+    was_training = generator.training
+    generator.eval()
+    try:
+        out = []
+        with no_grad():
+            for start in range(0, n, 1000):
+                z = noise_prior(min(1000, n - start), config["latent_dim"], config["noise"], rng)
+                out.append(backend.to_numpy(generator(Tensor(z)).data))
+    finally:
+        generator.train(was_training)
+    x = np.concatenate(out) if out else np.zeros((0, *config["data_shape"]), np.float32)
+    shift = np.asarray(config["shift"], dtype=np.float32)
+    return (x * np.float32(config["scale"]) + shift).astype(np.float32)
+
+
+def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=False,
+              progress=True, figures=True, **options):
+    """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
+
+    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``), a path to a
+    ``.npy``/``.npz`` file, or an array. ``options``: see ``DEFAULTS`` / ``IMAGE_DEFAULTS``.
+    With ``resume`` and a checkpoint in ``out_dir``, the run continues (to ``steps``) with the
+    seed and options it was started with, bit for bit as if it had never stopped; without a
+    checkpoint it starts afresh.
+    """
+    options = {"k": k, "loss": loss, **options}
+    saved = os.path.join(os.fspath(out_dir), CHECKPOINT_FILE)
+    resuming = resume and os.path.exists(saved)
+    if resuming:
+        config = checkpoint.load(saved)["config"]
+        if config.get("kind") != "gan":
+            raise ValueError(f"train_gan: {saved} holds a {config.get('kind')!r} run, not a GAN")
+        options = {name: config[name] for name in DEFAULTS}
+        seed = config["seed"]
+    dataset = None
+    if isinstance(data, (str, os.PathLike)):
+        dataset = os.fspath(data)
+        data = datasets.load_dataset(dataset, seed=seed)
+    trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
+                         dataset=dataset, **options)
+    if resuming:
+        trainer.resume()
+    trainer.fit()
+    return trainer
+
+
+def load_generator(run_dir):
+    """(G in eval mode, the run's config) rebuilt from ``run_dir``'s config and checkpoint."""
+    path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
+    if not os.path.exists(path):
+        raise ValueError(f"load_generator: no checkpoint at {path}")
+    saved = checkpoint.load(path)
+    config = saved["config"]
+    if config.get("kind") != "gan":
+        raise ValueError(f"load_generator: {path} holds a {config.get('kind')!r} run, not a GAN")
+    spec = config["generator"]
+    if spec is None:
+        raise ValueError(f"load_generator: the generator of {run_dir} has no .config to "
+                         "rebuild it from")
+    generator = build_model(spec["class"], spec["config"])
+    generator.load_state_dict(saved["generator"])
+    return generator.eval(), config
+
+
+def sample_run(run_dir, n, seed=None):
+    """n samples (float32, data units) from the generator saved in ``run_dir``."""
+    if int(n) < 1:
+        raise ValueError(f"sample_run: n must be >= 1, got {n}")
+    generator, config = load_generator(run_dir)
+    return _sample(generator, int(n), config, seed)
