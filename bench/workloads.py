@@ -109,21 +109,22 @@ def conv_forward_backward(sizes, device):
     return step
 
 
-def q_sample(sizes, device):
+def _image_batch(sizes, device):
+    """A DDPM around the identity network, an image batch, its noise and timesteps."""
     ddpm = DDPM(identity_network, schedule(sizes["T"]))
     shape = (sizes["batch"],) + sizes["image"]
-    x0 = backend.to_device(normal(shape), device)
+    x = backend.to_device(normal(shape), device)
     noise = backend.to_device(normal(shape, seed=SEED + 1), device)
-    t = timesteps(sizes["batch"], sizes["T"])
+    return ddpm, x, noise, timesteps(sizes["batch"], sizes["T"])
+
+
+def q_sample(sizes, device):
+    ddpm, x0, noise, t = _image_batch(sizes, device)
     return lambda: ddpm.q_sample(x0, t, noise)
 
 
 def p_sample_step(sizes, device):
-    ddpm = DDPM(identity_network, schedule(sizes["T"]))
-    shape = (sizes["batch"],) + sizes["image"]
-    xt = backend.to_device(normal(shape), device)
-    noise = backend.to_device(normal(shape, seed=SEED + 1), device)
-    t = timesteps(sizes["batch"], sizes["T"])
+    ddpm, xt, noise, t = _image_batch(sizes, device)
     return lambda: ddpm.p_sample(xt, t, noise)
 
 

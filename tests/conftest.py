@@ -1,10 +1,11 @@
-"""Shared pytest configuration: hypothesis profiles and markers.
+"""Shared pytest configuration: hypothesis profiles and the one_thread fixture.
 
 Profiles: ``dev`` (default, quick), ``ci`` (derandomized, no deadline; selected by the CI
 environment variable or ``HYPOTHESIS_PROFILE=ci``).
 """
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -19,3 +20,19 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small arrays: BLAS and Numba threads only cost time on a shared machine (see
+    minigen.cli.limit_threads); the previous settings come back after the module."""
+    import numba
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)

@@ -15,20 +15,7 @@ from minigen.trainer import TrainingDiverged
 TINY = dict(model_config=dict(hidden=(16, 16), time_dim=8), batch_size=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small arrays: BLAS and Numba threads only cost time on a shared machine (see
-    minigen.cli.limit_threads); the previous settings come back after this module."""
-    import numba
-
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpoolctl.threadpool_limits(1, user_api="blas"):
-            yield
-    finally:
-        numba.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def passes_s_curve_bar(q):
