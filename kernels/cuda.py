@@ -196,7 +196,7 @@ def _conv2d_grad_weight_kernel(x, gy, stride, padding, zero, gw):
     """gw[o, c, i, j] = sum over (n, oy, ox) of gy[n, o, oy, ox] x[n, c, iy, ix] with
     iy = oy*stride + i - padding, ix = ox*stride + j - padding."""
     n_batch, channels, h, w_in = x.shape
-    c_out, kh, kw = gw.shape[0], gw.shape[2], gw.shape[3]
+    kh, kw = gw.shape[2], gw.shape[3]
     ho, wo = gy.shape[2], gy.shape[3]
     for k in range(cuda.grid(1), gw.size, cuda.gridsize(1)):
         j, i = k % kw, (k // kw) % kh

@@ -10,7 +10,6 @@ import os
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.cudasim
 
