@@ -143,6 +143,7 @@ def main(argv=None):
                    help="sample the DDPM with this many DDIM steps (eta 0) instead of its full "
                         "ancestral chain (0, the default)")
     p.add_argument("--no-ddpm", action="store_true")
+    p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs in parallel processes (the s / run column then includes contention)")
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
@@ -160,7 +161,7 @@ def main(argv=None):
     if ddpm is None and not args.no_ddpm:
         print("minigen.diffusion provides no trainer: the DDPM column is skipped")
 
-    models = ["GAN"] + (["DDPM"] if ddpm is not None else [])
+    models = ([] if args.no_gan else ["GAN"]) + (["DDPM"] if ddpm is not None else [])
     tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, sample_steps)
              for model in models for name in args.sets for seed in range(args.seeds)]
     if args.jobs > 1:

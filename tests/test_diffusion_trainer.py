@@ -41,7 +41,10 @@ def test_s_curve_bar_rejects_degenerate_samplers():
 
 def test_short_training_run_draws_the_s_curve(tmp_path):
     """~10 s on one core: 2500 steps of the default 2-D recipe, 1000 ancestral samples with
-    the EMA weights (measured: precision 0.92, coverage 1.0; the untrained model scores 0)."""
+    the EMA weights (measured: precision 0.97, coverage 1.0; the untrained model scores 0).
+    The loss bar: predicting eps = 0 scores 1.0; the default quadratic schedule draws more
+    low-noise timesteps (hard to predict), so its loss floor (~0.33 here) sits above the
+    linear schedule's (~0.22)."""
     x = D.s_curve(10_000, seed=0)
     trainer = T.DDPMTrainer(x, tmp_path, 2500, seed=0, progress=False, figures=False,
                             checkpoint_every=10**9)
@@ -49,7 +52,7 @@ def test_short_training_run_draws_the_s_curve(tmp_path):
     trainer.fit()
     q = evaluate_samples(trainer.sample(1000, seed=1), "s_curve")
     assert passes_s_curve_bar(q), q
-    assert np.mean(trainer.history["loss"][-200:]) < 0.26
+    assert np.mean(trainer.history["loss"][-200:]) < 0.4
 
 
 @pytest.mark.slow

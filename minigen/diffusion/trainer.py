@@ -26,13 +26,24 @@ from minigen.diffusion.schedule import NoiseSchedule
 from minigen.trainer import CHECKPOINT_FILE, Trainer
 
 VECTOR_DEFAULTS = dict(
-    model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=32),
-    schedule=dict(kind="linear", T=1000), prediction="eps", variance="fixed_small", clip_x0=None,
-    batch_size=256, lr=1e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
+    model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
+    schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
+    clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
 )
-"""2D sets. Measured on the S-curve (noise 0.05, 10k points; curve precision / coverage of
-1000 samples): 3000 steps give 0.95 / 1.0, 6000 steps 0.97 / 1.0 (fresh data: 0.99 / 1.0);
-lr 2e-3 instead of 1e-2 only reaches 0.53 after 3000 steps."""
+"""2D sets. Sharp data (modes or curves much narrower than the data's spread) are resolved
+only at small noise levels, so the defaults favour them: the quadratic schedule spends about
+twice as many of the uniformly drawn training steps t below noise std 0.3 as the linear one
+(t < ~180 instead of ~90 of 1000); lr 2e-2 (1e-2 and 3e-3 train too slowly in 8000 steps,
+4e-2 is unstable); a 16-d time embedding, so that the data inputs weigh more against it in
+the first layer.
+
+Measured (2500 ancestral samples, PacGAN protocol, 8000 steps, seeds 0-4; high-quality share
+/ reverse KL): grid25 78% / 0.05 (linear schedule, lr 1e-2, time_dim 32: 33% / 0.33, seeds 0-2;
+the misses lie on grid lines between neighbouring modes), ring8 95% / 0.002 (seeds 0-3; before
+88%, seed 0). S-curve, 6000 steps, 2000 samples: curve precision 0.99, coverage 1.0 (before 0.98).
+Tried without gain: "x0" or "v" prediction, "fixed_large", width 256, depth 4, relu, EMA
+0.999 or 0.99, a final lr of lr/100 or lr/2, 1000 warm-up steps; batch 512 adds ~5 points
+on grid25 (4 seeds) for 1.9x the training time."""
 
 IMAGE_DEFAULTS = dict(
     model="UNet",
