@@ -261,8 +261,7 @@ class GANTrainer(Trainer):
         fake = self.generator(self.noise(m))
         d_objective, metrics = self._d_objective(real, fake)
         g_loss = generator_loss(self.D(fake), self.options["loss"])
-        for loss, model, opt in ((d_objective, self.discriminator, self.d_optimizer),
-                                 (g_loss, self.generator, self.g_optimizer)):
+        for loss, model in ((d_objective, self.discriminator), (g_loss, self.generator)):
             params = model.parameters()
             for p, g in zip(params, grad(loss, params, allow_unused=True)):
                 p.grad = None if g is None else g.data
