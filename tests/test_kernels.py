@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels import cpu, reference
+from tests.references import conv2d_loop
 
 DTYPES = [np.float32, np.float64]
 # Elementwise kernels repeat the reference's arithmetic; convolutions sum in another order.
@@ -165,25 +166,6 @@ def test_p_sample_step_no_noise_at_t0_and_out(flavour, dtype):
 
 # ---------------------------------------------------------------- conv2d
 
-def conv2d_loops(x, w, stride, padding):
-    """The definition, one output element at a time (7 nested loops)."""
-    n_batch, channels, h, w_in = x.shape
-    c_out, _, kh, kw = w.shape
-    ho, wo = (h + 2 * padding - kh) // stride + 1, (w_in + 2 * padding - kw) // stride + 1
-    y = np.zeros((n_batch, c_out, ho, wo), dtype=np.float64)
-    for n in range(n_batch):
-        for o in range(c_out):
-            for oy in range(ho):
-                for ox in range(wo):
-                    for c in range(channels):
-                        for i in range(kh):
-                            for j in range(kw):
-                                iy, ix = oy * stride + i - padding, ox * stride + j - padding
-                                if 0 <= iy < h and 0 <= ix < w_in:
-                                    y[n, o, oy, ox] += w[o, c, i, j] * x[n, c, iy, ix]
-    return y
-
-
 @st.composite
 def conv_case(draw, max_batch=3, max_channels=3, max_k=4, max_extra=5):
     dtype = draw(st.sampled_from(DTYPES))
@@ -203,7 +185,7 @@ def test_reference_conv2d_is_the_loop_definition(case):
     x, w, stride, padding = case
     got = reference.conv2d(x, w, stride, padding)
     assert got.dtype == x.dtype
-    np.testing.assert_allclose(got, conv2d_loops(x, w, stride, padding), **CONV_TOL[x.dtype.type])
+    np.testing.assert_allclose(got, conv2d_loop(x, w, None, stride, padding), **CONV_TOL[x.dtype.type])
 
 
 @given(case=conv_case())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import minigen as mg
 import minigen.nn as nn
 from minigen.testing import gradcheck, gradgradcheck
+from tests.references import conv2d_loop, conv_transpose2d_loop
 
 F64 = np.float64
 
@@ -45,43 +46,6 @@ def check_module_gradients(module, inputs, forward=None, directions=None, check=
     out = fn(*probe)
     mg.grad(out, probe[len(inputs):], grad_outputs=np.ones(out.shape))  # raises if one is unused
     assert check(fn, list(inputs) + values, directions=directions)
-
-
-def conv2d_loop(x, w, b, stride, padding):
-    """Direct definition of cross-correlation:
-    y[n,o,i,j] = b[o] + sum_{c,p,q} x_pad[n,c,i s+p,j s+q] w[o,c,p,q]."""
-    n, c, h, wd = x.shape
-    cout, _, kh, kw = w.shape
-    xp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
-    xp[:, :, padding:padding + h, padding:padding + wd] = x
-    ho, wo = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
-    y = np.zeros((n, cout, ho, wo))
-    for ni in range(n):
-        for o in range(cout):
-            for i in range(ho):
-                for j in range(wo):
-                    patch = xp[ni, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
-                    y[ni, o, i, j] = (patch * w[o]).sum() + (b[o] if b is not None else 0.0)
-    return y
-
-
-def conv_transpose2d_loop(x, w, b, stride, padding, output_padding):
-    """Direct definition: every input pixel scatters x[n,c,i,j] w[c,o] onto the output at
-    (i s + p, j s + q); the canvas is then cropped by ``padding`` on each side."""
-    n, cin, h, wd = x.shape
-    _, cout, kh, kw = w.shape
-    ho = (h - 1) * stride - 2 * padding + kh + output_padding
-    wo = (wd - 1) * stride - 2 * padding + kw + output_padding
-    full = ((h - 1) * stride + kh + output_padding, (wd - 1) * stride + kw + output_padding)
-    canvas = np.zeros((n, cout) + full)
-    for ni in range(n):
-        for c in range(cin):
-            for i in range(h):
-                for j in range(wd):
-                    i0, j0 = i * stride, j * stride
-                    canvas[ni, :, i0:i0 + kh, j0:j0 + kw] += x[ni, c, i, j] * w[c]
-    y = canvas[:, :, padding:padding + ho, padding:padding + wo]
-    return y + (b.reshape(1, -1, 1, 1) if b is not None else 0.0)
 
 
 def randomize_affine(module, seed=0):

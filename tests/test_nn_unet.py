@@ -8,7 +8,8 @@ import pytest
 import minigen as mg
 import minigen.nn as nn
 from minigen.nn.unet import Downsample, ResBlock, Upsample
-from tests.test_nn_layers import check_module_gradients, conv2d_loop, norm_ref, randomize_affine
+from tests.references import conv2d_loop
+from tests.test_nn_layers import check_module_gradients, norm_ref, randomize_affine
 
 F64 = np.float64
 TINY = dict(in_channels=2, base_channels=4, channel_mults=(1, 2), num_res_blocks=1,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import minigen as mg
 import minigen.functional as F
 from minigen.testing import gradcheck, gradgradcheck
+from tests.references import conv2d_loop, conv_transpose2d_loop
 from tests.strategies import arrays, away_from, broadcastable_pair, distinct_arrays, shapes
 
 
@@ -83,42 +84,6 @@ def conv_inputs(transpose=False):
         return (x, d(arrays(wshape, noncontiguous=False)), d(arrays((cout,)))), kw
 
     return draw()
-
-
-def conv2d_loop(x, w, b, stride, padding):
-    """Direct definition: y[n,o,i,j] = b[o] + sum_{c,p,q} xpad[n,c,i*s+p,j*s+q] w[o,c,p,q]."""
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    n, _, h, wd = xp.shape
-    cout, cin, kh, kw = w.shape
-    ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
-    y = np.zeros((n, cout, ho, wo))
-    for a in range(n):
-        for o in range(cout):
-            for i in range(ho):
-                for j in range(wo):
-                    patch = xp[a, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
-                    y[a, o, i, j] = (patch * w[o]).sum() + b[o]
-    return y
-
-
-def conv_transpose2d_loop(x, w, b, stride, padding, output_padding):
-    """Direct definition: every input pixel scatters x[n,c,i,j] * w[c,o] into the output
-    window at (i*s - p, j*s - p)."""
-    n, cin, h, wd = x.shape
-    _, cout, kh, kw = w.shape
-    ho = (h - 1) * stride - 2 * padding + kh + output_padding
-    wo = (wd - 1) * stride - 2 * padding + kw + output_padding
-    y = np.zeros((n, cout, ho, wo)) + b.reshape(1, -1, 1, 1)
-    for a in range(n):
-        for c in range(cin):
-            for i in range(h):
-                for j in range(wd):
-                    for p in range(kh):
-                        for q in range(kw):
-                            oi, oj = i * stride - padding + p, j * stride - padding + q
-                            if 0 <= oi < ho and 0 <= oj < wo:
-                                y[a, :, oi, oj] += x[a, c, i, j] * w[c, :, p, q]
-    return y
 
 
 def images(max_side=4, even=False, make=lambda s: arrays(s, noncontiguous=False)):
