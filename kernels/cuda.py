@@ -214,24 +214,22 @@ def _conv2d_grad_weight_kernel(x, gy, stride, padding, zero, gw):
         gw[o, c, i, j] = acc
 
 
+def _direct(kernel, like, shape, *args):
+    """Launch a one-thread-per-output-element kernel into a new array of ``shape``."""
+    out = array_module(like).empty(tuple(shape), dtype=like.dtype)
+    if out.size:
+        kernel[_blocks(out.size), THREADS](*args, numpy.dtype(like.dtype).type(0), out)
+    return out
+
+
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     """dL/dx of :func:`conv2d`, one thread per input element (direct kernel)."""
-    xp = array_module(gy)
-    gx = xp.empty(tuple(x_shape), dtype=gy.dtype)
-    if gx.size:
-        _conv2d_grad_input_kernel[_blocks(gx.size), THREADS](
-            gy, w, stride, padding, numpy.dtype(gy.dtype).type(0), gx)
-    return gx
+    return _direct(_conv2d_grad_input_kernel, gy, x_shape, gy, w, stride, padding)
 
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     """dL/dw of :func:`conv2d`, one thread per filter tap (direct kernel)."""
-    xp = array_module(x)
-    gw = xp.empty(tuple(w_shape), dtype=x.dtype)
-    if gw.size:
-        _conv2d_grad_weight_kernel[_blocks(gw.size), THREADS](
-            x, gy, stride, padding, numpy.dtype(x.dtype).type(0), gw)
-    return gw
+    return _direct(_conv2d_grad_weight_kernel, x, w_shape, x, gy, stride, padding)
 
 
 @cuda.jit
