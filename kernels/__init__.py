@@ -9,11 +9,13 @@ arrays C-contiguous, and hands them to one of three flavours with identical sign
   every call while the environment variable ``MINIGEN_KERNELS=reference`` is set (read at
   call time). The reference formulas run on NumPy and CuPy arrays alike.
 
-Convolutions on NumPy arrays use the im2col + BLAS reference (the stride-1 input gradient
-as a full convolution with the flipped kernel); the Numba direct-convolution kernels stay
-available with ``MINIGEN_KERNELS=numba``. Measured on the development machine (2 shared
-cores, OpenBLAS, float32, 3x3, padding 1, batch 64; median ms, reference / Numba; forward,
-input gradient, weight gradient):
+Convolutions use the im2col + GEMM reference on both devices (BLAS on the CPU, cuBLAS
+through CuPy on the GPU; the stride-1 input gradient as a full convolution with the flipped
+kernel); the Numba direct-convolution kernels stay available with ``MINIGEN_KERNELS=numba``.
+On an NVIDIA H200 (bench W3, conv 3x3 32 -> 32, 16x16, batch 64, forward + backward) the
+cuBLAS path took 1.00 ms and the Numba-CUDA kernels 4.15 ms; the UNet step (W2) 78 vs 129 ms.
+Measured on the development machine (2 shared cores, OpenBLAS, float32, 3x3, padding 1,
+batch 64; median ms, reference / Numba; forward, input gradient, weight gradient):
 
     threads  shape (C -> Cout, HxW, stride)   reference           Numba
     1        32 -> 32, 16x16, 1               13.7 13.6 13.6      24.5 26.6 30.2
@@ -29,6 +31,7 @@ Importing this package imports neither Numba nor CuPy; the flavours are loaded o
 import functools
 import importlib
 import os
+import warnings
 
 from . import reference
 from . import validation as check
@@ -45,7 +48,7 @@ _CHOICES = ("auto", "reference", "numba")
 def requested_backend():
     """``MINIGEN_KERNELS``: "reference" (plain array formulas everywhere), "numba" (Numba
     kernels everywhere, convolutions included) or "auto" (the default: Numba for the fused
-    elementwise kernels, BLAS for convolutions on the CPU)."""
+    elementwise kernels, im2col + BLAS / cuBLAS for convolutions)."""
     value = os.environ.get("MINIGEN_KERNELS", "auto") or "auto"
     if value not in _CHOICES:
         raise ValueError(f"MINIGEN_KERNELS must be one of {_CHOICES}, got {value!r}")
@@ -54,10 +57,15 @@ def requested_backend():
 
 @functools.lru_cache(maxsize=None)
 def _flavour(name):
-    """The flavour module ``kernels.<name>``, or None when it cannot be imported."""
+    """The flavour module ``kernels.<name>``, or None when it cannot be imported (a warning
+    names the error when Numba is installed but broken, e.g. a version clash with NumPy)."""
     try:
         return importlib.import_module(f"{__name__}.{name}")
     except ImportError:
+        return None
+    except Exception as error:  # noqa: BLE001 (any failure inside Numba's import)
+        warnings.warn(f"kernels: the {name} flavour could not be imported ({error!r}); "
+                      "its calls use the reference kernels", RuntimeWarning, stacklevel=2)
         return None
 
 
@@ -74,9 +82,9 @@ def available():
 
 def backend_for(x, gemm=False):
     """The flavour module that the dispatch functions use for data array ``x``; ``gemm``
-    marks the convolutions, which "auto" runs on BLAS for NumPy arrays."""
+    marks the convolutions, which "auto" runs on (cu)BLAS through the reference."""
     mode = requested_backend()
-    if mode == "reference" or (mode == "auto" and gemm and not is_cupy(x)):
+    if mode == "reference" or (mode == "auto" and gemm):
         return reference
     flavour = _flavour("cuda" if is_cupy(x) else "cpu")
     return reference if flavour is None else flavour

@@ -24,10 +24,16 @@ import math
 
 import numba
 import numpy
-from numba import cuda
 
-from .arrays import array_module, rows
-from .reference import adam_scalars
+if not hasattr(numpy, "row_stack"):
+    # numba-cuda (0.30.4 and older) registers an overload of numpy.row_stack, an alias of
+    # vstack that NumPy 2.5 removed, while importing; without the alias its import fails.
+    numpy.row_stack = numpy.vstack
+
+from numba import cuda  # noqa: E402
+
+from .arrays import array_module, rows  # noqa: E402
+from .reference import adam_scalars  # noqa: E402
 
 THREADS = 128  # threads per block of the 1-D kernels
 TILE = 16  # output tile edge of the conv2d kernel: blocks of TILE x TILE threads

@@ -29,14 +29,18 @@ def cuda_available():
     return cupy() is not None
 
 
+def _unwrap(a):
+    """The raw array of a Tensor; arrays pass through (a CuPy array's own ``.data`` is its
+    memory pointer, so arrays are recognised by their array interfaces first)."""
+    if hasattr(a, "__array_interface__") or hasattr(a, "__cuda_array_interface__"):
+        return a
+    return getattr(a, "data", a)
+
+
 def xp_of(*arrays):
     """The array module of the given arrays (Tensors are unwrapped); NumPy by default."""
     for a in arrays:
-        if type(a) is np.ndarray:
-            continue
-        if not hasattr(a, "__array_interface__") and not hasattr(a, "__cuda_array_interface__"):
-            a = getattr(a, "data", a)  # a Tensor
-        if type(a).__module__.startswith("cupy"):
+        if type(a) is not np.ndarray and type(_unwrap(a)).__module__.startswith("cupy"):
             return cupy()
     return np
 
@@ -74,7 +78,8 @@ def to_device(array, device):
 
 
 def to_numpy(array):
-    array = getattr(array, "data", array)
+    """A NumPy array of ``array`` (a Tensor, CuPy or NumPy array), copied from the GPU."""
+    array = _unwrap(array)
     return array.get() if device_of(array) == "cuda" else np.asarray(array)
 
 

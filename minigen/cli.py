@@ -19,6 +19,7 @@ from minigen import data as datasets
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
 DEMO_STEPS = 6000
+DEVICES = ("cpu", "cuda")
 
 
 class UsageError(Exception):
@@ -71,6 +72,8 @@ def build_parser():
         p.add_argument("--no-figures", action="store_true", help="write no figures")
         p.add_argument("--threads", type=_positive_int,
                        help="cap the BLAS and Numba threads (see minigen.cli.limit_threads)")
+        p.add_argument("--device", choices=DEVICES, default="cpu",
+                       help="train on the CPU (NumPy) or a CUDA GPU (CuPy)")
         if kind == "ddpm":
             p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
@@ -88,6 +91,8 @@ def build_parser():
     sample.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
                                "write its figures")
@@ -130,7 +135,7 @@ def _train(args):
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
-        given = {"batch_size": args.batch_size, "lr": args.lr}
+        given = {"batch_size": args.batch_size, "lr": args.lr, "device": args.device}
         options.update((k, v) for k, v in given.items() if v is not None)
     else:
         from minigen.gan import train_gan as train
@@ -149,13 +154,13 @@ def _sample(args):
     kind = read_run_config(args.run_dir).get("kind")
     if kind == "ddpm":
         samples = sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, seed=args.seed, progress=True)
+                             eta=args.eta, seed=args.seed, progress=True, device=args.device)
     elif kind == "gan":
         import minigen.gan as gan
 
         if args.sampler != "ddpm" or args.steps is not None:
             raise ValueError("--sampler/--steps apply to DDPM runs; this is a GAN run")
-        samples = gan.sample_run(args.run_dir, args.n, seed=args.seed)
+        samples = gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device)
     else:
         raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     import numpy as np
@@ -211,6 +216,7 @@ def main(argv=None):
 
     try:
         args = build_parser().parse_args(argv)
+        _check_device(getattr(args, "device", "cpu"))
         status = COMMANDS[args.command](args)
     except UsageError as err:
         print(f"{err}  (see minigen --help)", file=sys.stderr)
@@ -225,6 +231,14 @@ def main(argv=None):
         print("minigen: interrupted", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0
+
+
+def _check_device(device):
+    from minigen import backend
+
+    if device == "cuda" and not backend.cuda_available():
+        raise ValueError("--device cuda: no CUDA GPU usable through CuPy here (install the "
+                         "extra: pip install 'minigen[gpu]')")
 
 
 def _one_line(err):

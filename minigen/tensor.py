@@ -128,7 +128,7 @@ class Tensor:
             leaf = leaves[key]
             if not create_graph:  # one own, writable array per leaf (no shared or broadcast views)
                 fresh = id(g.data) not in handed_out and g.data.flags.c_contiguous
-                g = Tensor(g.data if fresh and g.data.flags.writeable else g.data.copy())
+                g = Tensor(g.data if fresh and _writeable(g.data) else g.data.copy())
                 handed_out.add(id(g.data))
             leaf._grad = g if leaf._grad is None else _accumulate(leaf._grad, g, create_graph)
 
@@ -152,6 +152,10 @@ class Tensor:
         if backend.normalize_device(device) == self.device:
             return self
         return ToDevice(device)(self)
+
+
+def _writeable(array):
+    return getattr(array.flags, "writeable", True)  # CuPy arrays are always writeable
 
 
 def _accumulate(a, b, create_graph):

@@ -79,6 +79,18 @@ def test_bad_data_files_give_one_line_and_status_2(name, fragment, files, tmp_pa
     _one_line_error(status, err, name, fragment)
 
 
+@pytest.mark.parametrize("argv", [
+    ["train", "ddpm", "--data", "moons", "--steps", "5", "--out", "r", "--device", "cuda"],
+    ["sample", "r", "--n", "5", "--out", "x.npy", "--device", "cuda"],
+])
+def test_cuda_device_without_a_gpu_gives_one_line_and_status_2(argv, capsys, monkeypatch):
+    from minigen import backend
+
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    status, _, err = _run(argv, capsys)
+    _one_line_error(status, err, "--device cuda", "CuPy")
+
+
 def test_sample_needs_a_run_directory_and_a_npy_target(tmp_path, capsys):
     npy, csv = str(tmp_path / "x.npy"), str(tmp_path / "x.csv")
     status, _, err = _run(["sample", str(tmp_path), "--n", "5", "--out", npy], capsys)

@@ -369,6 +369,21 @@ def test_reference_fallback_without_numba(monkeypatch):
     assert kernels.available() == {"reference": True, "cpu": False, "cuda": False}
 
 
+def test_a_broken_numba_install_warns_and_falls_back(monkeypatch):
+    """An import that fails with something other than ImportError (seen: numba-cuda 0.30 on
+    NumPy 2.5, AttributeError) makes the flavour unavailable, with a warning naming why."""
+    def broken(name):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(kernels.importlib, "import_module", broken)
+    kernels._flavour.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="cuda flavour could not be imported.*row_stack"):
+            assert kernels._flavour("cuda") is None
+    finally:
+        kernels._flavour.cache_clear()
+
+
 def test_unknown_backend_request_raises(monkeypatch):
     monkeypatch.setenv("MINIGEN_KERNELS", "fortran")
     with pytest.raises(ValueError, match="MINIGEN_KERNELS.*fortran"):

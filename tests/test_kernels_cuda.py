@@ -21,10 +21,11 @@ def _array_modules():
         return [np]
     try:
         import cupy
-        from numba import cuda
+
+        from kernels import cuda as gpu_kernels  # imports numba.cuda through its NumPy shim
     except ImportError:
         return []
-    return [cupy] if cuda.is_available() else []
+    return [cupy] if gpu_kernels.cuda.is_available() else []
 
 
 ARRAY_MODULES = _array_modules()
@@ -161,7 +162,11 @@ def test_conv2d_rejects_kernel_beyond_shared_patch(xp, monkeypatch):
         gpu.conv2d(x, w, 1, 0)
 
 
-def test_dispatch_routes_by_array_type(xp):
+def test_dispatch_routes_by_array_type(xp, monkeypatch):
+    monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
     assert kernels.available()["cuda"]
     expected = gpu if xp.__name__ == "cupy" else kernels.cpu
     assert kernels.backend_for(xp.zeros(1)) is expected
+    assert kernels.backend_for(xp.zeros(1), gemm=True) is reference  # convolutions: (cu)BLAS
+    monkeypatch.setenv("MINIGEN_KERNELS", "numba")
+    assert kernels.backend_for(xp.zeros(1), gemm=True) is expected

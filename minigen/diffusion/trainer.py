@@ -242,14 +242,15 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
 
 
 def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figures=True,
-               checkpoint_every=1000, **options):
+               checkpoint_every=1000, device="cpu", **options):
     """Train a DDPM in ``out_dir`` and return the :class:`DDPMTrainer` (``minigen train ddpm``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``; "digits" are
     the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array. ``options``: see
     :class:`DDPMTrainer`. With ``resume`` and a checkpoint in ``out_dir`` the run continues
     (to ``steps``) with the seed, options and normalisation it was started with, bit for bit
-    as if it had never stopped; without a checkpoint it starts afresh."""
+    as if it had never stopped; without a checkpoint it starts afresh. ``device`` ("cpu" or
+    "cuda") is where the model trains; a run may resume on the other device."""
     resuming = resume and os.path.exists(os.path.join(os.fspath(out_dir), CHECKPOINT_FILE))
     if resuming:
         config = read_run_config(out_dir)
@@ -267,7 +268,8 @@ def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figure
         options = {k: config[k] for k in defaults_for(data)}
         options["normalization"] = config["normalization"]
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                          checkpoint_every=checkpoint_every, data_name=data_name, **options)
+                          checkpoint_every=checkpoint_every, data_name=data_name, device=device,
+                          **options)
     if resuming:
         trainer.resume()
     trainer.fit()
@@ -302,8 +304,10 @@ def load_run(run_dir, use_ema=True, device="cpu"):
     return ddpm, config
 
 
-def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False):
-    """``n`` samples (data units) from the trained DDPM run in ``run_dir``."""
-    ddpm, config = load_run(run_dir)
+def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
+               device="cpu"):
+    """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
+    computed on ``device``."""
+    ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
                        eta, seed, progress)

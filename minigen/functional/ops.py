@@ -453,10 +453,14 @@ def swapaxes(x, a, b):
 
 
 # --- indexing and joining -----------------------------------------------------------------
-def _raw_index(index):
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index.data if isinstance(index, Tensor) else index
+def _raw_index(index, xp):
+    """``index`` with Tensors unwrapped and index arrays moved to ``xp``'s device (CuPy
+    refuses host arrays as indices of device arrays)."""
+    def raw(i):
+        i = i.data if isinstance(i, Tensor) else i
+        return xp.asarray(i) if isinstance(i, (np.ndarray, list)) and xp is not np else i
+
+    return tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
 
 
 def _is_advanced(index):
@@ -501,7 +505,7 @@ class GetItemGrad(Function):
 
 
 def getitem(x, index):
-    return GetItem(_raw_index(index))(x)
+    return GetItem(_raw_index(index, backend.xp_of(x)))(x)
 
 
 class Concat(Function):

@@ -364,6 +364,7 @@ def _sample(generator, n, config, seed=None):
         with no_grad():
             for start in range(0, n, 1000):
                 z = noise_prior(min(1000, n - start), config["latent_dim"], config["noise"], rng)
+                z = backend.to_device(z, generator.parameters()[0].device)
                 out.append(backend.to_numpy(generator(Tensor(z)).data))
     finally:
         generator.train(was_training)
@@ -421,9 +422,10 @@ def load_generator(run_dir):
     return generator.eval(), config
 
 
-def sample_run(run_dir, n, seed=None):
-    """n samples (float32, data units) from the generator saved in ``run_dir``."""
+def sample_run(run_dir, n, seed=None, device="cpu"):
+    """n samples (float32 NumPy array, data units) from the generator saved in ``run_dir``,
+    computed on ``device``."""
     if int(n) < 1:
         raise ValueError(f"sample_run: n must be >= 1, got {n}")
     generator, config = load_generator(run_dir)
-    return _sample(generator, int(n), config, seed)
+    return _sample(generator.to(device), int(n), config, seed)
