@@ -135,14 +135,15 @@ def _train(args):
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
-        given = {"batch_size": args.batch_size, "lr": args.lr, "device": args.device}
+        given = {"batch_size": args.batch_size, "lr": args.lr}
         options.update((k, v) for k, v in given.items() if v is not None)
     else:
         from minigen.gan import train_gan as train
 
         options.update(k=args.k, loss=args.loss)
     trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
-                    progress=not args.quiet, figures=not args.no_figures, **options)
+                    progress=not args.quiet, figures=not args.no_figures, device=args.device,
+                    **options)
     print(f"trained {args.kind} to step {trainer.step}: {os.path.abspath(args.out)}")
 
 

@@ -1,8 +1,8 @@
 """minigen on a real CUDA GPU (CuPy arrays) against the same computation on the CPU (NumPy).
 
 Every op of the per-op harness (forward in float64 and float32, gradients), the UNet and MLP
-forward and backward, optimisers, the DDPM trainer with checkpoint and resume, sampling and
-the command line with ``--device cuda``. Skipped without CuPy and a GPU; run on a GPU
+forward and backward, optimisers, the DDPM trainer with checkpoint and resume, sampling, GAN
+training steps and the command line with ``--device cuda``. Skipped without CuPy and a GPU; run on a GPU
 machine with ``python -m pytest -m gpu``. The fused Numba-CUDA kernels themselves are tested
 by tests/test_kernels_cuda.py (``-m cudasim``), which also runs on a real GPU.
 """
@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 import minigen as mg
 from minigen import backend, cli, nn, optim
-from minigen.data import s_curve
+from minigen.data import ring8, s_curve
 from minigen.diffusion import trainer as T
 from minigen.diffusion.evaluate import evaluate_samples
+from minigen.gan import GANTrainer
+from minigen.gan import sample_run as gan_sample_run
+from tests.crash import crash_at
 from tests.test_ops import OPS, _draw
 
 pytestmark = [pytest.mark.gpu,
@@ -116,18 +119,8 @@ def test_ddpm_trains_on_gpu_and_resumes(tmp_path):
     assert q["precision"] >= 0.85 and q["coverage"] >= 0.96, q
     assert (tmp_path / "whole" / "samples.png").exists()
 
-    crashing = T.DDPMTrainer(x, tmp_path / "split", 2500, progress=False, figures=False,
-                             checkpoint_every=1250, device="cuda")
-    steps = crashing.train_step
-
-    def crash_at_1250(step):
-        if step == 1250:
-            raise KeyboardInterrupt
-        return steps(step)
-
-    crashing.train_step = crash_at_1250
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
+    crash_at(T.DDPMTrainer(x, tmp_path / "split", 2500, progress=False, figures=False,
+                           checkpoint_every=1250, device="cuda"), 1250)
     resumed = T.train_ddpm(x, 2500, tmp_path / "split", resume=True, progress=False,
                            figures=False, checkpoint_every=1250, device="cuda")
     np.testing.assert_allclose(resumed.history["loss"], trainer.history["loss"], rtol=1e-6)
@@ -151,10 +144,35 @@ def test_images_train_on_gpu(tmp_path):
     assert trainer.sample(4, sampler="ddim", steps=5).shape == (4, 1, 8, 8)
 
 
+@pytest.mark.parametrize("options", [{}, {"penalty": "wgan-gp", "pack": 2}])
+def test_gan_steps_on_gpu_match_cpu(tmp_path, options):
+    """A few Algorithm 1 iterations (top-k on, float32) on both devices from the same seed:
+    the CPU generator draws every batch, so the two runs follow one trajectory."""
+    data = ring8(512, seed=0)
+    kw = dict(batch_size=64, hidden=32, depth=2, checkpoint_every=10**6, ema_decay=0.9,
+              **options)
+    runs = {}
+    for device in ("cpu", "cuda"):  # each built (and seeded) right before its run
+        runs[device] = GANTrainer(data, tmp_path / device, 5, progress=False, figures=False,
+                                  device=device, **kw)
+        runs[device].fit()
+    assert all(p.device == "cuda" for p in runs["cuda"].generator.parameters())
+    np.testing.assert_allclose(runs["cuda"].history["d_loss"], runs["cpu"].history["d_loss"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(runs["cuda"].samples(200), runs["cpu"].samples(200), rtol=1e-3,
+                               atol=1e-4)
+    assert gan_sample_run(tmp_path / "cpu", 50, seed=0, device="cuda").shape == (50, 2)
+
+
 def test_cli_trains_and_samples_on_gpu(tmp_path, capsys):
     run, target = str(tmp_path / "run"), str(tmp_path / "x.npy")
     assert cli.main(["train", "ddpm", "--data", "moons", "--steps", "30", "--out", run,
                      "--quiet", "--no-figures", "--device", "cuda"]) == 0
     assert cli.main(["sample", run, "--n", "64", "--out", target, "--sampler", "ddim",
                      "--steps", "10", "--device", "cuda"]) == 0
+    assert np.load(target).shape == (64, 2)
+    gan_run = str(tmp_path / "gan")
+    assert cli.main(["train", "gan", "--data", "ring8", "--steps", "20", "--out", gan_run,
+                     "--quiet", "--device", "cuda"]) == 0
+    assert cli.main(["sample", gan_run, "--n", "64", "--out", target, "--device", "cuda"]) == 0
     assert np.load(target).shape == (64, 2)

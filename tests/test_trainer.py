@@ -8,6 +8,7 @@ import minigen as mg
 import minigen.functional as F
 from minigen import backend, checkpoint, nn, optim
 from minigen.trainer import Trainer, TrainingDiverged
+from tests.crash import crash_at
 
 X = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
 Y = X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32) + 0.3
@@ -106,17 +107,7 @@ def test_resume_after_crash_is_bit_exact(tmp_path):
     full = LinearFit(tmp_path / "full", 30, seed=2, checkpoint_every=10, progress=False)
     full.fit()
 
-    crashing = LinearFit(tmp_path / "crash", 30, seed=2, checkpoint_every=10, progress=False)
-    original_step = crashing.train_step
-
-    def train_step(step):
-        if step == 17:
-            raise KeyboardInterrupt("power cut")
-        return original_step(step)
-
-    crashing.train_step = train_step
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
+    crash_at(LinearFit(tmp_path / "crash", 30, seed=2, checkpoint_every=10, progress=False), 17)
     resumed = LinearFit(tmp_path / "crash", 30, seed=2, checkpoint_every=10, progress=False)
     resumed.resume()
     assert resumed.step == 10  # the last checkpoint before the crash

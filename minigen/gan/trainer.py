@@ -46,16 +46,25 @@ DEFAULTS = dict(
     penalty_weight=0.1,
     pack=1,
     input_scale=4.0,
+    ema_decay=0.0,
+    top_k=0.5,
+    top_k_until=0.5,
     checkpoint_every=1000,
 )
 """Default options of ``GANTrainer`` / ``train_gan`` for vector data (the CLI's defaults)."""
 
-IMAGE_DEFAULTS = {**DEFAULTS, "batch_size": 64, "lr": 2e-4, "latent_dim": 32, "input_scale": 1.0}
-"""Defaults for images: DCGAN's batch 64 and Adam(2e-4, beta1 0.5) (Radford et al. 2015, sec. 4)."""
+IMAGE_DEFAULTS = {**DEFAULTS, "batch_size": 64, "lr": 2e-4, "latent_dim": 32, "input_scale": 1.0,
+                  "top_k": 1.0}
+"""Defaults for images: DCGAN's batch 64 and Adam(2e-4, beta1 0.5) (Radford et al. 2015, sec. 4),
+without top-k (not measured on images)."""
 
-DEFAULT_STEPS = 8000
-"""Training steps that go with ``DEFAULTS`` (bench/coverage.py): the cosine decay sharpens the
-modes late, so with 4000 steps the 25-mode grid keeps more bridge samples between modes."""
+ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0)
+"""Options added after runs were first saved, with the values that reproduce such runs."""
+
+DEFAULT_STEPS = 16000
+"""Training steps that go with ``DEFAULTS`` (bench/coverage.py): top-k finds the modes in the
+first half, the whole-batch second half with the cosine decay pulls samples onto them. With
+8000 steps the 25-mode grid keeps ~12% of its samples between modes."""
 
 
 def defaults_for(data):
@@ -117,6 +126,12 @@ def _check_options(options, defaults):
             raise ValueError(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
     if not o["input_scale"] > 0:
         raise ValueError(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
+    if not 0 <= o["ema_decay"] < 1:
+        raise ValueError(f"GANTrainer: ema_decay must be in [0, 1), got {o['ema_decay']!r}")
+    if not 0 < o["top_k"] <= 1:
+        raise ValueError(f"GANTrainer: top_k must be in (0, 1], got {o['top_k']!r}")
+    if not 0 <= o["top_k_until"] <= 1:
+        raise ValueError(f"GANTrainer: top_k_until must be in [0, 1], got {o['top_k_until']!r}")
     if o["batch_size"] % o["pack"]:
         raise ValueError(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
                          f"pack {o['pack']}")
@@ -136,8 +151,15 @@ class GANTrainer(Trainer):
     (R1's gamma, WGAN-GP's lambda); PacGAN ``pack``; ``input_scale`` multiplies D's
     (standardised) input, i.e. the initial resolution of D's first layer: with 1, D starts
     smooth at the scale of the whole data set and needs many steps to grow weights sharp
-    enough to resolve narrow modes.
+    enough to resolve narrow modes. ``ema_decay`` > 0 keeps an exponential moving average of
+    G's weights (``optim.EMA``, with its warm-up), updated after each G step, and samples,
+    figures and ``sample_run`` use it: averaging G's iterates damps the oscillation of the
+    adversarial game (Yazici et al. 2019); 0 samples the raw G. ``top_k`` < 1: G's loss
+    uses only the fakes D rates most real, a fraction max(top_k, 0.99^epoch) of the batch
+    (Sinha et al. 2020), for the first ``top_k_until`` of the run, then the whole batch again
+    (see ``kept_fraction``).
     ``figures``: write samples.png (and figure1.png for 1-D data) at each checkpoint.
+    ``device``: "cpu" (NumPy) or "cuda" (CuPy) for both networks and their batches.
     ``generator``/``discriminator`` replace the default networks (D must then accept packed
     inputs). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
@@ -146,7 +168,7 @@ class GANTrainer(Trainer):
     kind = "gan"
 
     def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, generator=None,
-                 discriminator=None, dataset=None, **options):
+                 discriminator=None, dataset=None, device="cpu", **options):
         o = _check_options(options, defaults_for(data))
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
                          progress=progress)
@@ -158,11 +180,14 @@ class GANTrainer(Trainer):
                              f"with n >= 2, got shape {x.shape}")
         self.shift, self.scale = standardizer(x)
         self.data = (x - np.asarray(self.shift, dtype=np.float32)) / np.float32(self.scale)
-        self.generator = generator or self._default_generator()
-        self.discriminator = discriminator or self._default_discriminator()
+        self.device = backend.normalize_device(device)
+        self.generator = (generator or self._default_generator()).to(self.device)
+        self.discriminator = (discriminator or self._default_discriminator()).to(self.device)
         adam = dict(lr=o["lr"], betas=o["betas"])
         self.g_optimizer = optim.Adam(self.generator, **adam)
         self.d_optimizer = optim.Adam(self.discriminator, **adam)
+        self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
+        self.keep = 1.0  # fraction of the fakes in G's loss, set per step by kept_fraction
         self.snapshots = {}
         self.config = {
             "dataset": dataset,
@@ -193,11 +218,12 @@ class GANTrainer(Trainer):
     def real_batch(self, m):
         """m real samples drawn with replacement (any data set size works)."""
         index = backend.rng().integers(len(self.data), size=m)
-        return Tensor(self.data[index])
+        return Tensor(backend.to_device(self.data[index], self.device))
 
     def noise(self, m):
         o = self.options
-        return Tensor(noise_prior(m, o["latent_dim"], o["noise"], backend.rng()))
+        z = noise_prior(m, o["latent_dim"], o["noise"], backend.rng())
+        return Tensor(backend.to_device(z, self.device))
 
     def critic(self, packed):
         """The discriminator on packed, standardised inputs, magnified by ``input_scale``."""
@@ -219,7 +245,8 @@ class GANTrainer(Trainer):
             penalty = r1_penalty(self.critic, pack(real, o["pack"]), o["penalty_weight"])
         elif o["penalty"] == "wgan-gp":
             penalty = wgan_gp_penalty(self.critic, pack(real, o["pack"]),
-                                      pack(fake.detach(), o["pack"]), o["penalty_weight"])
+                                      pack(fake.detach(), o["pack"]), o["penalty_weight"],
+                                      rng=backend.rng())
         else:
             return loss, metrics
         metrics["penalty"] = penalty.item()
@@ -244,11 +271,19 @@ class GANTrainer(Trainer):
         self.d_optimizer.step()
         return metrics
 
+    def _generator_loss(self, fake):
+        """G's loss on the ``keep`` fraction of ``fake`` (packed) that D rates most real."""
+        logits = self.D(fake)
+        k = max(1, int(self.keep * len(logits)))
+        if k < len(logits):
+            logits = logits[backend.xp_of(logits.data).argsort(-logits.data[:, 0])[:k]]
+        return generator_loss(logits, self.options["loss"])
+
     def generator_step(self):
         """One update of G on m fresh noise samples (D held fixed)."""
         fake = self.generator(self.noise(self.options["batch_size"]))
         with _frozen(self.discriminator):
-            loss = generator_loss(self.D(fake), self.options["loss"])
+            loss = self._generator_loss(fake)
         self.g_optimizer.zero_grad()
         loss.backward()
         self.g_optimizer.step()
@@ -260,7 +295,7 @@ class GANTrainer(Trainer):
         real = self.real_batch(m)
         fake = self.generator(self.noise(m))
         d_objective, metrics = self._d_objective(real, fake)
-        g_loss = generator_loss(self.D(fake), self.options["loss"])
+        g_loss = self._generator_loss(fake)
         for loss, model in ((d_objective, self.discriminator), (g_loss, self.generator)):
             params = model.parameters()
             for p, g in zip(params, grad(loss, params, allow_unused=True)):
@@ -276,8 +311,21 @@ class GANTrainer(Trainer):
             return o["lr"]
         return o["lr"] * 0.5 * (1.0 + math.cos(math.pi * step / max(self.steps, 1)))
 
+    def kept_fraction(self, step):
+        """Fraction of the fakes in G's loss at ``step``: top-k training (Sinha et al. 2020)
+        keeps max(top_k, gamma^epoch) with gamma = 0.99, epoch = step m / n, so the
+        fakes D rates worst, between modes, stop pulling G off the modes it has; after
+        ``top_k_until`` of the run every fake counts again, which pulls those stragglers onto
+        the modes (top-k to the end left ~25% of the 25-Gaussian grid's samples between
+        modes)."""
+        o = self.options
+        if o["top_k"] == 1 or step >= o["top_k_until"] * self.steps:
+            return 1.0
+        return max(o["top_k"], 0.99 ** (step * o["batch_size"] / len(self.data)))
+
     def train_step(self, step):
         self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
+        self.keep = self.kept_fraction(step)
         one_d = self.data.ndim == 2 and self.data.shape[1] == 1
         if one_d and step == 0:
             self._snapshot(0)
@@ -287,14 +335,20 @@ class GANTrainer(Trainer):
             for _ in range(self.options["k"]):
                 metrics = self.discriminator_step()
             metrics.update(self.generator_step())
+        if self.ema is not None:
+            self.ema.update()
         if one_d and step + 1 in plots.moments(self.steps):
             self._snapshot(step + 1)
         return metrics
 
     # --- figures -------------------------------------------------------------------------
     def samples(self, n, seed=0):
-        """n samples of G in data units (G in eval mode), from noise drawn with ``seed``."""
-        return _sample(self.generator, n, self.config, seed)
+        """n samples of G in data units (G in eval mode, holding the EMA weights when
+        ``ema_decay`` > 0), from noise drawn with ``seed``."""
+        if self.ema is None:
+            return _sample(self.generator, n, self.config, seed)
+        with self.ema.swap(self.generator):
+            return _sample(self.generator, n, self.config, seed)
 
     def _snapshot(self, step):
         """p_g and D(x) on a grid at ``step`` for the 1-D figure (outside the training RNG)."""
@@ -303,7 +357,7 @@ class GANTrainer(Trainer):
         grid = np.linspace(lo - pad, hi + pad, 801, dtype=np.float32)[:, None]
         with no_grad():
             packed = np.repeat(grid, self.options["pack"], axis=1)  # D(x, ..., x) when packing
-            logits = self.critic(Tensor(packed)).numpy()[:, 0]
+            logits = self.critic(Tensor(backend.to_device(packed, self.device))).numpy()[:, 0]
         if self.options["loss"] != "wasserstein":
             logits = _sigmoid(logits)
         self.snapshots[str(step)] = {
@@ -328,19 +382,24 @@ class GANTrainer(Trainer):
 
     # --- checkpoint ----------------------------------------------------------------------
     def state(self):
-        return {
+        state = {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(),
             "d_optimizer": self.d_optimizer.state_dict(),
             "snapshots": self.snapshots,
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state(self, state):
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.snapshots = state["snapshots"]
 
 
@@ -374,14 +433,16 @@ def _sample(generator, n, config, seed=None):
 
 
 def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=False,
-              progress=True, figures=True, **options):
+              progress=True, figures=True, device="cpu", **options):
     """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``), a path to a
     ``.npy``/``.npz`` file, or an array. ``options``: see ``DEFAULTS`` / ``IMAGE_DEFAULTS``.
     With ``resume`` and a checkpoint in ``out_dir``, the run continues (to ``steps``) with the
     seed and options it was started with, bit for bit as if it had never stopped; without a
-    checkpoint it starts afresh.
+    checkpoint it starts afresh. Runs saved before an option existed resume with the value
+    that reproduces them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random
+    draws stay on the CPU generator, so a run may resume on either device.
     """
     options = {"k": k, "loss": loss, **options}
     saved = os.path.join(os.fspath(out_dir), CHECKPOINT_FILE)
@@ -390,22 +451,24 @@ def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=Fa
         config = checkpoint.load(saved)["config"]
         if config.get("kind") != "gan":
             raise ValueError(f"train_gan: {saved} holds a {config.get('kind')!r} run, not a GAN")
-        options = {name: config[name] for name in DEFAULTS}
+        options = {name: config[name] if name in config else ADDED_OPTIONS[name]
+                   for name in DEFAULTS}
         seed = config["seed"]
     dataset = None
     if isinstance(data, (str, os.PathLike)):
         dataset = os.fspath(data)
         data = datasets.load_dataset(dataset, seed=seed)
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                         dataset=dataset, **options)
+                         dataset=dataset, device=device, **options)
     if resuming:
         trainer.resume()
     trainer.fit()
     return trainer
 
 
-def load_generator(run_dir):
-    """(G in eval mode, the run's config) rebuilt from ``run_dir``'s config and checkpoint."""
+def load_generator(run_dir, use_ema=True):
+    """(G in eval mode, the run's config) rebuilt from ``run_dir``'s config and checkpoint;
+    G holds the EMA weights when the run kept them (``ema_decay`` > 0) and ``use_ema``."""
     path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
     if not os.path.exists(path):
         raise ValueError(f"load_generator: no checkpoint at {path}")
@@ -419,6 +482,8 @@ def load_generator(run_dir):
                          "rebuild it from")
     generator = build_model(spec["class"], spec["config"])
     generator.load_state_dict(saved["generator"])
+    if use_ema and "ema" in saved:
+        optim.EMA(generator, config["ema_decay"]).load_state_dict(saved["ema"]).copy_to(generator)
     return generator.eval(), config
 
 
