@@ -345,9 +345,7 @@ class GANTrainer(Trainer):
     def samples(self, n, seed=0):
         """n samples of G in data units (G in eval mode, holding the EMA weights when
         ``ema_decay`` > 0), from noise drawn with ``seed``."""
-        if self.ema is None:
-            return _sample(self.generator, n, self.config, seed)
-        with self.ema.swap(self.generator):
+        with self.ema.swap(self.generator) if self.ema else contextlib.nullcontext():
             return _sample(self.generator, n, self.config, seed)
 
     def _snapshot(self, step):
