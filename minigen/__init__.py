@@ -10,6 +10,7 @@ from minigen import functional  # noqa: F401  (attaches Tensor's operators and m
 from minigen.backend import cuda_available, manual_seed
 from minigen.creation import ones, rand, randn, tensor, zeros
 from minigen.functional import cat, stack, where
+from minigen.graph import plot_graph, to_dot
 from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
@@ -28,5 +29,5 @@ def __getattr__(name):
 __all__ = [
     "Function", "Tensor", "tensor", "zeros", "ones", "randn", "rand", "cat", "stack", "where",
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
-    "save", "load",
+    "save", "load", "to_dot", "plot_graph",
 ]
