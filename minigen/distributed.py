@@ -18,6 +18,7 @@ a contiguous array over the ranks), ``broadcast_(buffer, root)`` (in place) and
 process was started by an MPI launcher, so importing minigen never needs it.
 """
 import contextlib
+import math
 import os
 import sys
 import traceback
@@ -221,7 +222,7 @@ def unpack(buffer, shapes):
     """Views of ``buffer`` shaped like ``shapes`` (the inverse of ``pack``)."""
     views, offset = [], 0
     for shape in shapes:
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         views.append(buffer[offset: offset + size].reshape(shape))
         offset += size
     if offset != buffer.size:

@@ -1,0 +1,80 @@
+"""Cost of one data-parallel gradient reduction for the digits UNet:
+``mpiexec -n P python -m bench.allreduce [--reps N] [--bucket-mb M]``.
+
+Builds the UNet that ``minigen train ddpm --data digits`` trains (the image defaults on 8x8
+single-channel images), gives every parameter a float32 gradient and times
+``minigen.distributed.allreduce_gradients`` over it (all buckets, the has-gradient flags and
+the packing included) and a single raw ``Allreduce`` of the same bytes. Rank 0 prints the
+median times, the bus bandwidth 2 (P-1)/P * bytes / time (what a ring allreduce moves per
+rank), and the ring cost of these bytes on a 100 Gb/s network at P = 8 and 64.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from bench import machine
+from minigen import distributed
+from minigen.diffusion.trainer import build_model, defaults_for
+
+NETWORK_BYTES_PER_S = 100e9 / 8
+
+
+def digits_unet():
+    options = defaults_for(np.zeros((1, 1, 8, 8), np.float32))
+    return build_model(options["model"], options["model_config"], (1, 1, 8, 8))
+
+
+def ring_seconds(nbytes, ranks, bytes_per_s=NETWORK_BYTES_PER_S):
+    """Bandwidth term of a ring allreduce: each rank sends and receives 2 (P-1)/P * bytes."""
+    return 2 * (ranks - 1) / ranks * nbytes / bytes_per_s
+
+
+def median_seconds(fn, comm, reps):
+    times = []
+    for _ in range(reps + 2):
+        comm.comm.Barrier()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--bucket-mb", type=float, default=distributed.DEFAULT_BUCKET_BYTES / 2**20)
+    args = parser.parse_args(argv)
+    comm = distributed.world()
+    if comm.size == 1:
+        parser.error("run under MPI: mpiexec -n 2 python -m bench.allreduce")
+    machine.set_threads(1)
+    model = digits_unet()
+    params = model.parameters()
+    for p in params:
+        p.grad = np.ones(p.shape, np.float32)
+    nbytes = sum(p.grad.nbytes for p in params)
+    bucket_bytes = int(args.bucket_mb * 2**20)
+    n_buckets = len(distributed.buckets([p.grad for p in params], bucket_bytes))
+    flat = np.ones(nbytes // 4, np.float32)
+    bucketed = median_seconds(
+        lambda: distributed.allreduce_gradients(params, comm, bucket_bytes=bucket_bytes),
+        comm, args.reps)
+    raw = median_seconds(lambda: comm.allreduce_(flat), comm, args.reps)
+    if comm.rank == 0:
+        ring = 2 * (comm.size - 1) / comm.size * nbytes
+        print(machine.summary_line(machine.describe(1)))
+        print(f"digits UNet: {sum(p.size for p in params)} parameters, {len(params)} tensors, "
+              f"{nbytes / 2**20:.2f} MiB of float32 gradients, {n_buckets} buckets of "
+              f"<= {args.bucket_mb:g} MiB; P = {comm.size}, median of {args.reps}")
+        for name, seconds in (("allreduce_gradients", bucketed), ("one raw Allreduce", raw)):
+            print(f"  {name:20s} {seconds * 1e3:8.3f} ms   bus bandwidth "
+                  f"{ring / seconds / 1e9:6.2f} GB/s")
+        for ranks in (8, 64):
+            print(f"  ring allreduce at P = {ranks} on 100 Gb/s: "
+                  f"{ring_seconds(nbytes, ranks) * 1e3:.3f} ms (bandwidth term only)")
+
+
+if __name__ == "__main__":
+    main()
