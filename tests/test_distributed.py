@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minigen as mg
-from minigen import distributed, nn
+from minigen import backend, distributed, nn
 from tests import mpi_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +276,22 @@ def test_a_failing_rank_ends_the_job_with_its_message(tmp_path):
     assert result.returncode != 0
     assert "rank 1 of 2 failed, aborting all ranks" in result.stderr
     assert "RuntimeError: rank 1 failed on purpose" in result.stderr
+
+
+# --- NCCL, one GPU -------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not mg.cuda_available(), reason="needs CuPy and a CUDA GPU")
+def test_nccl_on_one_rank_reduces_and_broadcasts_cupy_buffers():
+    cp = backend.cupy()
+    comm = distributed.NCCLCommunicator(distributed.SingleProcess())
+    mg.manual_seed(0)
+    model = nn.MLP(2, 2, hidden=(4,), device="cuda")
+    for p in model.parameters():
+        p.grad = cp.full(p.shape, 3.0, dtype=p.dtype)
+    distributed.allreduce_gradients(model, comm, weight=0.5)
+    for p in model.parameters():
+        assert np.array_equal(backend.to_numpy(p.grad), np.full(p.shape, 1.5, np.float32))
+    buffer = cp.arange(4, dtype=cp.float64)
+    assert np.array_equal(backend.to_numpy(comm.broadcast_(buffer)), np.arange(4.0))
+    with pytest.raises(TypeError, match="buffers must be CuPy arrays"):
+        comm.allreduce_(np.zeros(3, np.float32))
