@@ -2,9 +2,10 @@
 
 MODE ``compare``: rank 0 saves to OUT (.npz) the allreduced gradients of an MLP's mean loss
 on a sharded global batch (float32 and float64, an even and an uneven batch) and the
-parameters after 50 SGD and Adam steps; the tests compute the same with ``SingleProcess``
-in their own process by calling these functions. MODE ``fail``: rank 1 raises after a few
-steps while rank 0 waits in an allreduce; the job must end with an error, not hang.
+parameters after 50 SGD and Adam steps (and the spread of the parameters across ranks after a
+broadcast); the tests compute the same with ``SingleProcess`` in their own process by calling
+these functions. MODE ``fail``: rank 1 raises after a few steps while rank 0 waits in an
+allreduce; the job must end with an error, not hang.
 """
 import sys
 
@@ -84,9 +85,19 @@ def flatten(results):
     return {f"{case}/{name}": a for case, arrays in results.items() for name, a in arrays.items()}
 
 
+def broadcast_spread(comm):
+    """max |rank 0's parameters - rank 1's| after ``broadcast_parameters`` of models that
+    were initialised differently on each rank (seed = rank)."""
+    model = denoiser(np.float32, seed=comm.rank)
+    distributed.broadcast_parameters(model, comm)
+    signed = distributed.pack([p.data for p in model.parameters()], scale=(-1) ** comm.rank)
+    return np.abs(comm.allreduce_(signed)).max()
+
+
 def compare(comm, out):
     results = flatten({case: run(comm) for case, run in CASES.items()})
-    distributed.on_main(np.savez, out, comm=comm, **results)
+    spread = broadcast_spread(comm)
+    distributed.on_main(np.savez, out, comm=comm, broadcast_spread=spread, **results)
 
 
 def fail(comm, out):

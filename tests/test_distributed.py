@@ -230,6 +230,7 @@ def two_ranks(tmp_path_factory):
     assert result.returncode == 0, result.stderr
     with np.load(out) as saved:
         parallel = dict(saved)
+    assert parallel.pop("broadcast_spread") == 0  # ranks initialised apart, equal after it
     single = mpi_ranks.flatten(
         {case: run(distributed.SingleProcess()) for case, run in mpi_ranks.CASES.items()})
     assert parallel.keys() == single.keys()
