@@ -15,7 +15,10 @@ from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled,
 
 __version__ = "0.1.0"
 
-_LAZY = {"nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing"}
+_LAZY = {
+    "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
+    "distributed",
+}
 
 
 def __getattr__(name):
