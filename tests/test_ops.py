@@ -150,6 +150,39 @@ def cat_inputs(stack=False):
     return draw()
 
 
+def np_erf(a):
+    return np.vectorize(math.erf)(a)
+
+
+def gather_inputs():
+    @st.composite
+    def draw(d):
+        a = d(arrays(d(shapes(min_side=2))))
+        axis = d(st.integers(0, a.ndim - 1))
+        ishape = tuple(d(st.integers(1, n)) for n in a.shape)
+        flat = d(st.lists(st.integers(0, a.shape[axis] - 1), min_size=int(np.prod(ishape)), max_size=int(np.prod(ishape))))
+        return (a,), {"axis": axis, "index": np.array(flat, dtype=np.int64).reshape(ishape)}
+
+    return draw()
+
+
+def classification_inputs(spatial=False, probs=False):
+    """Logits (N, C[, H, W]) with class-index targets (an int array, passed as a constant
+    keyword) or, with ``probs``, a second array of class probabilities."""
+    @st.composite
+    def draw(d):
+        shape = (d(st.integers(1, 4)), d(st.integers(1, 4))) + ((2, 3) if spatial else ())
+        x = d(arrays(shape, -5.0, 5.0))
+        if probs:
+            p = d(arrays(shape, 0.0, 1.0)) + 1e-3
+            return (x, p / p.sum(1, keepdims=True)), {}
+        flat = d(st.lists(st.integers(0, shape[1] - 1), min_size=int(np.prod(shape)) // shape[1],
+                          max_size=int(np.prod(shape)) // shape[1]))
+        return (x,), {"target": np.array(flat, dtype=np.int64).reshape((shape[0],) + shape[2:])}
+
+    return draw()
+
+
 def where_inputs():
     @st.composite
     def draw(d):
@@ -185,18 +218,52 @@ OPS = {
                ok=lambda a: away_from(a, [-1.0, 0.5], 1e-3)),
     "softplus": Op(lambda: unary(-30, 30), F.softplus, lambda a: np.logaddexp(0, a)),
     "silu": Op(unary, F.silu, lambda a: a / (1 + np.exp(-a))),
-    "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))),
+    "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np_erf(a / math.sqrt(2)))),
+    "gelu_tanh": Op(unary, lambda a: F.gelu(a, approximate="tanh"),
+                    lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))),
+    "logsigmoid": Op(lambda: unary(-30, 30), F.logsigmoid, lambda a: -np.logaddexp(0, -a)),
+    "elu": Op(unary, lambda a: F.elu(a, alpha=0.7), lambda a: np.where(a > 0, a, 0.7 * np.expm1(np.minimum(a, 0))),
+              ok=lambda a: away_from(a, [0], 1e-3)),
+    "hardtanh": Op(unary, lambda a: F.hardtanh(a, -1.5, 0.5), lambda a: np.clip(a, -1.5, 0.5),
+                   ok=lambda a: away_from(a, [-1.5, 0.5], 1e-3)),
+    "sin": Op(lambda: unary(-4, 4), F.sin, np.sin),
+    "cos": Op(lambda: unary(-4, 4), F.cos, np.cos),
+    "maximum": Op(binary, F.maximum, np.maximum, ok=lambda a, b: away_from(np.subtract(a, b), [0], 1e-3)),
+    "minimum": Op(binary, F.minimum, np.minimum, ok=lambda a, b: away_from(np.subtract(a, b), [0], 1e-3)),
+    "pow_tensor": Op(lambda: positive_binary().map(lambda t: (t[0][::-1], {})), lambda a, b: a**b, np.power),
     "sum": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis), lambda a, axis: a.sum(axis=axis)),
     "sum_keepdims": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis, keepdims=True),
                        lambda a, axis: a.sum(axis=axis, keepdims=True)),
     "mean": Op(lambda: with_axis(unary()), lambda a, axis: a.mean(axis=axis), lambda a, axis: a.mean(axis=axis)),
     "var": Op(lambda: with_axis(unary()), lambda a, axis: a.var(axis=axis), lambda a, axis: a.var(axis=axis)),
+    "var_ddof1": Op(lambda: with_axis(unary(min_side=2)), lambda a, axis: a.var(axis=axis, ddof=1),
+                    lambda a, axis: a.var(axis=axis, ddof=1)),
+    "std": Op(lambda: with_axis(unary(min_side=2)), lambda a, axis: a.std(axis=axis, correction=1),
+              lambda a, axis: a.std(axis=axis, ddof=1), ok=lambda a, axis: np.all(a.std(axis=axis) > 1e-2)),
+    "prod": Op(lambda: with_axis(unary()), lambda a, axis: a.prod(axis=axis), lambda a, axis: a.prod(axis=axis),
+               ok=lambda a, axis: away_from(a, [0], 1e-2)),
+    "cumsum": Op(lambda: with_axis(unary()), lambda a, axis: a.cumsum(axis=axis), lambda a, axis: a.cumsum(axis=axis)),
+    "min": Op(lambda: with_axis(shapes().flatmap(distinct_arrays).map(lambda a: ((a,), {}))),
+              lambda a, axis: a.min(axis=axis), lambda a, axis: a.min(axis=axis)),
     "max": Op(lambda: with_axis(shapes().flatmap(distinct_arrays).map(lambda a: ((a,), {}))),
               lambda a, axis: a.max(axis=axis), lambda a, axis: a.max(axis=axis)),
     "reshape": Op(unary, lambda a: a.reshape(-1), lambda a: a.reshape(-1)),
     "transpose": Op(unary, lambda a: a.T, lambda a: a.T),
     "permute": Op(lambda: unary(min_dims=3, max_dims=3), lambda a: a.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
     "getitem": Op(getitem_inputs, lambda a, index: a[index], lambda a, index: a[index]),
+    "swapaxes": Op(lambda: unary(min_dims=2), lambda a: a.swapaxes(0, -1), lambda a: a.swapaxes(0, -1)),
+    "flip": Op(lambda: with_axis(unary()), lambda a, axis: a.flip(axis), lambda a, axis: np.flip(a, axis)),
+    "squeeze": Op(lambda: unary(min_side=1, max_side=1).flatmap(lambda i: arrays(i[0][0].shape + (2,)).map(lambda a: ((a,), {}))),
+                  lambda a: a.squeeze(), np.squeeze),
+    "unsqueeze": Op(unary, lambda a: a.unsqueeze(-2), lambda a: np.expand_dims(a, -2)),
+    "flatten": Op(lambda: unary(min_dims=3), lambda a: a.flatten(1), lambda a: a.reshape(a.shape[0], -1)),
+    "pad": Op(lambda: unary(min_dims=2).flatmap(lambda i: st.lists(st.integers(0, 2), min_size=4, max_size=4)
+                                                .map(lambda p: (i[0], {"widths": tuple(p)}))),
+              lambda a, widths: F.pad(a, widths, value=0.5),
+              lambda a, widths: np.pad(a, [(0, 0)] * (a.ndim - 2) + [widths[2:], widths[:2]], constant_values=0.5)),
+    "gather": Op(gather_inputs, lambda a, axis, index: F.gather(a, axis, index),
+                 lambda a, axis, index: np.take_along_axis(
+                     a[tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))], index, axis)),
     "matmul": Op(matmul_inputs, lambda a, b: a @ b, np.matmul),
     "linear": Op(linear_inputs, F.linear, lambda x, w, b: x @ w.T + b),
     "cat": Op(cat_inputs, lambda *ts, axis: mg.cat(ts, axis), lambda *a, axis: np.concatenate(a, axis)),
@@ -206,6 +273,17 @@ OPS = {
     "log_softmax": Op(lambda: unary(-5, 5), lambda a: F.log_softmax(a, axis=0),
                       lambda a: a - np.log(np.exp(a).sum(axis=0, keepdims=True))),
     "logsumexp": Op(lambda: unary(-5, 5), lambda a: F.logsumexp(a, axis=-1), lambda a: np.log(np.exp(a).sum(axis=-1))),
+    "cross_entropy": Op(lambda: classification_inputs(), lambda x, target: F.cross_entropy(x, target),
+                        lambda x, target: -np.take_along_axis(x - np.log(np.exp(x).sum(1, keepdims=True)),
+                                                              target[:, None], 1).mean()),
+    "cross_entropy_sum_4d": Op(lambda: classification_inputs(spatial=True),
+                               lambda x, target: F.cross_entropy(x, target, reduction="sum"),
+                               lambda x, target: -np.take_along_axis(x - np.log(np.exp(x).sum(1, keepdims=True)),
+                                                                     target[:, None], 1).sum()),
+    "cross_entropy_probs": Op(lambda: classification_inputs(probs=True), lambda x, p: F.cross_entropy(x, p),
+                              lambda x, p: -(p * (x - np.log(np.exp(x).sum(1, keepdims=True)))).sum(1).mean()),
+    "nll_loss": Op(lambda: classification_inputs(), lambda x, target: F.nll_loss(x, target, reduction="none"),
+                   lambda x, target: -x[np.arange(len(target)), target]),
     "mse_loss": Op(lambda: unary().flatmap(lambda i: arrays(i[0][0].shape).map(lambda b: ((i[0][0], b), {}))),
                    F.mse_loss, lambda a, b: ((a - b) ** 2).mean()),
     "bce_with_logits": Op(lambda: unary(-20, 20).flatmap(lambda i: arrays(i[0][0].shape, 0, 1).map(lambda t: ((i[0][0], t), {}))),
