@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import minigen as mg
 import minigen.functional as F
 from minigen.testing import gradcheck, gradgradcheck
-from tests.references import conv2d_loop, conv_transpose2d_loop
+from tests.references import conv2d_loop, conv_transpose2d_loop, pool2d_loop
 from tests.strategies import arrays, away_from, broadcastable_pair, distinct_arrays, shapes
 
 
@@ -82,6 +82,34 @@ def conv_inputs(transpose=False):
             out = [(s - 1) * stride - 2 * padding + k + kw["output_padding"] for s in (h, w)]
             assume(min(out) >= 1)
         return (x, d(arrays(wshape, noncontiguous=False)), d(arrays((cout,)))), kw
+
+    return draw()
+
+
+def grouped_conv_inputs():
+    @st.composite
+    def draw(d):
+        groups, n = d(st.integers(1, 3)), d(st.integers(1, 2))
+        cin, cout = groups * d(st.integers(1, 2)), groups * d(st.integers(1, 2))
+        k, dilation = d(st.integers(1, 3)), d(st.integers(1, 3))
+        stride, padding = d(st.integers(1, 2)), d(st.integers(0, 2))
+        span = (k - 1) * dilation + 1
+        h, w = (d(st.integers(max(1, span - 2 * padding), 7)) for _ in range(2))
+        x = d(arrays((n, cin, h, w), noncontiguous=False))
+        kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        return (x, d(arrays((cout, cin // groups, k, k), noncontiguous=False)), d(arrays((cout,)))), kw
+
+    return draw()
+
+
+def pool_inputs(make=lambda s: arrays(s, noncontiguous=False)):
+    @st.composite
+    def draw(d):
+        k, stride = d(st.integers(1, 3)), d(st.integers(1, 3))
+        padding = d(st.integers(0, k // 2))
+        h, w = (d(st.integers(max(1, k - 2 * padding), 5)) for _ in range(2))
+        x = d(make((d(st.integers(1, 2)), d(st.integers(1, 2)), h, w)))
+        return (x,), {"k": k, "stride": stride, "padding": padding}
 
     return draw()
 
@@ -293,6 +321,13 @@ OPS = {
     "conv2d": Op(conv_inputs, lambda x, w, b, **kw: F.conv2d(x, w, b, **kw), conv2d_loop, tol32=1e-4),
     "conv_transpose2d": Op(lambda: conv_inputs(True), lambda x, w, b, **kw: F.conv_transpose2d(x, w, b, **kw),
                            conv_transpose2d_loop, tol32=1e-4),
+    "conv2d_groups_dilation": Op(grouped_conv_inputs, lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
+                                 conv2d_loop, tol32=1e-4),
+    "avg_pool2d_strided": Op(pool_inputs, lambda x, k, stride, padding: F.avg_pool2d(x, k, stride, padding),
+                             lambda x, k, stride, padding: pool2d_loop(x, np.mean, k, stride, padding, 0.0)),
+    "max_pool2d_strided": Op(lambda: pool_inputs(distinct_arrays),
+                             lambda x, k, stride, padding: F.max_pool2d(x, k, stride, padding),
+                             lambda x, k, stride, padding: pool2d_loop(x, np.max, k, stride, padding, -np.inf)),
     "avg_pool2d": Op(lambda: images(even=True), lambda x: F.avg_pool2d(x, 2),
                      lambda x: x.reshape(x.shape[0], x.shape[1], x.shape[2] // 2, 2, x.shape[3] // 2, 2).mean(axis=(3, 5))),
     "max_pool2d": Op(lambda: images(even=True, make=distinct_arrays), lambda x: F.max_pool2d(x, 2),
