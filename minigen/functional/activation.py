@@ -35,10 +35,10 @@ def elu(x, alpha=1.0):
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
-    """x clipped to [min_val, max_val] (PyTorch's ``hardtanh``)."""
+    """x clipped to [min_val, max_val] (PyTorch's ``hardtanh``: slope 0 at the bounds)."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val {min_val} > max_val {max_val}")
-    return ops.clip(x, min_val, max_val)
+    return ops.Clip(min_val, max_val, strict=True)(x)
 
 
 def _shift(x, axes):

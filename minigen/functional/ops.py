@@ -329,8 +329,8 @@ class _Masked(Function):
 
 class ReLU(_Masked):
     def forward(self, x):
-        self.slope = (x > 0).astype(x.dtype)
-        return x * self.slope
+        self.slope = (~(x <= 0)).astype(x.dtype)  # slope 1 at NaN, as PyTorch's
+        return backend.xp_of(x).maximum(x, 0)  # relu(-inf) = 0, NaN stays NaN
 
 
 class LeakyReLU(_Masked):
@@ -351,18 +351,22 @@ class Abs(_Masked):
 
 
 class Clip(_Masked):
-    def __init__(self, lo, hi):
+    """Clip to [lo, hi]; the slope is 1 on the closed interval (PyTorch's clamp), or on the
+    open one with ``strict`` (PyTorch's hardtanh)."""
+
+    def __init__(self, lo, hi, strict=False):
         if lo is None and hi is None:
             raise ValueError("clip: at least one of lo and hi must be given (both are None)")
-        self.lo, self.hi = lo, hi
+        self.lo, self.hi, self.strict = lo, hi, strict
 
     def forward(self, x):
         xp = backend.xp_of(x)
+        above, below = (operator.gt, operator.lt) if self.strict else (operator.ge, operator.le)
         inside = xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
-            inside &= x >= self.lo
+            inside &= above(x, self.lo)
         if self.hi is not None:
-            inside &= x <= self.hi
+            inside &= below(x, self.hi)
         self.slope = inside.astype(x.dtype)
         return xp.clip(x, self.lo, self.hi)
 
@@ -378,20 +382,23 @@ class Softplus(Function):
 
 
 class Maximum(_Binary):
-    """Elementwise maximum; at ties each operand gets half the gradient (as in PyTorch)."""
+    """Elementwise maximum; at ties each operand gets half the gradient, where NaN is
+    involved both get it (as in PyTorch)."""
 
-    name, pick = "maximum", staticmethod(operator.gt)
+    name, loses = "maximum", staticmethod(operator.lt)
 
     def forward(self, a, b):
-        self.share = (self.pick(a, b) + 0.5 * (a == b)).astype(a.dtype)
+        tie = 0.5 * (a == b)
+        self.share_a = (1 - self.loses(a, b) - tie).astype(a.dtype)
+        self.share_b = (1 - self.loses(b, a) - tie).astype(a.dtype)
         return getattr(backend.xp_of(a), self.name)(a, b)  # NaN propagates
 
     def backward(self, gy):
-        return self._unbroadcast(gy * _const(self.share), gy * _const(1 - self.share))
+        return self._unbroadcast(gy * _const(self.share_a), gy * _const(self.share_b))
 
 
 class Minimum(Maximum):
-    name, pick = "minimum", staticmethod(operator.lt)
+    name, loses = "minimum", staticmethod(operator.gt)
 
 
 def maximum(a, b):
@@ -551,7 +558,7 @@ class Max(Function):
         if x.size == 0:
             raise ValueError(f"{self.reduce}: the tensor of shape {x.shape} is empty (no identity)")
         y = getattr(x, self.reduce)(axis=self.axes, keepdims=True)
-        hits = (x == y).astype(x.dtype)
+        hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)  # a NaN maximum is a hit
         self.share = hits / hits.sum(axis=self.axes, keepdims=True)
         return y if self.keepdims else y.reshape(_drop(y.shape, self.axes))
 
