@@ -192,9 +192,11 @@ class Pow(_Binary):
         a, b = self.inputs
         ga = gb = None
         if a.requires_grad:
-            ga = where((a.data == 0) & (b.data == 0), 0.0, gy * b * a ** (b - 1))
+            at = (a.data == 0) & (b.data == 0)
+            ga = where(at, 0.0, gy * b * where(at, 1.0, a) ** (b - 1))
         if b.requires_grad:
-            gb = where((a.data == 0) & (b.data >= 0), 0.0, gy * self.output() * log(a))
+            at = (a.data == 0) & (b.data >= 0)
+            gb = where(at, 0.0, gy * self.output() * log(where(at, 1.0, a)))
         return self._unbroadcast(ga, gb)
 
 
@@ -900,6 +902,7 @@ def stack(tensors, axis=0):
         raise ValueError("stack: needs at least one tensor")
     if len({t.shape for t in tensors}) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
+    (axis,) = normalize_axis(axis, tensors[0].ndim + 1, "stack")
     return cat([unsqueeze(t, axis) for t in tensors], axis)
 
 
