@@ -14,7 +14,7 @@ import operator
 import numpy as np
 
 from minigen import backend
-from minigen.functional.promotion import category, float_type, result_type
+from minigen.functional.promotion import float_type, result_type
 from minigen.tensor import Cast, Function, Tensor, as_tensor
 
 
