@@ -200,12 +200,12 @@ class Function:
         if not isinstance(ys, tuple):
             ys = (ys,)
         outputs = [Tensor(y) for y in ys]
-        if Config.enable_grad and any(x.requires_grad for x in inputs):
+        if Config.enable_grad and any(x._requires_grad for x in inputs):
             self.inputs = inputs
             self.outputs = [weakref.ref(o) for o in outputs]
             for o in outputs:
                 if o.data.dtype.kind == "f":  # integer and boolean results carry no gradient
-                    o.requires_grad = True
+                    o._requires_grad = True
                     o.creator = self
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -53,6 +53,16 @@ def promote(*operands, like=None):
 
 
 def _binary_inputs(a, b):
+    """``promote(a, b)`` with fast paths for the common cases: two Tensors of one dtype, and
+    a float Tensor with a Python number (the Tensor's dtype wins)."""
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if a.dtype == b.dtype:
+                return a, b
+        elif isinstance(b, (int, float)) and a.dtype.kind == "f":
+            return a, Tensor(backend.xp_of(a.data).asarray(b, dtype=a.dtype))
+    elif isinstance(a, (int, float)) and isinstance(b, Tensor) and b.dtype.kind == "f":
+        return Tensor(backend.xp_of(b.data).asarray(a, dtype=b.dtype)), b
     return promote(a, b)
 
 
@@ -229,7 +239,7 @@ def pow(x, c):
     """``x ** c`` elementwise (Tensor or number exponent)."""
     if isinstance(c, Tensor) or hasattr(c, "ndim") and not isinstance(c, np.generic):
         return Pow()(x, c)
-    return PowConst(c)(cast(x, result_type(x, c)))
+    return PowConst(c)(x if x.dtype.kind == "f" else cast(x, result_type(x, c)))
 
 
 def rpow(x, c):
@@ -306,11 +316,15 @@ class Erf(Function):
 
 
 def sigmoid_array(x):
-    """1 / (1 + e^-x) on a raw array, accurate in both tails: with e = e^-|x| it is 1/(1+e)
-    for x >= 0 and e/(1+e) below (no overflow, no rounding to exactly 0 at x = -20)."""
+    """1 / (1 + e^-x) on a raw array, accurate to a few ulp in both tails wherever the result
+    is a normal float (sigmoid(-20) in float32 is 2.06e-9; a tanh form rounds it to 0). e^-x
+    overflows to inf only where the result is below the smallest normal float (x < -88 in
+    float32), and then gives 0, as PyTorch's does."""
     xp = backend.xp_of(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1, e) / (1 + e)
+    with np.errstate(over="ignore"):
+        e = xp.exp(-x)
+    e += 1
+    return xp.reciprocal(e, out=e)
 
 
 class Sigmoid(Function):
