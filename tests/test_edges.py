@@ -87,6 +87,10 @@ EDGES = {
     "0d/softmax_-1": Edge((np.array(3.0),), lambda x: F.softmax(x, axis=-1), lambda x: TF.softmax(x, -1)),
     "0d/log_softmax_-1": Edge((np.array(3.0),), lambda x: F.log_softmax(x, axis=-1), lambda x: TF.log_softmax(x, -1)),
     "0d/logsumexp_0": Edge((np.array(3.0),), lambda x: F.logsumexp(x, axis=0), lambda x: torch.logsumexp(x, 0)),
+    "0d/gelu": Edge((np.array(1.5),), F.gelu, TF.gelu),
+    "0d/sigmoid_logsigmoid_silu": Edge((np.array(-1.5),), lambda x: mg.stack([F.sigmoid(x), F.logsigmoid(x), F.silu(x)]),
+                                       lambda x: torch.stack([torch.sigmoid(x), TF.logsigmoid(x), TF.silu(x)])),
+    "empty/gelu": Edge((np.zeros((0, 2)),), F.gelu, TF.gelu),
     "0d/cumsum_0": Edge((np.array(3.0),), lambda x: x.cumsum(0), lambda x: x.cumsum(0)),
     "0d/sum_1_raises": Edge((np.array(1.0),), lambda x: x.sum(1), lambda x: x.sum(1), raises=True),
     # empty axes: NaN as NumPy and PyTorch

@@ -305,7 +305,7 @@ class Erf(Function):
 
     def forward(self, x):
         if backend.xp_of(x) is np:
-            return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+            return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
         from cupyx.scipy import special
 
         return special.erf(x)
@@ -322,9 +322,7 @@ def sigmoid_array(x):
     float32), and then gives 0, as PyTorch's does."""
     xp = backend.xp_of(x)
     with np.errstate(over="ignore"):
-        e = xp.exp(-x)
-    e += 1
-    return xp.reciprocal(e, out=e)
+        return 1 / (1 + xp.exp(-x))
 
 
 class Sigmoid(Function):
@@ -818,7 +816,7 @@ def pad(x, pad, mode="constant", value=0.0):
         raise ValueError(f"pad: widths must be >= 0, got {pad}")
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
     widths = tuple([(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1])
-    return Pad(widths, value)(x)
+    return Pad(widths, value)(x) if pairs else x
 
 
 # --- indexing and joining -----------------------------------------------------------------
@@ -958,8 +956,8 @@ def gather(x, axis, index):
     if index.size and (int(index.min()) < 0 or int(index.max()) >= x.shape[axis]):
         raise IndexError(f"gather: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
                          f"got [{int(index.min())}, {int(index.max())}]")
-    grid = list(xp.indices(index.shape, sparse=True))
-    grid[axis] = index
+    grid = [index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (x.ndim - d - 1))
+            for d, n in enumerate(index.shape)]
     return getitem(x, tuple(grid))
 
 
