@@ -380,3 +380,19 @@ def test_double_backward(name, data):
     op = OPS[name]
     arrays_, kw = _draw(op, data)
     gradgradcheck(lambda *ts: op.fn(*ts, **kw), [mg.tensor(a) for a in arrays_], directions=2)
+
+
+@given(data=st.data())
+def test_argmax_argmin_one_hot_match_numpy(data):
+    a = data.draw(shapes().flatmap(distinct_arrays))
+    axis = data.draw(st.one_of(st.none(), st.integers(-a.ndim, a.ndim - 1)))
+    keepdims = data.draw(st.booleans())
+    x = mg.tensor(a, requires_grad=True)
+    for name in ("argmax", "argmin"):
+        out = getattr(x, name)(axis=axis, keepdims=keepdims)
+        assert out.dtype == np.int64 and not out.requires_grad
+        np.testing.assert_array_equal(out.numpy(), getattr(np, name)(a, axis=axis, keepdims=keepdims))
+    index = np.argsort(a.reshape(-1))[: data.draw(st.integers(1, a.size))]
+    hot = F.one_hot(index, a.size)
+    assert hot.dtype == np.int64
+    np.testing.assert_array_equal(hot.numpy(), np.eye(a.size, dtype=np.int64)[index])
