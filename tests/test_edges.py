@@ -99,6 +99,8 @@ EDGES = {
     "empty/var_axis0": Edge((np.zeros((0, 3)),), lambda x: x.var(axis=0), lambda x: x.var(0, correction=0)),
     "empty/sum_axis0": Edge((np.zeros((0, 3)),), lambda x: x.sum(axis=0), lambda x: x.sum(0)),
     "empty/logsumexp": Edge((np.zeros((2, 0)),), lambda x: F.logsumexp(x, axis=1), lambda x: torch.logsumexp(x, 1)),
+    "empty/softmax_over_empty_axis": Edge((np.zeros((2, 0)),), lambda x: F.softmax(x, axis=1), lambda x: TF.softmax(x, 1)),
+    "empty/log_softmax_batch": Edge((np.zeros((0, 3)),), lambda x: F.log_softmax(x, axis=1), lambda x: TF.log_softmax(x, 1)),
     "empty/mse_loss": Edge((np.zeros(0), np.zeros(0)), F.mse_loss, TF.mse_loss),
     "ddof/var_single_element": Edge((a(2.0),), lambda x: x.var(ddof=1), lambda x: x.var()),
     "ddof/std_correction": Edge((a(1.0, 2.0, 4.0),), lambda x: x.std(correction=1), lambda x: x.std()),

@@ -43,8 +43,10 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
 
 def _shift(x, axes):
     """The (constant) max over ``axes``; subtracting it keeps exp from overflowing."""
+    xp = backend.xp_of(x.data)
+    if x.size == 0:
+        return Tensor(xp.zeros(tuple(1 if i in axes else n for i, n in enumerate(x.shape)), x.dtype))
     m = x.data.max(axis=axes, keepdims=True)
-    xp = backend.xp_of(m)
     return Tensor(xp.where(xp.isfinite(m), m, 0))
 
 
@@ -52,8 +54,7 @@ def logsumexp(x, axis=-1, keepdims=False):
     """log(sum(exp(x))) over ``axis`` (an int or a tuple), max-shifted (finite for logits of
     1e3); over an empty axis it is -inf."""
     axes = ops.normalize_axis(axis, x.ndim, "logsumexp")
-    m = _shift(x, axes) if x.size else Tensor(backend.xp_of(x.data).zeros(
-        tuple(1 if i in axes else n for i, n in enumerate(x.shape)), dtype=x.dtype))
+    m = _shift(x, axes)
     y = ops.log(ops.sum(ops.exp(x - m), axis=axes, keepdims=True)) + m
     return y if keepdims else ops.reshape(y, tuple(n for i, n in enumerate(y.shape) if i not in axes))
 
