@@ -1,8 +1,10 @@
 """Differentiable functions (``import minigen.functional as F``).
 
-``ops`` holds the core ops (arithmetic, maths, reductions, shapes, indexing, linear), ``conv``
-the convolutions and spatial ops, ``activation``, ``loss`` and ``normalization`` the layers'
-maths composed from them. This module also gives Tensor its operators and methods.
+``ops`` holds the core ops (arithmetic, maths, comparisons, reductions, shapes, indexing),
+``promotion`` the one dtype rule they share, ``conv`` the convolutions and spatial ops,
+``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. This
+module also gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
+or PyTorch's) is written in docs/semantics.md.
 """
 from minigen.functional.activation import (
     dropout,
