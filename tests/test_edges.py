@@ -169,6 +169,17 @@ BORROWED = {
                                     lambda x, t: TF.cross_entropy(x, t, reduction="none")),
     "F.cross_entropy_probs": Edge((LOGITS, np.full((3, 3), 1 / 3)), F.cross_entropy, TF.cross_entropy),
     "F.cross_entropy_1d": Edge((LOGITS[0], np.array(2)), F.cross_entropy, TF.cross_entropy),
+    "F.cross_entropy_weight_ignore": Edge((LOGITS, a(0, 2, -100, dtype=np.int64), a(0.5, 2.0, 1.0)),
+                                          lambda x, t, w: F.cross_entropy(x, t, w, ignore_index=-100),
+                                          lambda x, t, w: TF.cross_entropy(x, t, w.detach(), ignore_index=-100)),
+    "F.cross_entropy_weight_none_4d": Edge((IMAGE[:, :3, :2, :2], (np.arange(16).reshape(2, 2, 2, 2)[:, 0] % 3), a(0.5, 2.0, 1.0)),
+                                           lambda x, t, w: F.cross_entropy(x, t, w, ignore_index=1, reduction="none"),
+                                           lambda x, t, w: TF.cross_entropy(x, t, w.detach(), ignore_index=1, reduction="none")),
+    "F.cross_entropy_probs_weight": Edge((LOGITS, np.full((3, 3), 1 / 3), a(0.5, 2.0, 1.0)),
+                                         lambda x, p, w: F.cross_entropy(x, p, w),
+                                         lambda x, p, w: TF.cross_entropy(x, p, w.detach())),
+    "F.nll_loss_all_ignored": Edge((LOGITS, a(5, 5, 5, dtype=np.int64)), lambda x, t: F.nll_loss(x, t, ignore_index=5),
+                                   lambda x, t: TF.nll_loss(x, t, ignore_index=5)),
     "F.nll_loss": Edge((LOGITS, a(1, 1, 0, dtype=np.int64)), F.nll_loss, TF.nll_loss),
     "F.mse_loss_sum": Edge((X, X[::-1].copy()), lambda x, y: F.mse_loss(x, y, reduction="sum"),
                            lambda x, y: TF.mse_loss(x, y, reduction="sum")),
@@ -244,8 +255,9 @@ def _check(edge):
     if ref.requires_grad:
         out.sum().backward()
         ref.sum().backward()
-        for g, r in zip(_grads(mine), _grads(theirs)):
-            r = np.zeros(g.shape) if r is None else r.numpy()
+        for t, g, r in zip([t for t in mine if getattr(t, "requires_grad", False)], _grads(mine), _grads(theirs)):
+            g = np.zeros(t.shape) if g is None else g  # constants (a loss's class weights)
+            r = np.zeros(t.shape) if r is None else r.numpy()
             np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, equal_nan=True)
     else:
         assert not out.requires_grad

@@ -178,6 +178,12 @@ def cat_inputs(stack=False):
     return draw()
 
 
+def np_weighted_nll(logp, target, weight, ignore):
+    """PyTorch's documented nll_loss with weight and ignore_index, reduction='mean'."""
+    w = np.where(target == ignore, 0.0, weight[target])
+    return -(w * logp[np.arange(len(target)), target]).sum() / w.sum()
+
+
 def np_erf(a):
     return np.vectorize(math.erf)(a)
 
@@ -312,6 +318,12 @@ OPS = {
                               lambda x, p: -(p * (x - np.log(np.exp(x).sum(1, keepdims=True)))).sum(1).mean()),
     "nll_loss": Op(lambda: classification_inputs(), lambda x, target: F.nll_loss(x, target, reduction="none"),
                    lambda x, target: -x[np.arange(len(target)), target]),
+    "cross_entropy_weight_ignore": Op(
+        lambda: classification_inputs(), lambda x, target: F.cross_entropy(
+            x, target, weight=np.linspace(0.5, 2.0, x.shape[1]), ignore_index=0),
+        lambda x, target: np_weighted_nll(x - np.log(np.exp(x).sum(1, keepdims=True)), target,
+                                          np.linspace(0.5, 2.0, x.shape[1]), 0),
+        ok=lambda x, target: np.any(target != 0)),
     "mse_loss": Op(lambda: unary().flatmap(lambda i: arrays(i[0][0].shape).map(lambda b: ((i[0][0], b), {}))),
                    F.mse_loss, lambda a, b: ((a - b) ** 2).mean()),
     "bce_with_logits": Op(lambda: unary(-20, 20).flatmap(lambda i: arrays(i[0][0].shape, 0, 1).map(lambda t: ((i[0][0], t), {}))),
