@@ -151,6 +151,8 @@ BORROWED = {
     "F.gelu_tanh": Edge((X,), lambda x: F.gelu(x, approximate="tanh"), lambda x: TF.gelu(x, approximate="tanh")),
     "F.silu": Edge((X,), F.silu, TF.silu),
     "F.softplus": Edge((X * 10,), F.softplus, TF.softplus),
+    "F.softplus_beta": Edge((X * 10,), lambda x: F.softplus(x, beta=0.5, threshold=15.0),
+                            lambda x: TF.softplus(x, beta=0.5, threshold=15.0)),
     "F.relu": Edge((X,), F.relu, TF.relu),
     "F.leaky_relu": Edge((X,), lambda x: F.leaky_relu(x, 0.2), lambda x: TF.leaky_relu(x, 0.2)),
     "F.elu": Edge((X,), lambda x: F.elu(x, 0.7), lambda x: TF.elu(x, 0.7)),

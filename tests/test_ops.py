@@ -251,6 +251,7 @@ OPS = {
     "clip": Op(unary, lambda a: F.clip(a, -1.0, 0.5), lambda a: np.clip(a, -1.0, 0.5),
                ok=lambda a: away_from(a, [-1.0, 0.5], 1e-3)),
     "softplus": Op(lambda: unary(-30, 30), F.softplus, lambda a: np.logaddexp(0, a)),
+    "softplus_beta": Op(lambda: unary(-30, 30), lambda a: F.softplus(a, beta=2.5), lambda a: np.logaddexp(0, 2.5 * a) / 2.5),
     "silu": Op(unary, F.silu, lambda a: a / (1 + np.exp(-a))),
     "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np_erf(a / math.sqrt(2)))),
     "gelu_tanh": Op(unary, lambda a: F.gelu(a, approximate="tanh"),

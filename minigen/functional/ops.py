@@ -472,9 +472,13 @@ def clip(x, lo=None, hi=None):
     return Clip(lo, hi)(x)
 
 
-def softplus(x):
-    """log(1 + exp(x)), computed without overflow."""
-    return Softplus()(x)
+def softplus(x, beta=1.0, threshold=20.0):
+    """(1 / beta) log(1 + exp(beta x)), computed without overflow (PyTorch's signature).
+    PyTorch switches to the identity where beta x > threshold; the stable form needs no
+    switch, and differs from x there by log1p(exp(-beta x)) / beta < exp(-threshold) / beta."""
+    if beta == 1:
+        return Softplus()(x)
+    return Softplus()(x * beta) * (1.0 / beta)
 
 
 # --- matrix product -----------------------------------------------------------------------
