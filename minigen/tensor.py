@@ -47,8 +47,9 @@ def is_grad_enabled():
 class Tensor:
     """An array with an optional gradient and a link to the Function that produced it."""
 
-    __slots__ = ("data", "_grad", "requires_grad", "creator", "__weakref__")
+    __slots__ = ("data", "_grad", "_requires_grad", "creator", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
+    __hash__ = object.__hash__  # hashable by identity (as in PyTorch), though == is elementwise
 
     def __init__(self, data, requires_grad=False):
         if type(data) is not np.ndarray:
@@ -56,14 +57,22 @@ class Tensor:
                 data = data.data
             elif not hasattr(data, "__cuda_array_interface__"):
                 data = np.asarray(data)
-        if requires_grad and data.dtype.kind != "f":
-            raise TypeError(
-                f"requires_grad=True needs floating-point data, got dtype {data.dtype}"
-            )
         self.data = data
         self._grad = None
         self.requires_grad = requires_grad
         self.creator = None
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"requires_grad=True needs floating-point data, got dtype {self.data.dtype}"
+            )
+        self._requires_grad = bool(value)
 
     # --- array facts -------------------------------------------------------------------
     @property
@@ -191,12 +200,13 @@ class Function:
         if not isinstance(ys, tuple):
             ys = (ys,)
         outputs = [Tensor(y) for y in ys]
-        if Config.enable_grad and any(x.requires_grad for x in inputs):
+        if Config.enable_grad and any(x._requires_grad for x in inputs):
             self.inputs = inputs
             self.outputs = [weakref.ref(o) for o in outputs]
             for o in outputs:
-                o.requires_grad = True
-                o.creator = self
+                if o.data.dtype.kind == "f":  # integer and boolean results carry no gradient
+                    o._requires_grad = True
+                    o.creator = self
         return outputs[0] if len(outputs) == 1 else outputs
 
     def forward(self, *xs):

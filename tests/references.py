@@ -2,19 +2,35 @@
 import numpy as np
 
 
-def conv2d_loop(x, w, b=None, stride=1, padding=0):
-    """Direct definition: y[n,o,i,j] = b[o] + sum_{c,p,q} xpad[n,c,i*s+p,j*s+q] w[o,c,p,q]."""
+def conv2d_loop(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Direct definition: y[n,o,i,j] = b[o] + sum_{c,p,q} xpad[n,g(o)+c,i*s+p*d,j*s+q*d] w[o,c,p,q],
+    with g(o) the first input channel of output channel o's group."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     n, _, h, wd = xp.shape
     cout, cin, kh, kw = w.shape
-    ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    ho, wo = (h - span_h) // stride + 1, (wd - span_w) // stride + 1
     y = np.zeros((n, cout, ho, wo))
     for a in range(n):
         for o in range(cout):
+            first = (o // (cout // groups)) * cin
             for i in range(ho):
                 for j in range(wo):
-                    patch = xp[a, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+                    patch = xp[a, first:first + cin, i * stride : i * stride + span_h : dilation,
+                               j * stride : j * stride + span_w : dilation]
                     y[a, o, i, j] = (patch * w[o]).sum() + (0.0 if b is None else b[o])
+    return y
+
+
+def pool2d_loop(x, reduce, k, stride, padding, fill):
+    """Direct definition: y[n,c,i,j] = reduce(xpad[n,c,i*s:i*s+k,j*s:j*s+k]), xpad padded
+    with ``fill``."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=fill)
+    ho, wo = (xp.shape[2] - k) // stride + 1, (xp.shape[3] - k) // stride + 1
+    y = np.zeros(x.shape[:2] + (ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            y[:, :, i, j] = reduce(xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k], axis=(2, 3))
     return y
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import minigen as mg
 import minigen.functional as F
 from minigen.testing import gradcheck, gradgradcheck
-from tests.references import conv2d_loop, conv_transpose2d_loop
+from tests.references import conv2d_loop, conv_transpose2d_loop, pool2d_loop
 from tests.strategies import arrays, away_from, broadcastable_pair, distinct_arrays, shapes
 
 
@@ -86,6 +86,34 @@ def conv_inputs(transpose=False):
     return draw()
 
 
+def grouped_conv_inputs():
+    @st.composite
+    def draw(d):
+        groups, n = d(st.integers(1, 3)), d(st.integers(1, 2))
+        cin, cout = groups * d(st.integers(1, 2)), groups * d(st.integers(1, 2))
+        k, dilation = d(st.integers(1, 3)), d(st.integers(1, 3))
+        stride, padding = d(st.integers(1, 2)), d(st.integers(0, 2))
+        span = (k - 1) * dilation + 1
+        h, w = (d(st.integers(max(1, span - 2 * padding), 7)) for _ in range(2))
+        x = d(arrays((n, cin, h, w), noncontiguous=False))
+        kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        return (x, d(arrays((cout, cin // groups, k, k), noncontiguous=False)), d(arrays((cout,)))), kw
+
+    return draw()
+
+
+def pool_inputs(make=lambda s: arrays(s, noncontiguous=False)):
+    @st.composite
+    def draw(d):
+        k, stride = d(st.integers(1, 3)), d(st.integers(1, 3))
+        padding = d(st.integers(0, k // 2))
+        h, w = (d(st.integers(max(1, k - 2 * padding), 5)) for _ in range(2))
+        x = d(make((d(st.integers(1, 2)), d(st.integers(1, 2)), h, w)))
+        return (x,), {"k": k, "stride": stride, "padding": padding}
+
+    return draw()
+
+
 def images(max_side=4, even=False, make=lambda s: arrays(s, noncontiguous=False)):
     mult = 2 if even else 1
     return st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, max_side // mult),
@@ -150,6 +178,45 @@ def cat_inputs(stack=False):
     return draw()
 
 
+def np_weighted_nll(logp, target, weight, ignore):
+    """PyTorch's documented nll_loss with weight and ignore_index, reduction='mean'."""
+    w = np.where(target == ignore, 0.0, weight[target])
+    return -(w * logp[np.arange(len(target)), target]).sum() / w.sum()
+
+
+def np_erf(a):
+    return np.vectorize(math.erf)(a)
+
+
+def gather_inputs():
+    @st.composite
+    def draw(d):
+        a = d(arrays(d(shapes(min_side=2))))
+        axis = d(st.integers(0, a.ndim - 1))
+        ishape = tuple(d(st.integers(1, n)) for n in a.shape)
+        flat = d(st.lists(st.integers(0, a.shape[axis] - 1), min_size=int(np.prod(ishape)), max_size=int(np.prod(ishape))))
+        return (a,), {"axis": axis, "index": np.array(flat, dtype=np.int64).reshape(ishape)}
+
+    return draw()
+
+
+def classification_inputs(spatial=False, probs=False):
+    """Logits (N, C[, H, W]) with class-index targets (an int array, passed as a constant
+    keyword) or, with ``probs``, a second array of class probabilities."""
+    @st.composite
+    def draw(d):
+        shape = (d(st.integers(1, 4)), d(st.integers(1, 4))) + ((2, 3) if spatial else ())
+        x = d(arrays(shape, -5.0, 5.0))
+        if probs:
+            p = d(arrays(shape, 0.0, 1.0)) + 1e-3
+            return (x, p / p.sum(1, keepdims=True)), {}
+        flat = d(st.lists(st.integers(0, shape[1] - 1), min_size=int(np.prod(shape)) // shape[1],
+                          max_size=int(np.prod(shape)) // shape[1]))
+        return (x,), {"target": np.array(flat, dtype=np.int64).reshape((shape[0],) + shape[2:])}
+
+    return draw()
+
+
 def where_inputs():
     @st.composite
     def draw(d):
@@ -184,19 +251,54 @@ OPS = {
     "clip": Op(unary, lambda a: F.clip(a, -1.0, 0.5), lambda a: np.clip(a, -1.0, 0.5),
                ok=lambda a: away_from(a, [-1.0, 0.5], 1e-3)),
     "softplus": Op(lambda: unary(-30, 30), F.softplus, lambda a: np.logaddexp(0, a)),
+    "softplus_beta": Op(lambda: unary(-30, 30), lambda a: F.softplus(a, beta=2.5), lambda a: np.logaddexp(0, 2.5 * a) / 2.5),
     "silu": Op(unary, F.silu, lambda a: a / (1 + np.exp(-a))),
-    "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))),
+    "gelu": Op(unary, F.gelu, lambda a: 0.5 * a * (1 + np_erf(a / math.sqrt(2)))),
+    "gelu_tanh": Op(unary, lambda a: F.gelu(a, approximate="tanh"),
+                    lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)))),
+    "logsigmoid": Op(lambda: unary(-30, 30), F.logsigmoid, lambda a: -np.logaddexp(0, -a)),
+    "elu": Op(unary, lambda a: F.elu(a, alpha=0.7), lambda a: np.where(a > 0, a, 0.7 * np.expm1(np.minimum(a, 0))),
+              ok=lambda a: away_from(a, [0], 1e-3)),
+    "hardtanh": Op(unary, lambda a: F.hardtanh(a, -1.5, 0.5), lambda a: np.clip(a, -1.5, 0.5),
+                   ok=lambda a: away_from(a, [-1.5, 0.5], 1e-3)),
+    "sin": Op(lambda: unary(-4, 4), F.sin, np.sin),
+    "cos": Op(lambda: unary(-4, 4), F.cos, np.cos),
+    "maximum": Op(binary, F.maximum, np.maximum, ok=lambda a, b: away_from(np.subtract(a, b), [0], 1e-3)),
+    "minimum": Op(binary, F.minimum, np.minimum, ok=lambda a, b: away_from(np.subtract(a, b), [0], 1e-3)),
+    "pow_tensor": Op(lambda: positive_binary().map(lambda t: (t[0][::-1], {})), lambda a, b: a**b, np.power),
     "sum": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis), lambda a, axis: a.sum(axis=axis)),
     "sum_keepdims": Op(lambda: with_axis(unary()), lambda a, axis: a.sum(axis=axis, keepdims=True),
                        lambda a, axis: a.sum(axis=axis, keepdims=True)),
     "mean": Op(lambda: with_axis(unary()), lambda a, axis: a.mean(axis=axis), lambda a, axis: a.mean(axis=axis)),
     "var": Op(lambda: with_axis(unary()), lambda a, axis: a.var(axis=axis), lambda a, axis: a.var(axis=axis)),
+    "var_ddof1": Op(lambda: with_axis(unary(min_side=2)), lambda a, axis: a.var(axis=axis, ddof=1),
+                    lambda a, axis: a.var(axis=axis, ddof=1)),
+    "std": Op(lambda: with_axis(unary(min_side=2)), lambda a, axis: a.std(axis=axis, correction=1),
+              lambda a, axis: a.std(axis=axis, ddof=1), ok=lambda a, axis: np.all(a.std(axis=axis) > 1e-2)),
+    "prod": Op(lambda: with_axis(unary()), lambda a, axis: a.prod(axis=axis), lambda a, axis: a.prod(axis=axis),
+               ok=lambda a, axis: away_from(a, [0], 1e-2)),
+    "cumsum": Op(lambda: with_axis(unary()), lambda a, axis: a.cumsum(axis=axis), lambda a, axis: a.cumsum(axis=axis)),
+    "min": Op(lambda: with_axis(shapes().flatmap(distinct_arrays).map(lambda a: ((a,), {}))),
+              lambda a, axis: a.min(axis=axis), lambda a, axis: a.min(axis=axis)),
     "max": Op(lambda: with_axis(shapes().flatmap(distinct_arrays).map(lambda a: ((a,), {}))),
               lambda a, axis: a.max(axis=axis), lambda a, axis: a.max(axis=axis)),
     "reshape": Op(unary, lambda a: a.reshape(-1), lambda a: a.reshape(-1)),
     "transpose": Op(unary, lambda a: a.T, lambda a: a.T),
     "permute": Op(lambda: unary(min_dims=3, max_dims=3), lambda a: a.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
     "getitem": Op(getitem_inputs, lambda a, index: a[index], lambda a, index: a[index]),
+    "swapaxes": Op(lambda: unary(min_dims=2), lambda a: a.swapaxes(0, -1), lambda a: a.swapaxes(0, -1)),
+    "flip": Op(lambda: with_axis(unary()), lambda a, axis: a.flip(axis), lambda a, axis: np.flip(a, axis)),
+    "squeeze": Op(lambda: unary(min_side=1, max_side=1).flatmap(lambda i: arrays(i[0][0].shape + (2,)).map(lambda a: ((a,), {}))),
+                  lambda a: a.squeeze(), np.squeeze),
+    "unsqueeze": Op(unary, lambda a: a.unsqueeze(-2), lambda a: np.expand_dims(a, -2)),
+    "flatten": Op(lambda: unary(min_dims=3), lambda a: a.flatten(1), lambda a: a.reshape(a.shape[0], -1)),
+    "pad": Op(lambda: unary(min_dims=2).flatmap(lambda i: st.lists(st.integers(0, 2), min_size=4, max_size=4)
+                                                .map(lambda p: (i[0], {"widths": tuple(p)}))),
+              lambda a, widths: F.pad(a, widths, value=0.5),
+              lambda a, widths: np.pad(a, [(0, 0)] * (a.ndim - 2) + [widths[2:], widths[:2]], constant_values=0.5)),
+    "gather": Op(gather_inputs, lambda a, axis, index: F.gather(a, axis, index),
+                 lambda a, axis, index: np.take_along_axis(
+                     a[tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))], index, axis)),
     "matmul": Op(matmul_inputs, lambda a, b: a @ b, np.matmul),
     "linear": Op(linear_inputs, F.linear, lambda x, w, b: x @ w.T + b),
     "cat": Op(cat_inputs, lambda *ts, axis: mg.cat(ts, axis), lambda *a, axis: np.concatenate(a, axis)),
@@ -206,6 +308,23 @@ OPS = {
     "log_softmax": Op(lambda: unary(-5, 5), lambda a: F.log_softmax(a, axis=0),
                       lambda a: a - np.log(np.exp(a).sum(axis=0, keepdims=True))),
     "logsumexp": Op(lambda: unary(-5, 5), lambda a: F.logsumexp(a, axis=-1), lambda a: np.log(np.exp(a).sum(axis=-1))),
+    "cross_entropy": Op(lambda: classification_inputs(), lambda x, target: F.cross_entropy(x, target),
+                        lambda x, target: -np.take_along_axis(x - np.log(np.exp(x).sum(1, keepdims=True)),
+                                                              target[:, None], 1).mean()),
+    "cross_entropy_sum_4d": Op(lambda: classification_inputs(spatial=True),
+                               lambda x, target: F.cross_entropy(x, target, reduction="sum"),
+                               lambda x, target: -np.take_along_axis(x - np.log(np.exp(x).sum(1, keepdims=True)),
+                                                                     target[:, None], 1).sum()),
+    "cross_entropy_probs": Op(lambda: classification_inputs(probs=True), lambda x, p: F.cross_entropy(x, p),
+                              lambda x, p: -(p * (x - np.log(np.exp(x).sum(1, keepdims=True)))).sum(1).mean()),
+    "nll_loss": Op(lambda: classification_inputs(), lambda x, target: F.nll_loss(x, target, reduction="none"),
+                   lambda x, target: -x[np.arange(len(target)), target]),
+    "cross_entropy_weight_ignore": Op(
+        lambda: classification_inputs(), lambda x, target: F.cross_entropy(
+            x, target, weight=np.linspace(0.5, 2.0, x.shape[1]), ignore_index=0),
+        lambda x, target: np_weighted_nll(x - np.log(np.exp(x).sum(1, keepdims=True)), target,
+                                          np.linspace(0.5, 2.0, x.shape[1]), 0),
+        ok=lambda x, target: np.any(target != 0)),
     "mse_loss": Op(lambda: unary().flatmap(lambda i: arrays(i[0][0].shape).map(lambda b: ((i[0][0], b), {}))),
                    F.mse_loss, lambda a, b: ((a - b) ** 2).mean()),
     "bce_with_logits": Op(lambda: unary(-20, 20).flatmap(lambda i: arrays(i[0][0].shape, 0, 1).map(lambda t: ((i[0][0], t), {}))),
@@ -215,6 +334,13 @@ OPS = {
     "conv2d": Op(conv_inputs, lambda x, w, b, **kw: F.conv2d(x, w, b, **kw), conv2d_loop, tol32=1e-4),
     "conv_transpose2d": Op(lambda: conv_inputs(True), lambda x, w, b, **kw: F.conv_transpose2d(x, w, b, **kw),
                            conv_transpose2d_loop, tol32=1e-4),
+    "conv2d_groups_dilation": Op(grouped_conv_inputs, lambda x, w, b, **kw: F.conv2d(x, w, b, **kw),
+                                 conv2d_loop, tol32=1e-4),
+    "avg_pool2d_strided": Op(pool_inputs, lambda x, k, stride, padding: F.avg_pool2d(x, k, stride, padding),
+                             lambda x, k, stride, padding: pool2d_loop(x, np.mean, k, stride, padding, 0.0)),
+    "max_pool2d_strided": Op(lambda: pool_inputs(distinct_arrays),
+                             lambda x, k, stride, padding: F.max_pool2d(x, k, stride, padding),
+                             lambda x, k, stride, padding: pool2d_loop(x, np.max, k, stride, padding, -np.inf)),
     "avg_pool2d": Op(lambda: images(even=True), lambda x: F.avg_pool2d(x, 2),
                      lambda x: x.reshape(x.shape[0], x.shape[1], x.shape[2] // 2, 2, x.shape[3] // 2, 2).mean(axis=(3, 5))),
     "max_pool2d": Op(lambda: images(even=True, make=distinct_arrays), lambda x: F.max_pool2d(x, 2),
@@ -267,3 +393,19 @@ def test_double_backward(name, data):
     op = OPS[name]
     arrays_, kw = _draw(op, data)
     gradgradcheck(lambda *ts: op.fn(*ts, **kw), [mg.tensor(a) for a in arrays_], directions=2)
+
+
+@given(data=st.data())
+def test_argmax_argmin_one_hot_match_numpy(data):
+    a = data.draw(shapes().flatmap(distinct_arrays))
+    axis = data.draw(st.one_of(st.none(), st.integers(-a.ndim, a.ndim - 1)))
+    keepdims = data.draw(st.booleans())
+    x = mg.tensor(a, requires_grad=True)
+    for name in ("argmax", "argmin"):
+        out = getattr(x, name)(axis=axis, keepdims=keepdims)
+        assert out.dtype == np.int64 and not out.requires_grad
+        np.testing.assert_array_equal(out.numpy(), getattr(np, name)(a, axis=axis, keepdims=keepdims))
+    index = np.argsort(a.reshape(-1))[: data.draw(st.integers(1, a.size))]
+    hot = F.one_hot(index, a.size)
+    assert hot.dtype == np.int64
+    np.testing.assert_array_equal(hot.numpy(), np.eye(a.size, dtype=np.int64)[index])

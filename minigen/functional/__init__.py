@@ -1,10 +1,22 @@
 """Differentiable functions (``import minigen.functional as F``).
 
-``ops`` holds the core ops (arithmetic, maths, reductions, shapes, indexing, linear), ``conv``
-the convolutions and spatial ops, ``activation``, ``loss`` and ``normalization`` the layers'
-maths composed from them. This module also gives Tensor its operators and methods.
+``ops`` holds the core ops (arithmetic, maths, comparisons, reductions, shapes, indexing),
+``promotion`` the one dtype rule they share, ``conv`` the convolutions and spatial ops,
+``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. This
+module also gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
+or PyTorch's) is written in docs/semantics.md.
 """
-from minigen.functional.activation import dropout, gelu, log_softmax, logsumexp, silu, softmax
+from minigen.functional.activation import (
+    dropout,
+    elu,
+    gelu,
+    hardtanh,
+    log_softmax,
+    logsigmoid,
+    logsumexp,
+    silu,
+    softmax,
+)
 from minigen.functional.conv import (
     avg_pool2d,
     conv2d,
@@ -13,38 +25,68 @@ from minigen.functional.conv import (
     upsample_nearest2d,
 )
 from minigen.functional.fused import linear
-from minigen.functional.loss import binary_cross_entropy_with_logits, mse_loss
+from minigen.functional.loss import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+)
 from minigen.functional.normalization import group_norm, layer_norm, scaled_dot_product_attention
 from minigen.functional.ops import (
     abs,
     add,
+    argmax,
+    argmin,
     broadcast_to,
+    cast,
     cat,
     clip,
+    cos,
+    cumsum,
     div,
+    eq,
+    erf,
     exp,
+    flatten,
+    flip,
+    gather,
+    ge,
     getitem,
+    gt,
+    le,
     leaky_relu,
     log,
+    lt,
     matmul,
     max,
+    maximum,
     mean,
+    min,
+    minimum,
     mul,
+    ne,
     neg,
+    one_hot,
+    pad,
     pow,
+    prod,
     relu,
     reshape,
     rpow,
     sigmoid,
+    sin,
     softplus,
     sqrt,
+    squeeze,
     stack,
+    std,
     sub,
     sum,
     sum_to,
     swapaxes,
     tanh,
     transpose,
+    unsqueeze,
     var,
     where,
 )
@@ -59,14 +101,6 @@ def _shape_args(args):
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
-def _compare(op):
-    def method(self, other):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
-
-    return method
-
-
 Tensor.__add__, Tensor.__radd__ = add, _reversed(add)
 Tensor.__sub__, Tensor.__rsub__ = sub, _reversed(sub)
 Tensor.__mul__, Tensor.__rmul__ = mul, _reversed(mul)
@@ -75,13 +109,15 @@ Tensor.__matmul__, Tensor.__rmatmul__ = matmul, _reversed(matmul)
 Tensor.__pow__, Tensor.__rpow__ = pow, rpow
 Tensor.__neg__ = neg
 Tensor.__getitem__ = getitem
-Tensor.__lt__ = _compare(lambda a, b: a < b)
-Tensor.__le__ = _compare(lambda a, b: a <= b)
-Tensor.__gt__ = _compare(lambda a, b: a > b)
-Tensor.__ge__ = _compare(lambda a, b: a >= b)
-Tensor.sum, Tensor.mean, Tensor.max, Tensor.var = sum, mean, max, var
+Tensor.__eq__, Tensor.__ne__ = eq, ne
+Tensor.__lt__, Tensor.__le__, Tensor.__gt__, Tensor.__ge__ = lt, le, gt, ge
+Tensor.sum, Tensor.mean, Tensor.max, Tensor.min, Tensor.prod = sum, mean, max, min, prod
+Tensor.var, Tensor.std, Tensor.cumsum = var, std, cumsum
+Tensor.argmax, Tensor.argmin = argmax, argmin
 Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.tanh = exp, log, sqrt, tanh
+Tensor.sin, Tensor.cos = sin, cos
 Tensor.sigmoid, Tensor.relu, Tensor.abs, Tensor.clip = sigmoid, relu, abs, clip
+Tensor.squeeze, Tensor.unsqueeze, Tensor.flatten, Tensor.flip = squeeze, unsqueeze, flatten, flip
 Tensor.reshape = lambda self, *shape: reshape(self, _shape_args(shape))
 Tensor.transpose = lambda self, *axes: transpose(self, _shape_args(axes) or None)
 Tensor.permute = lambda self, *axes: transpose(self, _shape_args(axes))

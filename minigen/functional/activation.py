@@ -11,30 +11,59 @@ def silu(x):
     return fused.SiLU()(x)
 
 
-def gelu(x):
-    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-    (Hendrycks & Gimpel 2016, eq. in sec. 2; PyTorch's ``approximate='tanh'``)."""
-    inner = (x + 0.044715 * x * x * x) * math.sqrt(2.0 / math.pi)
-    return 0.5 * x * (1.0 + ops.tanh(inner))
+def gelu(x, approximate="none"):
+    """GELU, x Phi(x) (Hendrycks & Gimpel 2016, sec. 2), with PyTorch's default: the exact
+    form 0.5 x (1 + erf(x / sqrt(2))); ``approximate="tanh"`` gives the paper's
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), which needs no erf."""
+    if approximate == "none":
+        return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+    if approximate == "tanh":
+        inner = (x + 0.044715 * x * x * x) * math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1.0 + ops.tanh(inner))
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def _shift(x, axis):
-    """The (constant) max along ``axis``; subtracting it keeps exp from overflowing."""
-    m = x.data.max(axis=axis, keepdims=True)
-    xp = backend.xp_of(m)
+def logsigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x): finite and accurate for any x (-100 gives -100)."""
+    return -ops.softplus(-x)
+
+
+def elu(x, alpha=1.0):
+    """ELU (Clevert et al. 2016): x for x > 0, alpha (exp(x) - 1) otherwise, written as
+    max(0, x) + alpha (exp(min(0, x)) - 1) so no branch overflows."""
+    return ops.relu(x) + alpha * (ops.exp(ops.clip(x, hi=0.0)) - 1.0)
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """x clipped to [min_val, max_val] (PyTorch's ``hardtanh``: slope 0 at the bounds)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} > max_val {max_val}")
+    return ops.Clip(min_val, max_val, strict=True)(x)
+
+
+def _shift(x, axes):
+    """The (constant) max over ``axes``; subtracting it keeps exp from overflowing."""
+    xp = backend.xp_of(x.data)
+    if x.size == 0:
+        return Tensor(xp.zeros(tuple(1 if i in axes else n for i, n in enumerate(x.shape)), x.dtype))
+    m = x.data.max(axis=axes, keepdims=True)
     return Tensor(xp.where(xp.isfinite(m), m, 0))
 
 
 def logsumexp(x, axis=-1, keepdims=False):
-    """log(sum(exp(x))) along ``axis``, max-shifted (finite for logits of 1e3)."""
-    m = _shift(x, axis)
-    y = ops.log(ops.sum(ops.exp(x - m), axis=axis, keepdims=True)) + m
-    return y if keepdims else ops.reshape(y, tuple(n for i, n in enumerate(y.shape) if i != axis % x.ndim))
+    """log(sum(exp(x))) over ``axis`` (an int or a tuple), max-shifted (finite for logits of
+    1e3); over an empty axis it is -inf."""
+    axes = ops.normalize_axis(axis, x.ndim, "logsumexp")
+    m = _shift(x, axes)
+    y = ops.log(ops.sum(ops.exp(x - m), axis=axes, keepdims=True)) + m
+    return y if keepdims else ops.reshape(y, tuple(n for i, n in enumerate(y.shape) if i not in axes))
 
 
 def softmax(x, axis=-1):
-    e = ops.exp(x - _shift(x, axis))
-    return e / ops.sum(e, axis=axis, keepdims=True)
+    """exp(x) / sum(exp(x)) along ``axis``, max-shifted."""
+    axes = ops.normalize_axis(axis, x.ndim, "softmax")
+    e = ops.exp(x - _shift(x, axes))
+    return e / ops.sum(e, axis=axes, keepdims=True)
 
 
 def log_softmax(x, axis=-1):

@@ -34,8 +34,7 @@ class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
-        xp = backend.xp_of(x)
-        self.s = xp.tanh(x * 0.5) * 0.5 + 0.5
+        self.s = ops.sigmoid_array(x)
         return x * self.s
 
     def backward_raw(self, gy):
@@ -113,6 +112,7 @@ class Linear(Fused):
 
 def linear(x, w, b=None):
     """Affine map ``x @ w.T + b`` (PyTorch's weight layout: (out_features, in_features))."""
+    ops.same_float_dtype("linear", input=x, weight=w, bias=b)
     if x.shape[-1] != w.shape[-1]:
         raise ValueError(
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "

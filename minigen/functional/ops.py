@@ -1,13 +1,21 @@
-"""Core differentiable ops: arithmetic with broadcasting, elementwise maths, reductions,
-shape ops and indexing.
+"""Core differentiable ops: arithmetic with broadcasting, elementwise maths, comparisons,
+reductions, shape ops and indexing.
 
 Each op is a small ``Function``: ``forward`` on raw arrays, ``backward`` with differentiable
-ops. Broadcasting is undone in exactly one place, ``sum_to``.
+ops. Broadcasting is undone in exactly one place, ``sum_to``; mixed dtypes are resolved in
+one place, :mod:`minigen.functional.promotion`. Axes follow NumPy (``axis``, ``keepdims``),
+except that a 0-d tensor accepts axis 0 and -1 as PyTorch's does (see docs/semantics.md).
 """
+import builtins
+import math
+import numbers
+import operator
+
 import numpy as np
 
 from minigen import backend
-from minigen.tensor import Function, Tensor, as_tensor
+from minigen.functional.promotion import float_type, result_type
+from minigen.tensor import Cast, Function, Tensor, as_tensor
 
 
 def _const(array):
@@ -15,10 +23,56 @@ def _const(array):
     return Tensor(array)
 
 
+def _xp_of(*operands):
+    for x in operands:
+        if isinstance(x, Tensor):
+            return backend.xp_of(x.data)
+    return np
+
+
+def cast(x, dtype):
+    """``x`` as a Tensor of ``dtype``: a Python number or array is converted, a Tensor of
+    another dtype goes through a differentiable cast (its gradient is cast back)."""
+    dtype = np.dtype(dtype)
+    if not isinstance(x, Tensor):
+        xp = backend.xp_of(x) if hasattr(x, "dtype") and not isinstance(x, np.generic) else np
+        return Tensor(xp.asarray(x, dtype=dtype))
+    return x if x.dtype == dtype else Cast(dtype)(x)
+
+
+def promote(*operands, like=None):
+    """The operands as Tensors of their common dtype (:func:`promotion.result_type`), on the
+    device of the first Tensor among them (or of ``like``)."""
+    tensors = [x for x in operands if isinstance(x, Tensor)]
+    if len(tensors) == len(operands) and len({t.dtype for t in tensors}) == 1:
+        return operands
+    dtype = result_type(*operands)
+    xp = _xp_of(*operands, *(() if like is None else (like,)))
+    return tuple(cast(x if isinstance(x, Tensor) else xp.asarray(x, dtype=dtype), dtype)
+                 for x in operands)
+
+
 def _binary_inputs(a, b):
+    """``promote(a, b)`` with fast paths for the common cases: two Tensors of one dtype, and
+    a float Tensor with a Python number (the Tensor's dtype wins)."""
     if isinstance(a, Tensor):
-        return a, as_tensor(b, like=a)
-    return as_tensor(a, like=b), b
+        if isinstance(b, Tensor):
+            if a.dtype == b.dtype:
+                return a, b
+        elif isinstance(b, (int, float)) and a.dtype.kind == "f":
+            return a, Tensor(backend.xp_of(a.data).asarray(b, dtype=a.dtype))
+    elif isinstance(a, (int, float)) and isinstance(b, Tensor) and b.dtype.kind == "f":
+        return Tensor(backend.xp_of(b.data).asarray(a, dtype=b.dtype)), b
+    return promote(a, b)
+
+
+def same_float_dtype(op, **named):
+    """Refuse floating-point operands of different dtypes (PyTorch raises too): matmul,
+    linear and conv never upcast a float32 model to float64 silently."""
+    floats = {name: t.dtype for name, t in named.items() if t is not None and t.dtype.kind == "f"}
+    if len(set(floats.values())) > 1:
+        found = ", ".join(f"{name} {dtype}" for name, dtype in floats.items())
+        raise TypeError(f"{op}: operands have different float dtypes ({found}); cast one of them")
 
 
 # --- broadcasting -------------------------------------------------------------------------
@@ -73,7 +127,8 @@ class _Binary(Function):
 
     def _unbroadcast(self, ga, gb):
         a, b = self.inputs
-        return sum_to(ga, a.shape), sum_to(gb, b.shape)
+        return (None if ga is None else sum_to(ga, a.shape),
+                None if gb is None else sum_to(gb, b.shape))
 
 
 class Add(_Binary):
@@ -119,8 +174,8 @@ class Neg(Function):
         return -gy
 
 
-class Pow(Function):
-    """x ** c for a constant exponent c."""
+class PowConst(Function):
+    """x ** c for a constant exponent c (the derivative of x ** 0 is 0, also at x = 0)."""
 
     def __init__(self, c):
         self.c = c
@@ -129,8 +184,30 @@ class Pow(Function):
         return x ** x.dtype.type(self.c) if x.dtype.kind == "f" else x**self.c
 
     def backward(self, gy):
+        if self.c == 0:
+            return _const(backend.xp_of(gy.data).zeros_like(gy.data))
         (x,) = self.inputs
         return gy * self.c * x ** (self.c - 1)
+
+
+class Pow(_Binary):
+    """a ** b elementwise with PyTorch's values and derivatives: 0 ** 0 = 1, a negative base
+    with an integral exponent is real; at a = 0, d/da is 0 where b = 0 and d/db is 0 where
+    b >= 0 (instead of 0 * inf)."""
+
+    def forward(self, a, b):
+        return backend.xp_of(a).power(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gb = None
+        if a.requires_grad:
+            at = (a.data == 0) & (b.data == 0)
+            ga = where(at, 0.0, gy * b * where(at, 1.0, a) ** (b - 1))
+        if b.requires_grad:
+            at = (a.data == 0) & (b.data >= 0)
+            gb = where(at, 0.0, gy * self.output() * log(where(at, 1.0, a)))
+        return self._unbroadcast(ga, gb)
 
 
 def add(a, b):
@@ -146,6 +223,11 @@ def mul(a, b):
 
 
 def div(a, b):
+    """True division; integer operands give the default float dtype (as in PyTorch)."""
+    a, b = _binary_inputs(a, b)
+    if a.dtype.kind != "f":
+        dtype = float_type(a.dtype)
+        a, b = cast(a, dtype), cast(b, dtype)
     return Div()(a, b)
 
 
@@ -154,15 +236,15 @@ def neg(x):
 
 
 def pow(x, c):
-    """``x ** c``; a Tensor exponent goes through exp(c log x) (needs x > 0)."""
-    if isinstance(c, Tensor):
-        return exp(c * log(as_tensor(x, like=c)))
-    return Pow(c)(x)
+    """``x ** c`` elementwise (Tensor or number exponent)."""
+    if isinstance(c, Tensor) or hasattr(c, "ndim") and not isinstance(c, np.generic):
+        return Pow()(x, c)
+    return PowConst(c)(x if x.dtype.kind == "f" else cast(x, result_type(x, c)))
 
 
 def rpow(x, c):
-    """``c ** x`` for a constant base c > 0."""
-    return exp(x * float(np.log(c)))
+    """``c ** x`` for a number base c (negative bases as in PyTorch: real for integral x)."""
+    return Pow()(c, x)
 
 
 # --- elementwise maths --------------------------------------------------------------------
@@ -199,10 +281,53 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
+class Sin(Function):
+    def forward(self, x):
+        return backend.xp_of(x).sin(x)
+
+    def backward(self, gy):
+        return gy * cos(self.inputs[0])
+
+
+class Cos(Function):
+    def forward(self, x):
+        return backend.xp_of(x).cos(x)
+
+    def backward(self, gy):
+        return -gy * sin(self.inputs[0])
+
+
+class Erf(Function):
+    """The error function erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt (exact gelu's CDF).
+
+    NumPy has no erf ufunc: on the CPU each element goes through ``math.erf`` (about 90 ns an
+    element); CuPy's ``cupyx.scipy.special.erf`` on the GPU."""
+
+    def forward(self, x):
+        if backend.xp_of(x) is np:
+            return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
+        from cupyx.scipy import special
+
+        return special.erf(x)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return gy * (2 / math.sqrt(math.pi)) * exp(-x * x)
+
+
+def sigmoid_array(x):
+    """1 / (1 + e^-x) on a raw array, accurate to a few ulp in both tails wherever the result
+    is a normal float (sigmoid(-20) in float32 is 2.06e-9; a tanh form rounds it to 0). e^-x
+    overflows to inf only where the result is below the smallest normal float (x < -88 in
+    float32), and then gives 0, as PyTorch's does."""
+    xp = backend.xp_of(x)
+    with np.errstate(over="ignore"):
+        return 1 / (1 + xp.exp(-x))
+
+
 class Sigmoid(Function):
     def forward(self, x):
-        # 1/(1+e^-x) written through tanh: no overflow for large |x|
-        return backend.xp_of(x).tanh(x * 0.5) * 0.5 + 0.5
+        return sigmoid_array(x)
 
     def backward(self, gy):
         y = self.output()
@@ -218,8 +343,8 @@ class _Masked(Function):
 
 class ReLU(_Masked):
     def forward(self, x):
-        self.slope = (x > 0).astype(x.dtype)
-        return x * self.slope
+        self.slope = (~(x <= 0)).astype(x.dtype)  # slope 1 at NaN, as PyTorch's
+        return backend.xp_of(x).maximum(x, 0)  # relu(-inf) = 0, NaN stays NaN
 
 
 class LeakyReLU(_Masked):
@@ -240,16 +365,22 @@ class Abs(_Masked):
 
 
 class Clip(_Masked):
-    def __init__(self, lo, hi):
-        self.lo, self.hi = lo, hi
+    """Clip to [lo, hi]; the slope is 1 on the closed interval (PyTorch's clamp), or on the
+    open one with ``strict`` (PyTorch's hardtanh)."""
+
+    def __init__(self, lo, hi, strict=False):
+        if lo is None and hi is None:
+            raise ValueError("clip: at least one of lo and hi must be given (both are None)")
+        self.lo, self.hi, self.strict = lo, hi, strict
 
     def forward(self, x):
         xp = backend.xp_of(x)
+        above, below = (operator.gt, operator.lt) if self.strict else (operator.ge, operator.le)
         inside = xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
-            inside &= x >= self.lo
+            inside &= above(x, self.lo)
         if self.hi is not None:
-            inside &= x <= self.hi
+            inside &= below(x, self.hi)
         self.slope = inside.astype(x.dtype)
         return xp.clip(x, self.lo, self.hi)
 
@@ -264,8 +395,48 @@ class Softplus(Function):
         return gy * sigmoid(self.inputs[0])
 
 
+class Maximum(_Binary):
+    """Elementwise maximum; at ties each operand gets half the gradient, where NaN is
+    involved both get it (as in PyTorch)."""
+
+    name, loses = "maximum", staticmethod(operator.lt)
+
+    def forward(self, a, b):
+        tie = 0.5 * (a == b)
+        self.share_a = (1 - self.loses(a, b) - tie).astype(a.dtype)
+        self.share_b = (1 - self.loses(b, a) - tie).astype(a.dtype)
+        return getattr(backend.xp_of(a), self.name)(a, b)  # NaN propagates
+
+    def backward(self, gy):
+        return self._unbroadcast(gy * _const(self.share_a), gy * _const(self.share_b))
+
+
+class Minimum(Maximum):
+    name, loses = "minimum", staticmethod(operator.gt)
+
+
+def maximum(a, b):
+    return Maximum()(a, b)
+
+
+def minimum(a, b):
+    return Minimum()(a, b)
+
+
 def exp(x):
     return Exp()(x)
+
+
+def sin(x):
+    return Sin()(x)
+
+
+def cos(x):
+    return Cos()(x)
+
+
+def erf(x):
+    return Erf()(x)
 
 
 def log(x):
@@ -297,12 +468,17 @@ def abs(x):
 
 
 def clip(x, lo=None, hi=None):
+    """``x`` limited to [lo, hi]; one bound may be None (not both)."""
     return Clip(lo, hi)(x)
 
 
-def softplus(x):
-    """log(1 + exp(x)), computed without overflow."""
-    return Softplus()(x)
+def softplus(x, beta=1.0, threshold=20.0):
+    """(1 / beta) log(1 + exp(beta x)), computed without overflow (PyTorch's signature).
+    PyTorch switches to the identity where beta x > threshold; the stable form needs no
+    switch, and differs from x there by log1p(exp(-beta x)) / beta < exp(-threshold) / beta."""
+    if beta == 1:
+        return Softplus()(x)
+    return Softplus()(x * beta) * (1.0 / beta)
 
 
 # --- matrix product -----------------------------------------------------------------------
@@ -323,7 +499,10 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    """Matrix product with NumPy semantics: batched over leading dims, 1-D operands promoted."""
+    """Matrix product with NumPy semantics: batched over leading dims, 1-D operands promoted;
+    float operands of different dtypes are refused."""
+    a, b = as_tensor(a), as_tensor(b)
+    same_float_dtype("matmul", a=a, b=b)
     a, b = _binary_inputs(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dim, got {a.shape} and {b.shape}")
@@ -340,27 +519,43 @@ def matmul(a, b):
 
 
 # --- reductions ---------------------------------------------------------------------------
-def _normalize_axis(axis, ndim):
+def normalize_axis(axis, ndim, op="reduction"):
+    """A sorted tuple of non-negative axes from None, an int or a sequence (NumPy's rules:
+    in [-ndim, ndim), no repeats). A 0-d tensor accepts 0 and -1 (PyTorch's rule) and
+    reduces over no axis."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    bound = builtins.max(ndim, 1)
     for a in axes:
-        if not -ndim <= a < (ndim or 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dims")
-    return tuple(sorted(int(a) % (ndim or 1) for a in axes))
+        if not -bound <= a < bound:
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
+    if ndim == 0:
+        return ()
+    out = sorted(int(a) % ndim for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(out)
 
 
 def _keepdims_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _drop(shape, axes):
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _count(shape, axes):
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
 class Sum(Function):
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
+    def __init__(self, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
         self.in_shape = x.shape
-        self.axes = _normalize_axis(self.axis, x.ndim)
         return x.sum(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
@@ -371,40 +566,139 @@ class Sum(Function):
 class Max(Function):
     """Maximum over axes; the gradient is shared equally among tied maxima."""
 
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
+    reduce = "max"
+
+    def __init__(self, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
         self.in_shape = x.shape
-        self.axes = _normalize_axis(self.axis, x.ndim)
-        y = x.max(axis=self.axes, keepdims=True)
-        hits = (x == y).astype(x.dtype)
+        if x.size == 0:
+            raise ValueError(f"{self.reduce}: the tensor of shape {x.shape} is empty (no identity)")
+        y = getattr(x, self.reduce)(axis=self.axes, keepdims=True)
+        hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)  # a NaN maximum is a hit
         self.share = hits / hits.sum(axis=self.axes, keepdims=True)
-        return y if self.keepdims else y.reshape([n for i, n in enumerate(y.shape) if i not in self.axes])
+        return y if self.keepdims else y.reshape(_drop(y.shape, self.axes))
 
     def backward(self, gy):
         gy = reshape(gy, _keepdims_shape(self.in_shape, self.axes))
         return broadcast_to(gy, self.in_shape) * _const(self.share)
 
 
+class Min(Max):
+    reduce = "min"
+
+
+class Prod(Function):
+    """Product over axes. d/dx_i is the product of the other factors: y / x_i where x_i != 0;
+    at a zero x_i, the product of the rest if x_i is the only zero, else 0."""
+
+    def __init__(self, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.prod(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        shape = _keepdims_shape(self.in_shape, self.axes)
+        gy, y = reshape(gy, shape), reshape(self.output(), shape)
+        zero = x.data == 0
+        if not zero.any():
+            return gy * y / x
+        safe = where(zero, 1.0, x)
+        lone = zero.sum(axis=self.axes, keepdims=True) == 1
+        rest = prod(safe, self.axes, keepdims=True) * _const(lone.astype(x.dtype))
+        return gy * where(zero, rest, y / safe)
+
+
+class CumSum(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        return backend.xp_of(x).cumsum(x, axis=self.axis)
+
+    def backward(self, gy):
+        return flip(cumsum(flip(gy, self.axis), self.axis), self.axis)
+
+
+def _float_input(x):
+    """Integer input of mean/var/std as the default float dtype (NumPy: float64)."""
+    return cast(x, float_type(x.dtype))
+
+
 def sum(x, axis=None, keepdims=False):
-    return Sum(axis, keepdims)(x)
+    return Sum(normalize_axis(axis, x.ndim, "sum"), keepdims)(x)
 
 
 def mean(x, axis=None, keepdims=False):
-    axes = _normalize_axis(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    return sum(x, axes, keepdims) * (1.0 / count)
+    """Mean over ``axis``; over an empty axis it is NaN (as in NumPy and PyTorch)."""
+    axes = normalize_axis(axis, x.ndim, "mean")
+    count = _count(x.shape, axes)
+    return sum(_float_input(x), axes, keepdims) * (1.0 / count if count else math.nan)
 
 
-def var(x, axis=None, keepdims=False):
-    """Population variance (NumPy's ddof=0), the one normalisation layers use."""
-    d = x - mean(x, axis, keepdims=True)
-    return mean(d * d, axis, keepdims)
+def _ddof(ddof, correction, op):
+    if correction is not None and ddof not in (0, correction):
+        raise ValueError(f"{op}: ddof={ddof} and correction={correction} disagree (pass one)")
+    return ddof if correction is None else correction
+
+
+def var(x, axis=None, keepdims=False, ddof=0, *, correction=None):
+    """Variance sum((x - mean)^2) / (N - ddof), NumPy's default ddof=0 (population);
+    ``correction`` is PyTorch's name for ddof. N - ddof <= 0 gives inf or NaN, as in NumPy."""
+    x = _float_input(x)
+    axes = normalize_axis(axis, x.ndim, "var")
+    dof = _count(x.shape, axes) - _ddof(ddof, correction, "var")
+    d = x - mean(x, axes, keepdims=True)
+    return sum(d * d, axes, keepdims) * (1.0 / dof if dof > 0 else math.inf)
+
+
+def std(x, axis=None, keepdims=False, ddof=0, *, correction=None):
+    """Standard deviation, sqrt(var(x, axis, keepdims, ddof))."""
+    return sqrt(var(x, axis, keepdims, ddof, correction=correction))
 
 
 def max(x, axis=None, keepdims=False):
-    return Max(axis, keepdims)(x)
+    return Max(normalize_axis(axis, x.ndim, "max"), keepdims)(x)
+
+
+def min(x, axis=None, keepdims=False):
+    return Min(normalize_axis(axis, x.ndim, "min"), keepdims)(x)
+
+
+def prod(x, axis=None, keepdims=False):
+    return Prod(normalize_axis(axis, x.ndim, "prod"), keepdims)(x)
+
+
+def cumsum(x, axis=None):
+    """Cumulative sum along ``axis``; axis=None runs over the flattened tensor (NumPy)."""
+    if axis is None:
+        return CumSum(0)(reshape(x, (-1,)))
+    axes = normalize_axis(axis, x.ndim, "cumsum")
+    return CumSum(axes[0])(x) if axes else x
+
+
+def _arg(reduce, x, axis, keepdims):
+    x = as_tensor(x)
+    if x.size == 0:
+        raise ValueError(f"{reduce}: the tensor of shape {x.shape} is empty")
+    if axis is not None:
+        (axis,) = normalize_axis(axis, x.ndim, reduce) or (None,)
+    return Tensor(getattr(x.data, reduce)(axis=axis, keepdims=keepdims))
+
+
+def argmax(x, axis=None, keepdims=False):
+    """Index of the (first) maximum along ``axis``, or in the flattened tensor (an int64
+    tensor without gradient)."""
+    return _arg("argmax", x, axis, keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    """Index of the (first) minimum along ``axis``, or in the flattened tensor."""
+    return _arg("argmin", x, axis, keepdims)
 
 
 # --- shapes -------------------------------------------------------------------------------
@@ -440,16 +734,93 @@ def reshape(x, shape):
 
 
 def transpose(x, axes=None):
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of {x.ndim} dims")
+    """Permute the axes (NumPy's ``transpose``: all axes, reversed when None)."""
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    elif len(axes) != x.ndim or sorted(normalize_axis(axes, x.ndim, "transpose")) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of {x.ndim} dims")
+    else:
+        axes = tuple(int(a) % x.ndim for a in axes)
     return Transpose(axes)(x)
 
 
 def swapaxes(x, a, b):
+    """Exchange two axes (NumPy's ``swapaxes``, PyTorch's ``transpose(dim0, dim1)``)."""
     axes = list(range(x.ndim))
-    axes[a], axes[b] = axes[b], axes[a]
+    (i, j) = (normalize_axis(a, x.ndim, "swapaxes")[0], normalize_axis(b, x.ndim, "swapaxes")[0])
+    axes[i], axes[j] = axes[j], axes[i]
     return transpose(x, axes)
+
+
+def squeeze(x, axis=None):
+    """Drop axes of length 1: all of them (axis None) or the given ones, which must have
+    length 1 (NumPy's rule; PyTorch leaves a longer axis unchanged)."""
+    axes = normalize_axis(axis, x.ndim, "squeeze")
+    if axis is None:
+        axes = tuple(a for a in axes if x.shape[a] == 1)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} of shape {x.shape} has length {x.shape[a]}, not 1")
+    return reshape(x, _drop(x.shape, axes))
+
+
+def unsqueeze(x, axis):
+    """Insert an axis of length 1 at position ``axis`` in [-ndim-1, ndim] (PyTorch's
+    ``unsqueeze``, NumPy's ``expand_dims``)."""
+    (axis,) = normalize_axis(axis, x.ndim + 1, "unsqueeze")
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge axes start_dim..end_dim into one (PyTorch's ``flatten``; a 0-d tensor becomes 1-D)."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = (normalize_axis(d, x.ndim, "flatten")[0] for d in (start_dim, end_dim))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return reshape(x, x.shape[:start] + (_count(x.shape, range(start, end + 1)),) + x.shape[end + 1:])
+
+
+class Flip(Function):
+    def __init__(self, axes):
+        self.axes = axes
+
+    def forward(self, x):
+        return backend.xp_of(x).flip(x, axis=self.axes)
+
+    def backward(self, gy):
+        return Flip(self.axes)(gy)
+
+
+def flip(x, axis=None):
+    """Reverse the order of elements along ``axis`` (all axes when None, as in NumPy)."""
+    return Flip(normalize_axis(axis, x.ndim, "flip"))(x)
+
+
+class Pad(Function):
+    def __init__(self, widths, value):
+        self.widths, self.value = widths, value
+
+    def forward(self, x):
+        return backend.xp_of(x).pad(x, self.widths, constant_values=self.value)
+
+    def backward(self, gy):
+        return GetItem(tuple(slice(lo, n - hi) for (lo, hi), n in zip(self.widths, gy.shape)))(gy)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """PyTorch's ``F.pad``: ``pad`` = (left, right) for the last axis, then (top, bottom) for
+    the one before, and so on; constant padding with ``value`` (non-negative widths)."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: needs pairs of widths for at most {x.ndim} axes, got {pad}")
+    if builtins.min(pad, default=0) < 0:
+        raise ValueError(f"pad: widths must be >= 0, got {pad}")
+    pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
+    widths = tuple([(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1])
+    return Pad(widths, value)(x) if pairs else x
 
 
 # --- indexing and joining -----------------------------------------------------------------
@@ -532,19 +903,23 @@ class Concat(Function):
 
 
 def cat(tensors, axis=0):
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = list(promote(*[as_tensor(t) for t in tensors]))
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
-    return Concat(axis % tensors[0].ndim)(*tensors)
+    if tensors[0].ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
+    (axis,) = normalize_axis(axis, tensors[0].ndim, "cat")
+    return Concat(axis)(*tensors)
 
 
 def stack(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
     if len({t.shape for t in tensors}) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
-    axis = axis % (tensors[0].ndim + 1)
-    expanded = [reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
-    return cat(expanded, axis)
+    (axis,) = normalize_axis(axis, tensors[0].ndim + 1, "stack")
+    return cat([unsqueeze(t, axis) for t in tensors], axis)
 
 
 class Where(Function):
@@ -561,8 +936,66 @@ class Where(Function):
 
 
 def where(cond, a, b):
-    """Elementwise ``a`` where ``cond`` else ``b`` (cond is a constant boolean array)."""
+    """Elementwise ``a`` where ``cond`` else ``b``; cond is a constant boolean tensor/array,
+    ``a`` and ``b`` Tensors or numbers (promoted to one dtype)."""
     cond = cond.data if isinstance(cond, Tensor) else cond
-    a, b = _binary_inputs(a, b)
+    xp = backend.xp_of(cond) if hasattr(cond, "dtype") else _xp_of(a, b)
+    a, b = promote(a, b, like=Tensor(xp.asarray(cond)))
     return Where(backend.xp_of(a.data).asarray(cond, dtype=bool))(a, b)
 
+
+def gather(x, axis, index):
+    """PyTorch's ``gather``: out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (likewise for
+    the others); ``index`` has x's number of dims, and in the other axes at most x's sizes."""
+    index = index.data if isinstance(index, Tensor) else index
+    xp = backend.xp_of(x.data)
+    index = xp.asarray(index)
+    if x.ndim == 0 or index.ndim != x.ndim or index.dtype.kind not in "iu":
+        raise ValueError(f"gather: index must be an integer array with the input's number of "
+                         f"dims ({x.ndim} >= 1), got {index.dtype} of shape {index.shape}")
+    (axis,) = normalize_axis(axis, x.ndim, "gather")
+    if builtins.any(m > n for d, (m, n) in enumerate(zip(index.shape, x.shape)) if d != axis):
+        raise ValueError(f"gather: index shape {index.shape} exceeds input shape {x.shape} "
+                         f"outside axis {axis}")
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= x.shape[axis]):
+        raise IndexError(f"gather: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
+                         f"got [{int(index.min())}, {int(index.max())}]")
+    grid = [index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (x.ndim - d - 1))
+            for d, n in enumerate(index.shape)]
+    return getitem(x, tuple(grid))
+
+
+def one_hot(index, num_classes=-1):
+    """PyTorch's ``one_hot``: an int64 tensor of shape index.shape + (num_classes,) with 1
+    at each index (num_classes=-1: max(index) + 1)."""
+    index = index.data if isinstance(index, Tensor) else index
+    xp = backend.xp_of(index) if hasattr(index, "dtype") else np
+    index = xp.asarray(index)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: index must be an integer tensor, got dtype {index.dtype}")
+    if num_classes == -1:
+        num_classes = int(index.max()) + 1 if index.size else 0
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= num_classes):
+        raise ValueError(f"one_hot: class values must be in [0, {num_classes}), got "
+                         f"[{int(index.min())}, {int(index.max())}]")
+    return Tensor((index[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+# --- comparisons --------------------------------------------------------------------------
+def _comparison(name, op):
+    def compare(a, b):
+        """Elementwise comparison: a bool tensor without gradient."""
+        if not isinstance(b, (Tensor, numbers.Number, np.ndarray, np.generic)):
+            return NotImplemented
+        return Tensor(op(a.data, b.data if isinstance(b, Tensor) else b))
+
+    compare.__name__ = compare.__qualname__ = name
+    return compare
+
+
+eq = _comparison("eq", operator.eq)
+ne = _comparison("ne", operator.ne)
+lt = _comparison("lt", operator.lt)
+le = _comparison("le", operator.le)
+gt = _comparison("gt", operator.gt)
+ge = _comparison("ge", operator.ge)
