@@ -45,7 +45,9 @@ def _blocks(size):
 
 
 def _table(xp, table, dtype):
-    return xp.ascontiguousarray(xp.asarray(table), dtype=dtype)
+    """A fresh copy: the simulator writes kernel arguments back, and schedule tables are
+    read-only."""
+    return xp.array(table, dtype=dtype, order="C")
 
 
 @cuda.jit

@@ -175,16 +175,13 @@ class DDPMTrainer(Trainer):
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
         rng = backend.rng("cpu")
-        n, T = len(self.data), self.ddpm.schedule.T
-        index = rng.integers(0, n, size=self.opts["batch_size"])
-        t = rng.integers(0, T, size=len(index))
-        noise = rng.standard_normal((len(index),) + self.data.shape[1:], dtype=self.data.dtype)
+        index = rng.integers(0, len(self.data), size=self.opts["batch_size"])
         x0 = self.data[backend.to_device(index, self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, t=t, noise=backend.to_device(noise, self.device))
+        loss = self.ddpm.loss(x0, seed=rng)  # Algorithm 1 draws t and eps from rng
         loss.backward()
         metrics = {"loss": loss.item(), "lr": lr}
         if self.opts["grad_clip"]:
