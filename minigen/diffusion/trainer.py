@@ -201,9 +201,23 @@ class DDPMTrainer(Trainer):
 
     def on_checkpoint(self, step):
         if self.figures:
-            from minigen import viz
+            from minigen.diffusion import figures
 
-            self.samples, self.quality = viz.ddpm_figures(self, final=step == self.steps)
+            final = step == self.steps
+            self.samples, forward, reverse = figures.checkpoint_samples(self, final)
+            self.quality = self.evaluate(self.samples, final)
+            figures.ddpm_figures(self, self.samples, forward, reverse, self.quality)
+
+    def evaluate(self, samples, final=True):
+        """The numbers of :func:`minigen.evaluate.evaluate_samples` for ``samples`` (data
+        units) of this run's data set; for images only at the end (the classifier takes a
+        few seconds to train), else {}."""
+        from minigen.evaluate import evaluate_samples
+
+        if samples.ndim == 4 and not final:
+            return {}
+        reference = self.data_raw if samples.ndim == 2 else None
+        return evaluate_samples(samples, self.config.get("data"), reference=reference)
 
     # --- sampling --------------------------------------------------------------------------
     def sample(self, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
