@@ -80,9 +80,13 @@ def build_parser():
             p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
         else:
-            p.add_argument("--k", type=_positive_int, default=1,
-                           help="discriminator steps per generator step (Algorithm 1)")
-            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default="nonsaturating")
+            p.add_argument("--k", type=_positive_int, default=None,
+                           help="discriminator steps per generator step (Algorithm 1; "
+                           "default 1)")
+            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default=None,
+                           help="default: nonsaturating (tuned preset), minimax (paper)")
+            p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
+                           help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run_dir")
@@ -122,7 +126,7 @@ def _train(args):
     else:
         from minigen.gan import train_gan as train
 
-        options.update(k=args.k, loss=args.loss)
+        options.update(k=args.k, loss=args.loss, preset=args.preset)
     trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
                     progress=not args.quiet, figures=not args.no_figures, device=args.device,
                     **options)

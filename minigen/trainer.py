@@ -6,6 +6,7 @@ which seeds minigen's generators) and implements
 - ``train_step(step) -> dict[str, float]``: one optimization step, returning its losses/metrics;
 - ``state() -> dict`` and ``load_state(state)``: everything that must survive a restart
   (``model.state_dict()``, ``opt.state_dict()``, ``ema.state_dict()``, data-iterator state...);
+- optionally ``on_step_end(step)``: after each step (``step`` = steps done), e.g. snapshots;
 - optionally ``on_checkpoint(step)``: figures or samples written next to each checkpoint.
 
 ``fit()`` runs the loop with a progress bar, stops with ``TrainingDiverged`` on the first
@@ -30,6 +31,16 @@ from minigen import backend, checkpoint
 CHECKPOINT_FILE = "checkpoint.npz"
 # Top-level checkpoint keys the trainer itself uses; state() must not use them.
 RESERVED_KEYS = ("step", "history", "rng", "config")
+
+
+def check_options(owner, options, defaults):
+    """``defaults`` updated with ``options``; a TypeError (as for an unexpected keyword
+    argument) names any option that ``defaults`` does not have."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"{owner}: unknown options {unknown}; valid options are "
+                        f"{sorted(defaults)}")
+    return {**defaults, **options}
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,6 +76,10 @@ class Trainer:
 
     def load_state(self, state):
         raise NotImplementedError(f"{type(self).__name__} must implement load_state(state)")
+
+    def on_step_end(self, step):
+        """Called after each training step (``step`` = number of steps done), before the
+        checkpoint of that step."""
 
     def on_checkpoint(self, step):
         """Called after each checkpoint is written (``step`` = number of steps done). It may
@@ -147,6 +162,7 @@ class Trainer:
                     )
                 self._record(step, metrics)
                 self.step = step + 1
+                self.on_step_end(self.step)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
                 if self.step % self.checkpoint_every == 0 or self.step == self.steps:

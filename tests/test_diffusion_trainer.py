@@ -161,7 +161,7 @@ def test_2d_figures_and_quality_are_written(tmp_path):
 
 
 def test_trainer_rejects_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="unknown options"):
+    with pytest.raises(TypeError, match="unknown options"):
         T.DDPMTrainer(D.moons(10, seed=0), tmp_path, 1, learning_rate=1.0)
     with pytest.raises(ValueError, match="vectors .* or images"):
         T.DDPMTrainer(np.zeros((10, 2, 2)), tmp_path, 1)

@@ -23,7 +23,7 @@ from minigen import backend, checkpoint, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.trainer import CHECKPOINT_FILE, Trainer
+from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options
 
 VECTOR_DEFAULTS = dict(
     model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
@@ -142,14 +142,7 @@ class DDPMTrainer(Trainer):
     def __init__(self, data, out_dir, steps, seed=0, checkpoint_every=1000, progress=True,
                  figures=True, data_name=None, device="cpu", normalization=None, **options):
         data = np.asarray(data)
-        opts = defaults_for(data)
-        unknown = sorted(set(options) - set(opts))
-        if unknown:
-            raise ValueError(
-                f"DDPMTrainer: unknown options {unknown}; valid options are "
-                f"{sorted(opts)}"
-            )
-        opts.update(options)
+        opts = check_options("DDPMTrainer", options, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise ValueError("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
