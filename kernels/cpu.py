@@ -11,8 +11,8 @@ times a row of weights accumulated into a row of outputs, a rank-1 update that L
 into SIMD code without reassociating any sum (so it vectorises with fastmath off). Every
 parallel task owns a disjoint slice of the result: an output row (n, y) for the forward
 pass, an input row (n, y) for the input gradient, one filter tap (c, i, j) for the weight
-gradient. No atomics, deterministic results. Measured against the im2col + BLAS reference
-in the :mod:`kernels` docstring, which also says which one the NumPy dispatch uses.
+gradient. No atomics, deterministic results. The :mod:`kernels` docstring says which
+convolution the NumPy dispatch uses (measurements in docs/performance.md).
 """
 import math
 
@@ -23,9 +23,8 @@ from .arrays import rows
 from .reference import adam_scalars
 
 # Elementwise kernels are memory-bound single passes: they run serially, because starting
-# and joining threads cost more than they saved (on the 2-core development machine under
-# load a parallel q_sample on 64x3x32x32 took 4-12 ms, the serial loop well under 1 ms).
-# The convolutions do enough arithmetic per byte to gain from prange.
+# and joining threads cost more than they save (docs/performance.md). The convolutions do
+# enough arithmetic per byte to gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 

@@ -136,7 +136,8 @@ def _train(args):
 def _sample(args):
     if not args.out.endswith(".npy"):
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
-    from minigen.diffusion.trainer import read_run_config, sample_run
+    from minigen.diffusion.trainer import sample_run
+    from minigen.trainer import read_run_config
 
     kind = read_run_config(args.run_dir).get("kind")
     if kind == "ddpm":

@@ -43,6 +43,28 @@ def check_options(owner, options, defaults):
     return {**defaults, **options}
 
 
+def read_run_config(run_dir):
+    """The ``config.json`` of a run directory, with a clear error when there is none."""
+    path = os.path.join(os.fspath(run_dir), "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!s} is not a minigen run directory (no config.json)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_run(run_dir, kind):
+    """``(config, state)`` of the ``kind`` ("ddpm" | "gan") run saved in ``run_dir`` by
+    :meth:`Trainer.save_checkpoint`: its config and what the trainer's ``state()`` returned."""
+    config = read_run_config(run_dir)
+    if config.get("kind") != kind:
+        raise ValueError(f"{run_dir!s} holds a {config.get('kind')!r} run, not a {kind!r} run")
+    path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!s} has no checkpoint ({CHECKPOINT_FILE}) yet")
+    saved = checkpoint.load(path)
+    return saved["config"], {k: v for k, v in saved.items() if k not in RESERVED_KEYS}
+
+
 class TrainingDiverged(RuntimeError):
     """A metric became NaN or infinite; the run stopped without overwriting its checkpoint."""
 

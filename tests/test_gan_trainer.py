@@ -156,7 +156,7 @@ def test_sample_run_rebuilds_the_generator(tmp_path):
     np.testing.assert_array_equal(x, sample_run(run, 300, seed=3))
     np.testing.assert_allclose(x, trainer.samples(300, seed=3), rtol=1e-6)
     assert os.path.exists(run / "samples.png")
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not a minigen run directory"):
         sample_run(tmp_path / "missing", 10)
 
 

@@ -22,7 +22,7 @@ from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
-from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options
+from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, read_run
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -73,9 +73,7 @@ ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0, optimizer="adam"
 """Options added after runs were first saved, with the values that reproduce such runs."""
 
 DEFAULT_STEPS = 16000
-"""Training steps that go with ``DEFAULTS`` (bench/coverage.py): top-k finds the modes in the
-first half, the whole-batch second half with the cosine decay pulls samples onto them. With
-8000 steps the 25-mode grid keeps ~12% of its samples between modes."""
+"""Training steps that go with ``DEFAULTS`` (bench/coverage.py; docs/tuning.md)."""
 
 
 def defaults_for(data, preset="tuned"):
@@ -367,21 +365,15 @@ def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, pro
 def load_generator(run_dir, use_ema=True):
     """(G in eval mode, the run's config) rebuilt from ``run_dir``'s config and checkpoint;
     G holds the EMA weights when the run kept them (``ema_decay`` > 0) and ``use_ema``."""
-    path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
-    if not os.path.exists(path):
-        raise ValueError(f"load_generator: no checkpoint at {path}")
-    saved = checkpoint.load(path)
-    config = saved["config"]
-    if config.get("kind") != "gan":
-        raise ValueError(f"load_generator: {path} holds a {config.get('kind')!r} run, not a GAN")
+    config, state = read_run(run_dir, "gan")
     spec = config["generator"]
     if spec is None:
         raise ValueError(f"load_generator: the generator of {run_dir} has no .config to "
                          "rebuild it from")
     generator = build_model(spec["class"], spec["config"])
-    generator.load_state_dict(saved["generator"])
-    if use_ema and "ema" in saved:
-        optim.EMA(generator, config["ema_decay"]).load_state_dict(saved["ema"]).copy_to(generator)
+    generator.load_state_dict(state["generator"])
+    if use_ema and "ema" in state:
+        optim.EMA(generator, config["ema_decay"]).load_state_dict(state["ema"]).copy_to(generator)
     return generator.eval(), config
 
 
