@@ -24,6 +24,7 @@ import json
 import math
 import os
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from minigen import backend, checkpoint
@@ -41,6 +42,49 @@ def check_options(owner, options, defaults):
         raise TypeError(f"{owner}: unknown options {unknown}; valid options are "
                         f"{sorted(defaults)}")
     return {**defaults, **options}
+
+
+def fit_normalization(data, per_feature_scale=True):
+    """``{"shift", "scale"}`` (lists) with x_model = (x - shift) / scale, fitted to ``data``
+    so that both model families train on unit-scale inputs in any data units. Vectors
+    (n, d): the per-feature mean, and the per-feature std (``per_feature_scale``, the DDPM's
+    choice) or one overall std (the GAN's: it keeps the data's geometry, e.g. round modes
+    stay round). Images: the centre and half-width of the value range, onto [-1, 1]."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 2:
+        shift = data.mean(axis=0)
+        if per_feature_scale:
+            scale = data.std(axis=0)
+        else:
+            scale = np.array([np.sqrt(((data - shift) ** 2).mean())])
+    else:
+        lo, hi = data.min(), data.max()
+        shift, scale = np.array([(hi + lo) / 2]), np.array([(hi - lo) / 2])
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    return {"shift": shift.tolist(), "scale": scale.tolist()}
+
+
+def _affine(normalization, ndim):
+    if ndim == 2:
+        shape = (1, -1)
+    else:
+        shape = (1, -1, 1, 1) if len(normalization["shift"]) > 1 else (1, 1, 1, 1)
+    shift = np.asarray(normalization["shift"], dtype=np.float64).reshape(shape)
+    scale = np.asarray(normalization["scale"], dtype=np.float64).reshape(shape)
+    return shift, scale
+
+
+def normalize(data, normalization):
+    """Data units -> model units, as float32."""
+    shift, scale = _affine(normalization, np.ndim(data))
+    return ((np.asarray(data) - shift) / scale).astype(np.float32)
+
+
+def denormalize(samples, normalization):
+    """Model units -> data units (the dtype of ``samples`` is kept)."""
+    samples = np.asarray(samples)
+    shift, scale = _affine(normalization, samples.ndim)
+    return (samples * scale + shift).astype(samples.dtype)
 
 
 def read_run_config(run_dir):

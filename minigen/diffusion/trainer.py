@@ -22,7 +22,10 @@ from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, read_run, read_run_config
+from minigen.trainer import (
+    CHECKPOINT_FILE, Trainer, check_options, denormalize, fit_normalization, normalize, read_run,
+    read_run_config,
+)
 
 VECTOR_DEFAULTS = dict(
     model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
@@ -55,42 +58,6 @@ def defaults_for(data):
         "DDPMTrainer: data must be vectors (n, d) or images (n, C, H, W), got shape "
         f"{data.shape}"
     )
-
-
-def fit_normalization(data):
-    """``{"shift", "scale"}`` (lists) with x_model = (x - shift) / scale: per-feature mean and
-    std for vectors, the centre and half-width of the value range for images."""
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 2:
-        shift, scale = data.mean(axis=0), data.std(axis=0)
-    else:
-        lo, hi = data.min(), data.max()
-        shift, scale = np.array([(hi + lo) / 2]), np.array([(hi - lo) / 2])
-    scale = np.where(scale > 1e-12, scale, 1.0)
-    return {"shift": shift.tolist(), "scale": scale.tolist()}
-
-
-def _affine(normalization, ndim):
-    if ndim == 2:
-        shape = (1, -1)
-    else:
-        shape = (1, -1, 1, 1) if len(normalization["shift"]) > 1 else (1, 1, 1, 1)
-    shift = np.asarray(normalization["shift"], dtype=np.float64).reshape(shape)
-    scale = np.asarray(normalization["scale"], dtype=np.float64).reshape(shape)
-    return shift, scale
-
-
-def normalize(data, normalization):
-    """Data units -> model units, as float32."""
-    shift, scale = _affine(normalization, np.ndim(data))
-    return ((np.asarray(data) - shift) / scale).astype(np.float32)
-
-
-def denormalize(samples, normalization):
-    """Model units -> data units (the dtype of ``samples`` is kept)."""
-    samples = np.asarray(samples)
-    shift, scale = _affine(normalization, samples.ndim)
-    return (samples * scale + shift).astype(samples.dtype)
 
 
 def denoiser_config(name, config, data_shape):

@@ -22,7 +22,7 @@ from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
-from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, read_run
+from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, fit_normalization, read_run
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -84,17 +84,6 @@ def defaults_for(data, preset="tuned"):
     if preset == "tuned" and np.ndim(data) == 4:
         return dict(IMAGE_DEFAULTS)
     return dict(PRESETS[preset])
-
-
-def standardizer(x):
-    """(shift, scale) with (x - shift) / scale standardised: per-feature mean and one overall
-    standard deviation for vectors (n, d); the value range onto [-1, 1] for images."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 4:
-        lo, hi = float(x.min()), float(x.max())
-        return (hi + lo) / 2.0, max((hi - lo) / 2.0, 1e-12)
-    shift = x.mean(axis=0)
-    return shift.tolist(), max(float(np.sqrt(((x - shift) ** 2).mean())), 1e-12)
 
 
 def _check_options(options, defaults):
@@ -165,7 +154,9 @@ class GANTrainer(Trainer):
         if x.ndim not in (2, 4) or len(x) < 2:
             raise ValueError(f"GANTrainer: data must be vectors (n, d) or images (n, C, H, W) "
                              f"with n >= 2, got shape {x.shape}")
-        self.shift, self.scale = standardizer(x)
+        normalization = fit_normalization(x, per_feature_scale=False)
+        self.shift = normalization["shift"] if x.ndim == 2 else normalization["shift"][0]
+        self.scale = normalization["scale"][0]
         self.data = (x - np.asarray(self.shift, dtype=np.float32)) / np.float32(self.scale)
         self.device = backend.normalize_device(device)
         self.generator = (generator or self._default_generator()).to(self.device)
