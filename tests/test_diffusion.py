@@ -504,6 +504,10 @@ def test_kernel_path_equals_the_readable_path(monkeypatch, device, flavour, dtyp
         assert fused.dtype == readable.dtype == dtype
         assert backend.device_of(fused) == device
         np.testing.assert_allclose(backend.to_numpy(fused), backend.to_numpy(readable), **tol)
+    mean, var, _ = ddpm.p_mean_variance(x, t)  # the network called inside
+    np.testing.assert_allclose(
+        backend.to_numpy(mean + var ** 0.5 * z * backend.xp_of(x).asarray(t > 0)[:, None]),
+        backend.to_numpy(ddpm.p_sample(x, t, z, fused=False)), **tol)
     if clip_x0 is not None:  # the clip acts: without it the step would differ
         unclipped = _ddpm(_wiggly_eps, prediction=prediction, variance=variance)
         assert not np.allclose(backend.to_numpy(unclipped.p_sample(x, t, z)),

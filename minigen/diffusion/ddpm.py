@@ -160,12 +160,15 @@ class DDPM:
         return (xt - _gather(s.sqrt_alphas_cumprod, t, raw) * x0) / _gather(
             s.sqrt_one_minus_alphas_cumprod, t, raw)
 
-    def p_mean_variance(self, xt, t, model_output):
+    def p_mean_variance(self, xt, t, model_output=None, y=None):
         """p_theta(x_{t-1} | x_t) = N(mean, variance) (eq. 1) from the network's output at
-        (x_t, t). Returns ``(mean, variance, x0_hat)``; the variance has shape
-        (batch, 1, ..., 1)."""
+        (x_t, t) (computed here, without gradient, when ``model_output`` is None). Returns
+        ``(mean, variance, x0_hat)``; the variance has shape (batch, 1, ..., 1)."""
         raw = _raw(xt)
         t = self._timesteps(t, raw, "p_mean_variance")
+        if model_output is None:
+            with no_grad(), eval_mode(self.model):
+                model_output = self._call_model(raw, t, y).data
         # 1. x0_hat from the network output (eq. 15 for eps-prediction).
         x0_hat = self.predict_x0(raw, t, model_output)
         # 2. Optionally clip x0_hat to the data range (the official implementation's
