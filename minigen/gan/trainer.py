@@ -212,8 +212,7 @@ class GANTrainer(Trainer):
         keeps max(top_k, gamma^epoch) with gamma = 0.99, epoch = step m / n, so the
         fakes D rates worst, between modes, stop pulling G off the modes it has; after
         ``top_k_until`` of the run every fake counts again, which pulls those stragglers onto
-        the modes (top-k to the end left ~25% of the 25-Gaussian grid's samples between
-        modes)."""
+        the modes (docs/tuning.md)."""
         o = self.options
         if o["top_k"] == 1 or step >= o["top_k_until"] * self.steps:
             return 1.0
