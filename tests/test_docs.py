@@ -1,7 +1,6 @@
 """Every ``python`` code block of README.md and docs/tour.md runs (in a fresh namespace, in a
 temporary directory). A block whose opening fence line carries ``skip`` (```` ```python skip
 ````) is left out; use it only for a block that trains for minutes, and say so beside it."""
-import os
 import pathlib
 import re
 
