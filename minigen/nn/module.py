@@ -96,7 +96,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def num_parameters(self):
-        return int(sum(p.size for p in self.parameters()))
+        return int(sum(p.data.size for p in self.parameters()))
 
     # --- state -------------------------------------------------------------------------
     def state_dict(self):
