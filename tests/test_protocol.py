@@ -107,7 +107,7 @@ def test_inplace_fills_keep_the_array_and_return_the_tensor():
 def test_inplace_fill_refused_on_a_tensor_that_records_gradients():
     p = mg.nn.Parameter(np.zeros(3, dtype=np.float32))
     for op in (lambda: p.fill_(1), lambda: p.zero_(), lambda: p.normal_(), lambda: p.uniform_()):
-        with pytest.raises(RuntimeError, match="requires grad .* no_grad"):
+        with pytest.raises(RuntimeError, match="requires grad .*no_grad"):
             op()
     mg.zeros(3).fill_(1.0)  # no grad needed: allowed anywhere
 
