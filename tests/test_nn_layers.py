@@ -193,7 +193,8 @@ def test_batch_norm_training_statistics():
     np.testing.assert_array_equal(bn.running_mean, running_mean)  # eval leaves them alone
 
     state = bn.state_dict()
-    assert {"running_mean", "running_var", "weight", "bias"} == set(state)
+    assert {"running_mean", "running_var", "num_batches_tracked", "weight", "bias"} == set(state)
+    assert state["num_batches_tracked"] == 2 and state["num_batches_tracked"].dtype == np.int64
     fresh = nn.BatchNorm2d(3, momentum=0.2, dtype=F64).load_state_dict(state).eval()
     np.testing.assert_array_equal(fresh(mg.tensor(x)).numpy(), y)
     with pytest.raises(ValueError, match="more than 1 value"):

@@ -15,7 +15,11 @@ from minigen.functional.conv import (
     upsample_nearest2d,
 )
 from minigen.functional.fused import linear
-from minigen.functional.loss import binary_cross_entropy_with_logits, mse_loss
+from minigen.functional.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    mse_loss,
+)
 from minigen.functional.normalization import group_norm, layer_norm, scaled_dot_product_attention
 from minigen.functional.ops import (
     abs,
@@ -103,3 +107,5 @@ Tensor.__bool__, Tensor.__float__ = _cast.to_bool, _cast.to_float
 Tensor.__int__, Tensor.__index__ = _cast.to_int, _cast.to_index
 Tensor.fill_, Tensor.zero_ = _inplace.fill_, _inplace.zero_
 Tensor.normal_, Tensor.uniform_ = _inplace.normal_, _inplace.uniform_
+Tensor.cpu = lambda self: _cast.to(self, "cpu")
+Tensor.cuda = lambda self: _cast.to(self, "cuda")

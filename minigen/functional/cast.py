@@ -24,10 +24,9 @@ def cast(x, dtype):
     return x if x.dtype == dtype else Cast(dtype)(x)
 
 
-def to(x, *args, device=None, dtype=None):
-    """PyTorch's ``Tensor.to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
-    ``to(other_tensor)`` (its device and dtype) or keywords; returns ``x`` when nothing changes.
-    Both the device copy and the cast are differentiable."""
+def parse_to_args(args, device=None, dtype=None):
+    """``(device, dtype)`` from PyTorch's ``to`` arguments: devices, dtypes, a tensor (its
+    device and dtype), in any order, besides the keywords; None for what is not given."""
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
@@ -40,6 +39,14 @@ def to(x, *args, device=None, dtype=None):
                 raise ValueError(
                     f"to: {arg!r} is neither a device ('cpu', 'cuda') nor a dtype"
                 ) from None
+    return device, None if dtype is None else np.dtype(dtype)
+
+
+def to(x, *args, device=None, dtype=None):
+    """PyTorch's ``Tensor.to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+    ``to(other_tensor)`` (its device and dtype) or keywords; returns ``x`` when nothing changes.
+    Both the device copy and the cast are differentiable."""
+    device, dtype = parse_to_args(args, device, dtype)
     if device is not None and backend.normalize_device(device) != x.device:
         x = ToDevice(device)(x)
     return x if dtype is None else cast(x, dtype)
