@@ -7,7 +7,7 @@ The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``
 import importlib
 
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
-from minigen.backend import cuda_available, manual_seed
+from minigen.backend import cuda_available, device, manual_seed
 from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ...)
 from numpy import float16, float32, float64, int32, int64
 
@@ -48,4 +48,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
     "save", "load", "zeros_like", "ones_like", "randn_like", "rand_like", "full", "randint",
     "arange", "linspace", "from_numpy", "float16", "float32", "float64", "int32", "int64", "bool",
+    "device",
 ]

@@ -1,7 +1,7 @@
 """Parameter initialisation with PyTorch's names and formulas (``torch.nn.init``).
 
-Each function fills a tensor in place under ``no_grad`` from minigen's generator and returns
-it. Fans follow PyTorch: for a weight of shape (out, in, *kernel), fan_in = in * prod(kernel)
+Each function fills a tensor (or a raw array, e.g. ``m.weight.data``) in place under
+``no_grad`` from minigen's generator and returns it. Fans follow PyTorch: for a weight of shape (out, in, *kernel), fan_in = in * prod(kernel)
 and fan_out = out * prod(kernel) (a ConvTranspose2d weight (in, out, ...) is read the same
 way, as PyTorch does). Gains (``calculate_gain``): 1 for linear/conv/sigmoid, 5/3 for tanh,
 sqrt(2) for relu, sqrt(2 / (1 + a^2)) for leaky_relu with slope a (default 0.01), 3/4 for selu.
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from minigen.functional import inplace
-from minigen.tensor import no_grad
+from minigen.tensor import Tensor, no_grad
 
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "sigmoid")
@@ -53,19 +53,24 @@ def _fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor, a=0.0, b=1.0):
+def _fill(fill, tensor, *args):
+    """``fill`` on ``tensor`` under no_grad; a raw array (PyTorch scripts pass
+    ``m.weight.data``) is filled in place through a Tensor that shares its memory."""
     with no_grad():
-        return inplace.uniform_(tensor, a, b)
+        fill(tensor if isinstance(tensor, Tensor) else Tensor(tensor), *args)
+    return tensor
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    return _fill(inplace.uniform_, tensor, a, b)
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    with no_grad():
-        return inplace.normal_(tensor, mean, std)
+    return _fill(inplace.normal_, tensor, mean, std)
 
 
 def constant_(tensor, val):
-    with no_grad():
-        return inplace.fill_(tensor, val)
+    return _fill(inplace.fill_, tensor, val)
 
 
 def zeros_(tensor):
