@@ -42,7 +42,8 @@ def main(argv=None):
     data = mg.from_numpy(mg.data.moons(args.n, seed=args.seed))
     loader = DataLoader(TensorDataset(data), batch_size=128, shuffle=True, drop_last=True)
 
-    betas = mg.linspace(1e-4, 0.02, args.T)  # the linear schedule (sec. 4)
+    scale = 1000 / args.T  # the paper's linear schedule (sec. 4), stretched to T steps
+    betas = mg.linspace(1e-4 * scale, 0.02 * scale, args.T)
     alphas = 1.0 - betas
     alphas_cumprod = mg.tensor(np.cumprod(alphas.numpy()))
     sqrt_ab, sqrt_1mab = alphas_cumprod.sqrt(), (1.0 - alphas_cumprod).sqrt()
