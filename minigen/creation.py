@@ -54,28 +54,17 @@ def rand(*shape, dtype=None, device=None, requires_grad=False):
     return _filled(lambda xp, s, d: rng.random(s, dtype=d), shape, dtype, device, requires_grad)
 
 
-def _like(x, dtype, device):
-    return dtype or x.dtype, device or x.device
+def _like(make):
+    def like(x, dtype=None, device=None, requires_grad=False):
+        return make(x.shape, dtype=dtype or x.dtype, device=device or x.device,
+                    requires_grad=requires_grad)
+
+    like.__name__ = like.__qualname__ = f"{make.__name__}_like"
+    like.__doc__ = f"``{make.__name__}`` with the shape, dtype and device of ``x`` (unless given)."
+    return like
 
 
-def zeros_like(x, dtype=None, device=None, requires_grad=False):
-    dtype, device = _like(x, dtype, device)
-    return zeros(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def ones_like(x, dtype=None, device=None, requires_grad=False):
-    dtype, device = _like(x, dtype, device)
-    return ones(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def randn_like(x, dtype=None, device=None, requires_grad=False):
-    dtype, device = _like(x, dtype, device)
-    return randn(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def rand_like(x, dtype=None, device=None, requires_grad=False):
-    dtype, device = _like(x, dtype, device)
-    return rand(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+zeros_like, ones_like, randn_like, rand_like = (_like(f) for f in (zeros, ones, randn, rand))
 
 
 def _python_dtype(*values):

@@ -53,7 +53,8 @@ class TensorDataset(Dataset):
         return len(self.tensors[0])
 
     def _batch(self, indices):
-        return tuple(Tensor(t[indices]) for t in self.tensors)
+        return tuple(Tensor(t[backend.to_device(indices, backend.device_of(t))])
+                     for t in self.tensors)
 
 
 def _collate(items):
