@@ -37,6 +37,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.T < 50:
+        parser.error("--T must be >= 50 (the stretched schedule's last beta is 20/T)")
     mg.manual_seed(args.seed)
 
     data = mg.from_numpy(mg.data.moons(args.n, seed=args.seed))

@@ -16,7 +16,7 @@ def _load(name):
 
 
 @pytest.mark.parametrize("name, argv, check", [
-    ("ddpm_2d", ["--steps", "30", "--n", "512", "--T", "20", "--samples", "200"],
+    ("ddpm_2d", ["--steps", "30", "--n", "512", "--T", "50", "--samples", "200"],
      lambda out: out[0].shape == (200, 2) and np.isfinite(out[1])),
     ("dcgan_digits", ["--steps", "4", "--batch-size", "16"],
      lambda out: out.shape == (64, 1, 8, 8) and np.all(np.abs(out) <= 1)),

@@ -61,7 +61,8 @@ def test_old_gan_run_samples_and_resumes(tmp_path):
     saved = mg.load(LEGACY / "models.npz")
     run = tmp_path / "run"
     shutil.copytree(LEGACY / "gan_run", run)
-    np.testing.assert_array_equal(sample_run(run, 4, seed=0), saved["gan_samples"])
+    # equal up to float32 rounding (ops may be re-implemented; a wrong load is far off)
+    np.testing.assert_allclose(sample_run(run, 4, seed=0), saved["gan_samples"], rtol=1e-5, atol=1e-6)
     images, _ = mg.data.digits(seed=0)
     trainer = train_gan(images[:64], 3, run, resume=True, figures=False, progress=False)
     assert trainer.step == 3 and "generator" in trainer.state()
@@ -75,7 +76,7 @@ def test_old_mlp_and_unet_checkpoints_load_and_give_the_same_outputs():
         model.load_state_dict(saved[name])
         with mg.no_grad():
             out = model(mg.tensor(saved[x]), saved["t"], *extra).numpy()
-        np.testing.assert_array_equal(out, saved["out"][name])
+        np.testing.assert_allclose(out, saved["out"][name], rtol=1e-5, atol=1e-6)
 
 
 def test_old_optimizer_and_ema_states_migrate():
