@@ -6,11 +6,11 @@ The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``
 """
 import importlib
 
-from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
-from minigen.backend import cuda_available, device, manual_seed
 from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ...)
 from numpy import float16, float32, float64, int32, int64
 
+from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
+from minigen.backend import cuda_available, device, manual_seed
 from minigen.creation import (
     arange,
     from_numpy,
