@@ -6,9 +6,27 @@ The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``
 """
 import importlib
 
+from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ...)
+from numpy import float16, float32, float64, int32, int64
+
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
-from minigen.backend import cuda_available, manual_seed
-from minigen.creation import ones, rand, randn, tensor, zeros
+from minigen.backend import cuda_available, device, manual_seed
+from minigen.creation import (
+    arange,
+    from_numpy,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from minigen.functional import cat, stack, where
 from minigen.graph import plot_graph, to_dot
 from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
@@ -32,5 +50,7 @@ def __getattr__(name):
 __all__ = [
     "Function", "Tensor", "tensor", "zeros", "ones", "randn", "rand", "cat", "stack", "where",
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
-    "save", "load", "to_dot", "plot_graph",
+    "save", "load", "to_dot", "plot_graph", "zeros_like", "ones_like", "randn_like", "rand_like",
+    "full", "randint", "arange", "linspace", "from_numpy", "float16", "float32", "float64", "int32",
+    "int64", "bool", "device",
 ]

@@ -64,6 +64,17 @@ def xp_for(device):
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
 
 
+def device(name):
+    """PyTorch's ``torch.device(name)`` as minigen's device string: 'cpu' or 'cuda' ('cuda:0'
+    and 'gpu' name the GPU). Checks the name only; using 'cuda' needs CuPy and a GPU."""
+    name = str(name)
+    if name == "cpu":
+        return "cpu"
+    if name in ("cuda", "gpu") or name.startswith("cuda:"):
+        return "cuda"
+    raise ValueError(f"unknown device {name!r}: expected 'cpu' or 'cuda'")
+
+
 def normalize_device(device):
     return "cpu" if device in (None, "cpu") else ("cuda" if xp_for(device) is not np else "cpu")
 

@@ -1,10 +1,9 @@
-"""Tensor creation: ``mg.tensor`` and the zeros/ones/randn/rand factories."""
+"""Tensor creation: ``mg.tensor``, ``from_numpy`` and the factories with PyTorch's names
+(zeros/ones/randn/rand, their ``*_like`` forms, full, randint, arange, linspace)."""
 import numpy as np
 
 from minigen import backend
-from minigen.tensor import Tensor
-
-DEFAULT_DTYPE = np.float32
+from minigen.tensor import DEFAULT_DTYPE, Tensor
 
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
@@ -53,3 +52,69 @@ def rand(*shape, dtype=None, device=None, requires_grad=False):
     """Uniform samples on [0, 1) from minigen's generator."""
     rng = backend.rng(device)
     return _filled(lambda xp, s, d: rng.random(s, dtype=d), shape, dtype, device, requires_grad)
+
+
+def _like(make):
+    def like(x, dtype=None, device=None, requires_grad=False):
+        return make(x.shape, dtype=dtype or x.dtype, device=device or x.device,
+                    requires_grad=requires_grad)
+
+    like.__name__ = like.__qualname__ = f"{make.__name__}_like"
+    like.__doc__ = f"``{make.__name__}`` with the shape, dtype and device of ``x`` (unless given)."
+    return like
+
+
+zeros_like, ones_like, randn_like, rand_like = (_like(f) for f in (zeros, ones, randn, rand))
+
+
+def _python_dtype(*values):
+    """PyTorch's dtype for Python numbers: bool, int64, else the default float dtype."""
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.bool_
+    if all(isinstance(v, (int, np.integer)) for v in values):
+        return np.int64
+    return DEFAULT_DTYPE
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor of shape ``size`` filled with ``fill_value`` (dtype from the value, as PyTorch)."""
+    dtype = dtype or _python_dtype(fill_value)
+    return _filled(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (size,), dtype, device,
+                   requires_grad)
+
+
+def randint(*args, size=None, dtype=np.int64, device=None):
+    """PyTorch's ``randint(low=0, high, size)``: integers uniform on [low, high)."""
+    if size is None and args and isinstance(args[-1], (tuple, list)):
+        *args, size = args
+    if size is None or len(args) not in (1, 2):
+        raise TypeError("randint: expected randint(high, size) or randint(low, high, size)")
+    low, high = (0, args[0]) if len(args) == 1 else args
+    if not high > low:
+        raise ValueError(f"randint: need low < high, got low={low}, high={high}")
+    rng = backend.rng(device)
+    return _filled(lambda xp, s, d: rng.integers(low, high, size=s, dtype=d), (size,), dtype,
+                   device, False)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """``[start, end)`` by ``step`` (``arange(n)`` is 0..n-1); int64 for integer arguments,
+    else the default float dtype."""
+    if end is None:
+        start, end = 0, start
+    dtype = dtype or _python_dtype(start, end, step)
+    return _filled(lambda xp, s, d: xp.arange(start, end, step, dtype=d), ((),), dtype, device,
+                   requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    return _filled(lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), ((),), dtype, device,
+                   requires_grad)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with the NumPy ``array`` (its dtype kept, float64 included)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)

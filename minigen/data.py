@@ -1,8 +1,9 @@
 """Datasets: 2D toy sets with a known generator, the bundled 8x8 digits, the user's own arrays.
 
 Everything returns float32 NumPy arrays. Randomness comes only from the ``seed`` argument
-(an int, a ``numpy.random.Generator``, or ``None`` for fresh OS entropy), never from the
-global ``np.random`` state.
+(an int, a ``numpy.random.Generator``, or ``None`` for fresh OS entropy; for ``batches``,
+``None`` means minigen's generator), never from the global ``np.random`` state.
+``Dataset``, ``TensorDataset`` and ``DataLoader`` (PyTorch's) live in ``minigen.dataloader``.
 
 The toy sets expose how they were generated, so :mod:`minigen.metrics` can score samples
 against the truth instead of against another finite sample:
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
+
+from minigen import backend
+from minigen.dataloader import DataLoader, Dataset, TensorDataset  # noqa: F401  (re-exported)
 
 DEFAULT_N = 10_000
 """Number of points :func:`load_dataset` draws from a generated set when ``n`` is None."""
@@ -320,7 +324,8 @@ def batches(data, batch_size: int, seed=None, drop_last: bool = True,
     tuple of arrays sharing their first axis (e.g. ``(images, labels)``), in which case
     each batch is a tuple. ``drop_last`` skips the final partial batch of each epoch, so
     every batch has exactly ``batch_size`` rows. Arguments are checked on call, not on the
-    first ``next``.
+    first ``next``. ``seed=None`` draws the order from minigen's generator, so
+    ``mg.manual_seed`` fixes it. ``DataLoader`` is the re-iterable, PyTorch-style form.
     """
     as_tuple = isinstance(data, tuple)
     arrays = tuple(np.asarray(a) for a in data) if as_tuple else (np.asarray(data),)
@@ -340,7 +345,7 @@ def batches(data, batch_size: int, seed=None, drop_last: bool = True,
             f"batches: batch_size={batch_size} exceeds the {n} samples with drop_last=True "
             "(no batch would ever be produced)"
         )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(backend.rng("cpu").integers(2**63) if seed is None else seed)
     return _batch_generator(arrays, n, batch_size, rng, drop_last, epochs, as_tuple)
 
 

@@ -134,8 +134,7 @@ def train_digits_classifier(steps=1500, batch_size=128, lr=1e-3, hidden=(128, 12
         xb, yb = next(batches)
         opt.lr = optim.warmup_cosine(step, lr, 50, steps)
         opt.zero_grad()
-        log_p = F.log_softmax(model(Tensor(xb)), axis=1)
-        loss = -log_p[np.arange(len(yb)), yb].mean()  # cross-entropy
+        loss = F.cross_entropy(model(Tensor(xb)), yb)
         loss.backward()
         opt.step()
     model.eval()

@@ -6,7 +6,8 @@ Moment buffers are allocated once (on the parameter's device, in its dtype) and 
 come from a per-optimizer scratch buffer, so after the first step a step allocates no arrays
 and float32 stays float32. NumPy and CuPy arrays both work (``backend.xp_of``). Parameters
 whose ``.grad`` is None are skipped. State dicts are keyed by parameter name, so they load
-into a freshly built model and optimizer (exact resume). Build optimizers and EMAs after
+into a freshly built model and optimizer (exact resume); names of older checkpoints are
+migrated as for modules (``nn.module.migrate_keys``). Build optimizers and EMAs after
 moving the model to its device: their buffers live where the parameters were.
 """
 import contextlib
@@ -15,7 +16,7 @@ import math
 import kernels
 
 from minigen import backend
-from minigen.nn.module import Module
+from minigen.nn.module import Module, migrate_keys
 from minigen.tensor import Tensor
 
 
@@ -130,6 +131,7 @@ class Optimizer:
             raise ValueError(f"{who}: hyper-parameters {sorted(hyper)} != {sorted(self.hyper)}")
         params = dict(self.params)
         buffers = self.buffer_names(hyper)
+        state_dict = dict(state_dict, state=migrate_keys(state_dict["state"], params))
         problems = []
         for name, s in state_dict["state"].items():
             if name not in params:
@@ -335,7 +337,7 @@ class EMA:
 
     def load_state_dict(self, state_dict):
         """Restore decay, update count and averages (checked before anything changes)."""
-        shadow = state_dict["shadow"]
+        shadow = migrate_keys(state_dict["shadow"], self.shadow)
         problems = []
         if set(shadow) != set(self.shadow):
             problems.append(f"names differ (missing {sorted(set(self.shadow) - set(shadow))}, "

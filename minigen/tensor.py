@@ -6,8 +6,8 @@ result's ``creator``. ``backward`` visits the functions in reverse topological o
 each one's ``backward``, which is written with differentiable ops: run with
 ``create_graph=True`` it records a graph of its own, so gradients can be differentiated again.
 
-The operators and methods of Tensor (``+``, ``@``, ``.sum()``, ...) are defined in
-``minigen.functional`` and attached there; this module holds only the graph machinery.
+The operators and methods of Tensor (``+``, ``@``, ``.sum()``, ``.to()``, ...) are defined
+in ``minigen.functional`` and attached there; this module holds only the graph machinery.
 """
 import contextlib
 import weakref
@@ -15,6 +15,9 @@ import weakref
 import numpy as np
 
 from minigen import backend
+
+
+DEFAULT_DTYPE = np.float32
 
 
 class Config:
@@ -45,7 +48,10 @@ def is_grad_enabled():
 
 
 class Tensor:
-    """An array with an optional gradient and a link to the Function that produced it."""
+    """An array with an optional gradient and a link to the Function that produced it.
+
+    Arrays keep their dtype (a float64 NumPy array stays float64, as ``torch.from_numpy``);
+    Python numbers and lists of floats become ``DEFAULT_DTYPE`` (float32), as in PyTorch."""
 
     __slots__ = ("data", "_grad", "_requires_grad", "creator", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
@@ -56,7 +62,10 @@ class Tensor:
             if isinstance(data, Tensor):
                 data = data.data
             elif not hasattr(data, "__cuda_array_interface__"):
+                python_data = not isinstance(data, np.generic)
                 data = np.asarray(data)
+                if python_data and data.dtype == np.float64:
+                    data = data.astype(DEFAULT_DTYPE)  # Python floats take the default dtype
         self.data = data
         self._grad = None
         self.requires_grad = requires_grad
@@ -82,10 +91,6 @@ class Tensor:
     @property
     def ndim(self):
         return self.data.ndim
-
-    @property
-    def size(self):
-        return self.data.size
 
     @property
     def dtype(self):
@@ -155,12 +160,6 @@ class Tensor:
 
     def tolist(self):
         return self.numpy().tolist()
-
-    def to(self, device):
-        """A tensor on ``device`` ('cpu' or 'cuda'); differentiable across the copy."""
-        if backend.normalize_device(device) == self.device:
-            return self
-        return ToDevice(device)(self)
 
 
 def _writeable(array):

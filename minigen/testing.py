@@ -59,11 +59,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, directions=None, seed=
         grads = grad([y for y, _ in live], xs, grad_outputs=[u for _, u in live], allow_unused=True)
     grads = [np.zeros(x.shape) if g is None else backend.to_numpy(g.data) for x, g in zip(xs, grads)]
 
-    total = sum(x.size for x in xs)
+    total = sum(x.data.size for x in xs)
     if directions is None and total <= 64:
         vs = []
         for i, x in enumerate(xs):
-            for j in range(x.size):
+            for j in range(x.data.size):
                 v = [np.zeros(z.shape) for z in xs]
                 v[i].reshape(-1)[j] = 1.0
                 vs.append(v)

@@ -193,7 +193,8 @@ def test_batch_norm_training_statistics():
     np.testing.assert_array_equal(bn.running_mean, running_mean)  # eval leaves them alone
 
     state = bn.state_dict()
-    assert {"running_mean", "running_var", "weight", "bias"} == set(state)
+    assert {"running_mean", "running_var", "num_batches_tracked", "weight", "bias"} == set(state)
+    assert state["num_batches_tracked"] == 2 and state["num_batches_tracked"].dtype == np.int64
     fresh = nn.BatchNorm2d(3, momentum=0.2, dtype=F64).load_state_dict(state).eval()
     np.testing.assert_array_equal(fresh(mg.tensor(x)).numpy(), y)
     with pytest.raises(ValueError, match="more than 1 value"):
@@ -291,6 +292,11 @@ def test_mlp_bench_architecture_and_activations():
     for name, ref in refs.items():
         y = nn.make_activation(name)(x).numpy()
         np.testing.assert_allclose(y, ref(x.numpy()), atol=1e-12)
+    v = x.numpy()
+    tanh_gelu = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    np.testing.assert_allclose(nn.GELU(approximate="tanh")(x).numpy(), tanh_gelu, atol=1e-12)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU(approximate="fast")
     with pytest.raises(ValueError, match="'gelu', 'leaky_relu', 'relu', 'silu', 'tanh'"):
         nn.MLP(2, 2, activation="swish")
 

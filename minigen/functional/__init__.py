@@ -6,6 +6,8 @@
 module also gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
 or PyTorch's) is written in docs/semantics.md.
 """
+from minigen.functional import cast as _cast
+from minigen.functional import inplace as _inplace
 from minigen.functional.activation import (
     dropout,
     elu,
@@ -26,6 +28,7 @@ from minigen.functional.conv import (
 )
 from minigen.functional.fused import linear
 from minigen.functional.loss import (
+    binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
     mse_loss,
@@ -123,3 +126,19 @@ Tensor.transpose = lambda self, *axes: transpose(self, _shape_args(axes) or None
 Tensor.permute = lambda self, *axes: transpose(self, _shape_args(axes))
 Tensor.T = property(lambda self: transpose(self))
 Tensor.swapaxes = swapaxes
+
+# PyTorch's Tensor protocol: conversions, the number protocol, view/size, in-place fills.
+Tensor.to, Tensor.type, Tensor.view, Tensor.size, Tensor.numel = (
+    _cast.to, _cast.type_, _cast.view, _cast.size, _cast.numel)
+Tensor.astype = _cast.cast
+Tensor.float = lambda self: _cast.cast(self, "float32")
+Tensor.double = lambda self: _cast.cast(self, "float64")
+Tensor.long = lambda self: _cast.cast(self, "int64")
+Tensor.int = lambda self: _cast.cast(self, "int32")
+Tensor.bool = lambda self: _cast.cast(self, "bool")
+Tensor.__bool__, Tensor.__float__ = _cast.to_bool, _cast.to_float
+Tensor.__int__, Tensor.__index__ = _cast.to_int, _cast.to_index
+Tensor.fill_, Tensor.zero_ = _inplace.fill_, _inplace.zero_
+Tensor.normal_, Tensor.uniform_ = _inplace.normal_, _inplace.uniform_
+Tensor.cpu = lambda self: _cast.to(self, "cpu")
+Tensor.cuda = lambda self: _cast.to(self, "cuda")

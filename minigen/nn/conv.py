@@ -1,5 +1,6 @@
 """Convolution layers (NCHW), initialised as PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-for weight and bias (``kaiming_uniform_bound``)."""
+for weight and bias (``kaiming_uniform_bound``). Constructor arguments are PyTorch's, in
+PyTorch's order."""
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
 from minigen.functional.conv import kernel_hw
@@ -7,21 +8,34 @@ from minigen.nn.layers import kaiming_uniform_bound, uniform
 from minigen.nn.module import Module
 
 
+def _check_padding_mode(who, mode):
+    if mode != "zeros":
+        raise ValueError(f"{who}: only padding_mode='zeros' is implemented, got {mode!r}")
+
+
+def _extras(dilation, groups):
+    """The keyword arguments beyond PyTorch's common ones, passed only when not the default
+    (``F.conv2d`` raises on those its kernels lack)."""
+    return {k: v for k, v in (("dilation", dilation), ("groups", groups)) if v != 1}
+
+
 class Conv2d(Module):
     """2-D cross-correlation; weight (out_channels, in_channels, kh, kw), fan_in = in*kh*kw."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=DEFAULT_DTYPE, device="cpu"):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device="cpu", dtype=DEFAULT_DTYPE):
+        _check_padding_mode("Conv2d", padding_mode)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = kernel_hw(kernel_size, "Conv2d: kernel_size")
-        self.stride, self.padding = stride, padding
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         kh, kw = self.kernel_size
-        bound = kaiming_uniform_bound(in_channels * kh * kw)
-        self.weight = uniform((out_channels, in_channels, kh, kw), bound, dtype, device)
+        bound = kaiming_uniform_bound(in_channels // groups * kh * kw)
+        self.weight = uniform((out_channels, in_channels // groups, kh, kw), bound, dtype, device)
         self.bias = uniform((out_channels,), bound, dtype, device) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                        **_extras(self.dilation, self.groups))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -33,18 +47,21 @@ class ConvTranspose2d(Module):
     fan_in from the weight's dim 1, so here fan_in = out_channels*kh*kw."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, bias=True, dtype=DEFAULT_DTYPE, device="cpu"):
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device="cpu", dtype=DEFAULT_DTYPE):
+        _check_padding_mode("ConvTranspose2d", padding_mode)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = kernel_hw(kernel_size, "ConvTranspose2d: kernel_size")
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.dilation, self.groups = dilation, groups
         kh, kw = self.kernel_size
-        bound = kaiming_uniform_bound(out_channels * kh * kw)
-        self.weight = uniform((in_channels, out_channels, kh, kw), bound, dtype, device)
+        bound = kaiming_uniform_bound(out_channels // groups * kh * kw)
+        self.weight = uniform((in_channels, out_channels // groups, kh, kw), bound, dtype, device)
         self.bias = uniform((out_channels,), bound, dtype, device) if bias else None
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding)
+                                  self.output_padding, **_extras(self.dilation, self.groups))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

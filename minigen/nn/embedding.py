@@ -54,17 +54,19 @@ class SinusoidalEmbedding(Module):
 
 
 class Embedding(Module):
-    """A learned table: integer indices (batch,) -> rows of ``weight`` (num, dim), initialised
-    N(0, 1) as PyTorch's ``nn.Embedding``."""
+    """A learned table: integer indices of any shape (...) -> rows of ``weight``
+    (num_embeddings, embedding_dim), shape (..., embedding_dim); initialised N(0, 1) as
+    PyTorch's ``nn.Embedding``."""
 
-    def __init__(self, num_embeddings, dim, dtype=DEFAULT_DTYPE, device="cpu"):
-        self.num_embeddings, self.dim = num_embeddings, dim
+    def __init__(self, num_embeddings, embedding_dim, device="cpu", dtype=DEFAULT_DTYPE):
+        self.num_embeddings, self.dim = num_embeddings, embedding_dim
         xp = backend.xp_for(device)
-        data = backend.rng(device).standard_normal((num_embeddings, dim))
+        data = backend.rng(device).standard_normal((num_embeddings, embedding_dim))
         self.weight = Parameter(xp.asarray(data, dtype=dtype))
 
     def forward(self, index):
-        index = as_batch_array(index, "Embedding")
+        index = index.data if isinstance(index, Tensor) else index
+        index = index if hasattr(index, "dtype") else np.asarray(index)
         if index.dtype.kind not in "iu":
             raise TypeError(f"Embedding: indices must be integers, got dtype {index.dtype}")
         if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):

@@ -2,14 +2,21 @@
 
 A Module's parameters are its ``Parameter`` attributes and those of its sub-modules (also
 inside lists, tuples and dicts), visited in a deterministic order: attributes sorted by
-name, list items by index. Their dotted names (``blocks.0.conv.weight``) key the state dict.
+name, list items by index. Their dotted names (``blocks.0.conv.weight``) key the state dict;
+containers (``Sequential``, ``ModuleList``, ``ModuleDict``) name their items ``0``, ``1``, ...
+or by key, as PyTorch does, so the same architecture has the same keys in both libraries.
 """
 import contextlib
+import itertools
+import re
 
 import numpy as np
 
 from minigen import backend
+from minigen.functional.cast import parse_to_args
 from minigen.tensor import Tensor
+
+_COUNTER = "num_batches_tracked"
 
 
 class Parameter(Tensor):
@@ -45,13 +52,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     # --- traversal ---------------------------------------------------------------------
-    def named_children(self):
+    def _members(self):
+        """(name, value) pairs that may hold parameters and sub-modules: the public
+        attributes sorted by name (containers yield their items instead)."""
         for name in sorted(vars(self)):
-            if name.startswith("_"):
-                continue
-            for full, item in _children(getattr(self, name), name):
+            if not name.startswith("_"):
+                yield name, getattr(self, name)
+
+    def named_children(self):
+        for name, value in self._members():
+            for full, item in _children(value, name):
                 if isinstance(item, Module):
                     yield full, item
+
+    def children(self):
+        return [m for _, m in self.named_children()]
 
     def named_modules(self, prefix=""):
         yield prefix, self
@@ -62,10 +77,8 @@ class Module:
         return [m for _, m in self.named_modules()]
 
     def named_parameters(self, prefix=""):
-        for name in sorted(vars(self)):
-            if name.startswith("_"):
-                continue
-            for full, item in _children(getattr(self, name), name):
+        for name, value in self._members():
+            for full, item in _children(value, name):
                 full = f"{prefix}.{full}" if prefix else full
                 if isinstance(item, Parameter):
                     yield full, item
@@ -75,8 +88,17 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module, then on this one (PyTorch's order, e.g.
+        ``model.apply(init_weights)``); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def register_buffer(self, name, array):
         """A non-trained array saved in the state dict (e.g. BatchNorm's running stats)."""
+        array = array.data if isinstance(array, Tensor) else array
         self.__dict__.setdefault("_buffers", {})[name] = array
 
     def named_buffers(self, prefix=""):
@@ -98,7 +120,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def num_parameters(self):
-        return int(sum(p.size for p in self.parameters()))
+        return int(sum(p.data.size for p in self.parameters()))
 
     # --- state -------------------------------------------------------------------------
     def state_dict(self):
@@ -114,7 +136,9 @@ class Module:
         targets = {name: (p.data, p) for name, p in self.named_parameters()}
         for full, mod, name in self.named_buffers():
             targets[full] = (mod._buffers[name], (mod, name))
-        missing = sorted(set(targets) - set(state))
+        state = migrate_keys(state, targets)
+        # checkpoints from before BatchNorm counted its batches keep the current count (as PyTorch)
+        missing = sorted(k for k in set(targets) - set(state) if not k.endswith(_COUNTER))
         unexpected = sorted(set(state) - set(targets))
         problems = []
         if strict and missing:
@@ -145,14 +169,37 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def to(self, device):
-        """Move every parameter and buffer to ``device`` ('cpu' or 'cuda') in place."""
+    def to(self, *args, device=None, dtype=None):
+        """Move every parameter and buffer to a device ('cpu' or 'cuda') and/or cast the
+        floating-point ones to ``dtype``, in place: ``to(device)``, ``to(dtype)``,
+        ``to(device, dtype)`` as PyTorch. Integer buffers (batch counters) keep their dtype."""
+        device, dtype = parse_to_args(args, device, dtype)
+
+        def convert(array):
+            if device is not None:
+                array = backend.to_device(array, device)
+            if dtype is not None and array.dtype.kind == "f":
+                array = array.astype(dtype, copy=False)
+            return array
+
         for p in self.parameters():
-            p.data = backend.to_device(p.data, device)
+            p.data = convert(p.data)
             p.grad = None
         for _, mod, name in self.named_buffers():
-            mod._buffers[name] = backend.to_device(mod._buffers[name], device)
+            mod._buffers[name] = convert(mod._buffers[name])
         return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
 
     def zero_grad(self):
         for p in self.parameters():
@@ -186,3 +233,34 @@ def eval_mode(model):
     finally:
         if was_training:
             model.train(True)
+
+
+# Before minigen named container items as PyTorch does, Sequential kept them in an attribute
+# ``layers`` (``net.layers.0.weight``, now ``net.0.weight``).
+_LEGACY_SEGMENT = re.compile(r"(?:^|(?<=\.))layers\.(?=\d+(?:\.|$))")
+
+
+def migrate_keys(state, wanted):
+    """``state`` with the keys of older checkpoints renamed to the ``wanted`` names: a key
+    that is not wanted is renamed when dropping some of its ``layers.`` segments before an
+    index gives a wanted key that ``state`` lacks. Optimizer and EMA states are keyed by the
+    same names and use the same migration."""
+    free = set(wanted) - set(state)
+    renamed = {}
+    for key, value in state.items():
+        new = key
+        if key not in wanted and free:
+            spots = [m.start() for m in _LEGACY_SEGMENT.finditer(key)]
+            for r in range(1, len(spots) + 1):
+                for subset in itertools.combinations(reversed(spots), r):
+                    candidate = key
+                    for at in subset:  # from the right, so earlier positions stay valid
+                        candidate = candidate[:at] + candidate[at + len("layers."):]
+                    if candidate in free:
+                        new = candidate
+                        break
+                if new != key:
+                    break
+            free.discard(new)
+        renamed[new] = value
+    return renamed
