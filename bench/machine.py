@@ -46,23 +46,12 @@ def _torch():
 
 
 def set_threads(n):
-    """Limit BLAS/OpenMP, Numba and PyTorch to ``n`` threads for the rest of the process.
+    """Limit BLAS/OpenMP, Numba (:func:`minigen.backend.limit_threads`) and PyTorch to ``n``
+    threads for the rest of the process. Returns notes about pools that could not be limited
+    (empty when all were)."""
+    from minigen import backend
 
-    Returns a list of notes about pools that could not be limited (empty when all were).
-    """
-    notes = []
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:
-        notes.append("BLAS threads not set: threadpoolctl is not installed")
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    notes = backend.limit_threads(n)
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(n)

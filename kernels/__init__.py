@@ -11,22 +11,8 @@ arrays C-contiguous, and hands them to one of three flavours with identical sign
 
 Convolutions use the im2col + GEMM reference on both devices (BLAS on the CPU, cuBLAS
 through CuPy on the GPU; the stride-1 input gradient as a full convolution with the flipped
-kernel); the Numba direct-convolution kernels stay available with ``MINIGEN_KERNELS=numba``.
-On an NVIDIA H200 (bench W3, conv 3x3 32 -> 32, 16x16, batch 64, forward + backward) the
-cuBLAS path took 1.00 ms and the Numba-CUDA kernels 4.15 ms; the UNet step (W2) 78 vs 129 ms.
-Measured on the development machine (2 shared cores, OpenBLAS, float32, 3x3, padding 1,
-batch 64; median ms, reference / Numba; forward, input gradient, weight gradient):
-
-    threads  shape (C -> Cout, HxW, stride)   reference           Numba
-    1        32 -> 32, 16x16, 1               13.7 13.6 13.6      24.5 26.6 30.2
-    1        64 -> 64, 8x8, 1                 10.6 10.4 11.3      21.6 23.8 34.8
-    1        1 -> 32, 16x16, 1                 0.5  4.9  0.5       0.8 12.9  0.9
-    1        32 -> 64, 16x16, 2                3.6  8.9  7.7      10.8 12.4 20.6
-
-With two threads on a loaded machine both paths slowed down and the order varied by shape
-(an idle-machine run had Numba ahead by about 1.3x); with one thread BLAS led everywhere.
-These reference times predate the per-image forward GEMM (see ``reference.conv2d``), which
-since took the first row's forward from 10.2 to 7.2 ms in a run of its own.
+kernel), which measured faster than the Numba direct-convolution kernels on both
+(docs/performance.md); those stay available with ``MINIGEN_KERNELS=numba``.
 
 Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use.
 """

@@ -11,23 +11,26 @@ times a row of weights accumulated into a row of outputs, a rank-1 update that L
 into SIMD code without reassociating any sum (so it vectorises with fastmath off). Every
 parallel task owns a disjoint slice of the result: an output row (n, y) for the forward
 pass, an input row (n, y) for the input gradient, one filter tap (c, i, j) for the weight
-gradient. No atomics, deterministic results. Measured against the im2col + BLAS reference
-in the :mod:`kernels` docstring, which also says which one the NumPy dispatch uses.
+gradient. No atomics, deterministic results. The :mod:`kernels` docstring says which
+convolution the NumPy dispatch uses (measurements in docs/performance.md).
 """
-import math
-
 import numpy
 from numba import njit, prange
 
+from . import elementwise
 from .arrays import rows
 from .reference import adam_scalars
 
 # Elementwise kernels are memory-bound single passes: they run serially, because starting
-# and joining threads cost more than they saved (on the 2-core development machine under
-# load a parallel q_sample on 64x3x32x32 took 4-12 ms, the serial loop well under 1 ms).
-# The convolutions do enough arithmetic per byte to gain from prange.
+# and joining threads cost more than they save (docs/performance.md). The convolutions do
+# enough arithmetic per byte to gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
+
+
+_q_sample = njit(**_SERIAL)(elementwise.q_sample)
+_p_sample = njit(**_SERIAL)(elementwise.p_sample)
+_adam = njit(**_SERIAL)(elementwise.adam)
 
 
 def _cast(table, dtype):
@@ -44,7 +47,7 @@ def _q_sample_rows(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out):
         a = sqrt_abar[t[n]]
         b = sqrt_one_minus_abar[t[n]]
         for k in range(x0.shape[1]):
-            out[n, k] = a * x0[n, k] + b * noise[n, k]
+            out[n, k] = _q_sample(a, b, x0[n, k], noise[n, k])
 
 
 def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
@@ -61,13 +64,10 @@ def _p_sample_rows(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coe
     for n in range(xt.shape[0]):
         s = t[n]
         a, b = coef_x0_xt[s], coef_x0_eps[s]
-        c, d = coef_mean_x0[s], coef_mean_xt[s]
+        c, d, e = coef_mean_x0[s], coef_mean_xt[s], sigma[s]
         for k in range(xt.shape[1]):
-            x0_hat = a * xt[n, k] + b * eps[n, k]
-            if clipped:
-                x0_hat = min(max(x0_hat, -clip), clip)
-            mean = c * x0_hat + d * xt[n, k]
-            out[n, k] = mean + sigma[s] * noise[n, k] if s > 0 else mean
+            out[n, k] = _p_sample(xt[n, k], eps[n, k], noise[n, k], a, b, c, d, e, clipped, clip,
+                                  s == 0)
 
 
 def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma,
@@ -204,10 +204,8 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
 def _adam_flat(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, l2, decay,
                step_size, sqrt_bias2, eps):
     for k in range(param.size):
-        g = grad[k] + l2 * param[k]
-        m[k] = beta1 * m[k] + one_minus_beta1 * g
-        v[k] = beta2 * v[k] + one_minus_beta2 * g * g
-        param[k] = decay * param[k] - step_size * m[k] / (math.sqrt(v[k]) / sqrt_bias2 + eps)
+        param[k], m[k], v[k] = _adam(param[k], grad[k], m[k], v[k], beta1, one_minus_beta1, beta2,
+                                     one_minus_beta2, l2, decay, step_size, sqrt_bias2, eps)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):

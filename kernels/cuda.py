@@ -32,6 +32,7 @@ if not hasattr(numpy, "row_stack"):
 
 from numba import cuda  # noqa: E402
 
+from . import elementwise  # noqa: E402
 from .arrays import array_module, rows  # noqa: E402
 from .reference import adam_scalars  # noqa: E402
 
@@ -40,12 +41,19 @@ TILE = 16  # output tile edge of the conv2d kernel: blocks of TILE x TILE thread
 _MAX_BLOCKS = 65535
 
 
+_q_sample = cuda.jit(device=True)(elementwise.q_sample)
+_p_sample = cuda.jit(device=True)(elementwise.p_sample)
+_adam = cuda.jit(device=True)(elementwise.adam)
+
+
 def _blocks(size):
     return max(1, min(_MAX_BLOCKS, math.ceil(size / THREADS)))
 
 
 def _table(xp, table, dtype):
-    return xp.ascontiguousarray(xp.asarray(table), dtype=dtype)
+    """A fresh copy: the simulator writes kernel arguments back, and schedule tables are
+    read-only."""
+    return xp.array(table, dtype=dtype, order="C")
 
 
 @cuda.jit
@@ -53,7 +61,7 @@ def _q_sample_kernel(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out):
     features = x0.shape[1]
     for k in range(cuda.grid(1), x0.size, cuda.gridsize(1)):
         n, f = k // features, k % features
-        out[n, f] = sqrt_abar[t[n]] * x0[n, f] + sqrt_one_minus_abar[t[n]] * noise[n, f]
+        out[n, f] = _q_sample(sqrt_abar[t[n]], sqrt_one_minus_abar[t[n]], x0[n, f], noise[n, f])
 
 
 def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
@@ -74,11 +82,8 @@ def _p_sample_kernel(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, c
     for k in range(cuda.grid(1), xt.size, cuda.gridsize(1)):
         n, f = k // features, k % features
         s = t[n]
-        x0_hat = coef_x0_xt[s] * xt[n, f] + coef_x0_eps[s] * eps[n, f]
-        if clipped:
-            x0_hat = min(max(x0_hat, -clip), clip)
-        mean = coef_mean_x0[s] * x0_hat + coef_mean_xt[s] * xt[n, f]
-        out[n, f] = mean + sigma[s] * noise[n, f] if s > 0 else mean
+        out[n, f] = _p_sample(xt[n, f], eps[n, f], noise[n, f], coef_x0_xt[s], coef_x0_eps[s],
+                              coef_mean_x0[s], coef_mean_xt[s], sigma[s], clipped, clip, s == 0)
 
 
 def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma,
@@ -242,10 +247,8 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
 def _adam_kernel(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, l2, decay,
                  step_size, sqrt_bias2, eps):
     for k in range(cuda.grid(1), param.size, cuda.gridsize(1)):
-        g = grad[k] + l2 * param[k]
-        m[k] = beta1 * m[k] + one_minus_beta1 * g
-        v[k] = beta2 * v[k] + one_minus_beta2 * g * g
-        param[k] = decay * param[k] - step_size * m[k] / (math.sqrt(v[k]) / sqrt_bias2 + eps)
+        param[k], m[k], v[k] = _adam(param[k], grad[k], m[k], v[k], beta1, one_minus_beta1, beta2,
+                                     one_minus_beta2, l2, decay, step_size, sqrt_bias2, eps)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):

@@ -93,9 +93,8 @@ def conv2d(x, w, stride=1, padding=0):
 
     im2col per image (a strided view of the padded input, copied once) and one GEMM per
     image, (Cout, C*kh*kw) @ (C*kh*kw, Ho*Wo): the output comes out in NCHW order and each
-    image's columns are small enough to stay in cache. On the W3 shape (one thread) this
-    took 7.2 ms against 10.2 ms for one GEMM over the whole batch's columns, which needs a
-    transpose of the output afterwards.
+    image's columns are small enough to stay in cache (faster than one GEMM over the whole
+    batch plus a transpose; docs/performance.md).
     """
     xp = array_module(x)
     n, cout = x.shape[0], w.shape[0]

@@ -111,3 +111,21 @@ def get_rng_state():
 
 def set_rng_state(state):
     rng("cpu").bit_generator.state = state
+
+
+def limit_threads(n):
+    """Cap the threads of Numba's parallel kernels and of the native pools behind NumPy (BLAS,
+    OpenMP) at ``n`` for the rest of the process. Small matrix products gain little from
+    threads and lose much when the cores are shared (docs/performance.md). The BLAS cap needs
+    ``threadpoolctl`` (installed with scikit-learn); without it set ``OPENBLAS_NUM_THREADS``
+    before starting Python. Returns notes on what could not be capped (empty when all was)."""
+    import numba
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return ["BLAS threads not set: threadpoolctl is not installed"]
+    threadpool_limits(n)
+    return []
+

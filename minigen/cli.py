@@ -12,9 +12,11 @@ traceback; a diverging run (NaN loss) exits with status 1.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
+from minigen import backend
 from minigen import data as datasets
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
@@ -71,16 +73,20 @@ def build_parser():
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-figures", action="store_true", help="write no figures")
         p.add_argument("--threads", type=_positive_int,
-                       help="cap the BLAS and Numba threads (see minigen.cli.limit_threads)")
+                       help="cap the BLAS and Numba threads (see minigen.backend.limit_threads)")
         p.add_argument("--device", choices=DEVICES, default="cpu",
                        help="train on the CPU (NumPy) or a CUDA GPU (CuPy)")
         if kind == "ddpm":
             p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
         else:
-            p.add_argument("--k", type=_positive_int, default=1,
-                           help="discriminator steps per generator step (Algorithm 1)")
-            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default="nonsaturating")
+            p.add_argument("--k", type=_positive_int, default=None,
+                           help="discriminator steps per generator step (Algorithm 1; "
+                           "default 1)")
+            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default=None,
+                           help="default: nonsaturating (tuned preset), minimax (paper)")
+            p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
+                           help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run_dir")
@@ -101,36 +107,16 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--threads", type=_positive_int, default=1,
-                      help="BLAS and Numba threads (default 1: see minigen.cli.limit_threads)")
+                      help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads)")
 
     bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
-def limit_threads(n):
-    """Cap the threads of Numba's parallel kernels and of the BLAS behind NumPy at ``n``.
-
-    The 2-D models multiply small matrices (256 x 128), where BLAS threads buy little and
-    cost much as soon as the cores are shared: ``minigen demo`` on a 2-core machine running
-    other jobs (load ~5) took 167 s with OpenBLAS's default 2 threads and 23-30 s with 1,
-    with identical results. The BLAS cap needs ``threadpoolctl`` (installed with
-    scikit-learn); without it set ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` before
-    starting Python. Returns whether the BLAS cap could be applied."""
-    import numba
-
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return False
-    threadpool_limits(n, user_api="blas")
-    return True
-
-
 def _train(args):
     if args.threads:
-        limit_threads(args.threads)
+        backend.limit_threads(args.threads)
     options = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
@@ -140,7 +126,7 @@ def _train(args):
     else:
         from minigen.gan import train_gan as train
 
-        options.update(k=args.k, loss=args.loss)
+        options.update(k=args.k, loss=args.loss, preset=args.preset)
     trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
                     progress=not args.quiet, figures=not args.no_figures, device=args.device,
                     **options)
@@ -150,7 +136,8 @@ def _train(args):
 def _sample(args):
     if not args.out.endswith(".npy"):
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
-    from minigen.diffusion.trainer import read_run_config, sample_run
+    from minigen.diffusion.trainer import sample_run
+    from minigen.trainer import read_run_config
 
     kind = read_run_config(args.run_dir).get("kind")
     if kind == "ddpm":
@@ -173,7 +160,7 @@ def _sample(args):
 def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True):
     """Train a DDPM on the S-curve and write its figures to ``out`` (the README's first
     command). Returns ``(trainer, seconds)``; ``trainer.quality`` holds the numbers of 2000
-    ancestral samples (:func:`minigen.diffusion.evaluate.evaluate_samples`)."""
+    ancestral samples (:func:`minigen.evaluate.evaluate_samples`)."""
     from minigen.diffusion.trainer import train_ddpm
 
     start = time.perf_counter()
@@ -184,7 +171,7 @@ def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True):
 
 
 def _demo(args):
-    limit_threads(args.threads)
+    backend.limit_threads(args.threads)
     trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet)
     q = trainer.quality
     print(f"trained a DDPM on the S-curve for {trainer.step} steps in {seconds:.0f} s "
@@ -198,14 +185,15 @@ def _demo(args):
 
 
 def _bench(args):
-    try:
-        from bench.__main__ import main as bench_main
-    except ImportError as err:
-        raise ImportError(
-            "minigen bench needs the bench/ package of a source checkout "
-            f"({err})"
-        ) from err
-    return bench_main(args.args)
+    """``python -m bench`` of the source checkout this package runs from (minigen itself
+    never imports the bench tool)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "bench", "__main__.py")):
+        raise FileNotFoundError(
+            "minigen bench runs bench/ of a source checkout; none next to "
+            f"{os.path.dirname(os.path.abspath(__file__))}"
+        )
+    return subprocess.call([sys.executable, "-m", "bench", *args.args], cwd=root)
 
 
 COMMANDS = {"train": _train, "sample": _sample, "demo": _demo, "bench": _bench}
@@ -235,8 +223,6 @@ def main(argv=None):
 
 
 def _check_device(device):
-    from minigen import backend
-
     if device == "cuda" and not backend.cuda_available():
         raise ValueError("--device cuda: no CUDA GPU usable through CuPy here (install the "
                          "extra: pip install 'minigen[gpu]')")

@@ -6,6 +6,7 @@ which seeds minigen's generators) and implements
 - ``train_step(step) -> dict[str, float]``: one optimization step, returning its losses/metrics;
 - ``state() -> dict`` and ``load_state(state)``: everything that must survive a restart
   (``model.state_dict()``, ``opt.state_dict()``, ``ema.state_dict()``, data-iterator state...);
+- optionally ``on_step_end(step)``: after each step (``step`` = steps done), e.g. snapshots;
 - optionally ``on_checkpoint(step)``: figures or samples written next to each checkpoint.
 
 ``fit()`` runs the loop with a progress bar, stops with ``TrainingDiverged`` on the first
@@ -23,6 +24,7 @@ import json
 import math
 import os
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from minigen import backend, checkpoint
@@ -30,6 +32,81 @@ from minigen import backend, checkpoint
 CHECKPOINT_FILE = "checkpoint.npz"
 # Top-level checkpoint keys the trainer itself uses; state() must not use them.
 RESERVED_KEYS = ("step", "history", "rng", "config")
+
+
+def check_options(owner, options, defaults):
+    """``defaults`` updated with ``options``; a TypeError (as for an unexpected keyword
+    argument) names any option that ``defaults`` does not have."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"{owner}: unknown options {unknown}; valid options are "
+                        f"{sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def fit_normalization(data, per_feature_scale=True):
+    """``{"shift", "scale"}`` (lists) with x_model = (x - shift) / scale, fitted to ``data``
+    so that both model families train on unit-scale inputs in any data units. Vectors
+    (n, d): the per-feature mean, and the per-feature std (``per_feature_scale``, the DDPM's
+    choice) or one overall std (the GAN's: it keeps the data's geometry, e.g. round modes
+    stay round). Images: the centre and half-width of the value range, onto [-1, 1]."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 2:
+        shift = data.mean(axis=0)
+        if per_feature_scale:
+            scale = data.std(axis=0)
+        else:
+            scale = np.array([np.sqrt(((data - shift) ** 2).mean())])
+    else:
+        lo, hi = data.min(), data.max()
+        shift, scale = np.array([(hi + lo) / 2]), np.array([(hi - lo) / 2])
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    return {"shift": shift.tolist(), "scale": scale.tolist()}
+
+
+def _affine(normalization, ndim):
+    if ndim == 2:
+        shape = (1, -1)
+    else:
+        shape = (1, -1, 1, 1) if len(normalization["shift"]) > 1 else (1, 1, 1, 1)
+    shift = np.asarray(normalization["shift"], dtype=np.float64).reshape(shape)
+    scale = np.asarray(normalization["scale"], dtype=np.float64).reshape(shape)
+    return shift, scale
+
+
+def normalize(data, normalization):
+    """Data units -> model units, as float32."""
+    shift, scale = _affine(normalization, np.ndim(data))
+    return ((np.asarray(data) - shift) / scale).astype(np.float32)
+
+
+def denormalize(samples, normalization):
+    """Model units -> data units (the dtype of ``samples`` is kept)."""
+    samples = np.asarray(samples)
+    shift, scale = _affine(normalization, samples.ndim)
+    return (samples * scale + shift).astype(samples.dtype)
+
+
+def read_run_config(run_dir):
+    """The ``config.json`` of a run directory, with a clear error when there is none."""
+    path = os.path.join(os.fspath(run_dir), "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!s} is not a minigen run directory (no config.json)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_run(run_dir, kind):
+    """``(config, state)`` of the ``kind`` ("ddpm" | "gan") run saved in ``run_dir`` by
+    :meth:`Trainer.save_checkpoint`: its config and what the trainer's ``state()`` returned."""
+    config = read_run_config(run_dir)
+    if config.get("kind") != kind:
+        raise ValueError(f"{run_dir!s} holds a {config.get('kind')!r} run, not a {kind!r} run")
+    path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!s} has no checkpoint ({CHECKPOINT_FILE}) yet")
+    saved = checkpoint.load(path)
+    return saved["config"], {k: v for k, v in saved.items() if k not in RESERVED_KEYS}
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,6 +142,10 @@ class Trainer:
 
     def load_state(self, state):
         raise NotImplementedError(f"{type(self).__name__} must implement load_state(state)")
+
+    def on_step_end(self, step):
+        """Called after each training step (``step`` = number of steps done), before the
+        checkpoint of that step."""
 
     def on_checkpoint(self, step):
         """Called after each checkpoint is written (``step`` = number of steps done). It may
@@ -147,6 +228,7 @@ class Trainer:
                     )
                 self._record(step, metrics)
                 self.step = step + 1
+                self.on_step_end(self.step)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
                 if self.step % self.checkpoint_every == 0 or self.step == self.steps:

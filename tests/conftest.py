@@ -25,7 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 @pytest.fixture(scope="module")
 def one_thread():
     """Small arrays: BLAS and Numba threads only cost time on a shared machine (see
-    minigen.cli.limit_threads); the previous settings come back after the module."""
+    minigen.backend.limit_threads); the previous settings come back after the module."""
     import numba
 
     threadpoolctl = pytest.importorskip("threadpoolctl")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigen as mg
-from minigen import nn
+from minigen import backend, nn
 from minigen.diffusion import DDPM, NoiseSchedule
 
 LINEAR = NoiseSchedule.linear(1000)
@@ -192,7 +192,8 @@ def test_predict_x0_inverts_the_forward_process(t, prediction):
 
 def _wiggly_eps(x, t):
     """A fixed nonlinear 'network' (so that the tests exercise non-trivial outputs)."""
-    return mg.tensor(np.sin(3 * x.data) + 0.001 * t[:, None], dtype=x.data.dtype)
+    xp = backend.xp_of(x.data)
+    return mg.Tensor((xp.sin(3 * x.data) + 0.001 * xp.asarray(t)[:, None]).astype(x.data.dtype))
 
 
 @pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
@@ -466,17 +467,46 @@ def test_ddpm_rejects_bad_arguments():
         ddpm.ddim_sample((2, 2), 10, eta=-1.0)
 
 
-def test_kernel_path_matches_the_numpy_reference(monkeypatch):
-    """The sampler's fused steps (kernels.q_sample / p_sample_step) agree with their NumPy
-    reference formulas (MINIGEN_KERNELS=reference), in float32 with clipping on."""
-    ddpm = DDPM(_wiggly_eps, LINEAR, clip_x0=1.0)
+KERNEL_FLAVOURS = ["reference", "auto"]  # MINIGEN_KERNELS: NumPy formulas, Numba-CPU
+
+
+def _xp_for(device):
+    if device == "cpu":
+        return np
+    cupy = pytest.importorskip("cupy")
+    if not backend.cuda_available():
+        pytest.skip("needs a CUDA GPU")
+    return cupy
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("flavour", KERNEL_FLAVOURS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+def test_kernel_path_equals_the_readable_path(monkeypatch, device, flavour, dtype, prediction,
+                                              variance, clip_x0):
+    """p_sample and q_sample through the fused kernels (fused=True, what sampling and training
+    run) give the numbers of this module's readable formulas (fused=False: p_mean_variance,
+    q_posterior, predict_x0), for every prediction type, variance and clipping, including
+    the last step (t = 0, no noise)."""
+    xp = _xp_for(device)
+    monkeypatch.setenv("MINIGEN_KERNELS", flavour)
+    ddpm = _ddpm(_wiggly_eps, prediction=prediction, variance=variance, clip_x0=clip_x0)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 3)).astype(np.float32)
-    z = rng.standard_normal((64, 3)).astype(np.float32)
-    t = rng.integers(0, 1000, 64)
-    fused = ddpm.p_sample(x, t, z), ddpm.q_sample(x, t, z)
-    monkeypatch.setenv("MINIGEN_KERNELS", "reference")
-    reference = ddpm.p_sample(x, t, z), ddpm.q_sample(x, t, z)
-    for a, b in zip(fused, reference):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    x = xp.asarray(rng.standard_normal((64, 3)).astype(dtype))
+    z = xp.asarray(rng.standard_normal((64, 3)).astype(dtype))
+    t = np.append(rng.integers(0, 1000, 62), [0, 1])
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for fn in (ddpm.p_sample, ddpm.q_sample):
+        fused, readable = fn(x, t, z, fused=True), fn(x, t, z, fused=False)
+        assert fused.dtype == readable.dtype == dtype
+        assert backend.device_of(fused) == device
+        np.testing.assert_allclose(backend.to_numpy(fused), backend.to_numpy(readable), **tol)
+    if clip_x0 is not None:  # the clip acts: without it the step would differ
+        unclipped = _ddpm(_wiggly_eps, prediction=prediction, variance=variance)
+        assert not np.allclose(backend.to_numpy(unclipped.p_sample(x, t, z)),
+                               backend.to_numpy(ddpm.p_sample(x, t, z, fused=False)))
+
+

@@ -50,8 +50,8 @@ def _one_step_generator_after(tmp_path, d_lr, **options):
     trainer.d_optimizer.lr = d_lr
     trainer.learning_rate = lambda step: None
     trainer.g_optimizer.lr = 1e-2
-    (trainer.simultaneous_step if options.get("simultaneous") else
-     lambda: (trainer.discriminator_step(), trainer.generator_step()))()
+    (trainer.gan.simultaneous_step if options.get("simultaneous") else
+     lambda: (trainer.gan.d_step(), trainer.gan.g_step()))()
     return trainer.generator.state_dict()
 
 
@@ -77,14 +77,14 @@ def test_optimal_discriminator_matches_proposition1(tmp_path):
                          lr=3e-3, lr_decay=False)
     for step in range(600):
         trainer.d_optimizer.lr = 3e-3 if step < 400 else 5e-4
-        trainer.discriminator_step()
+        trainer.gan.d_step()
     x = np.linspace(-1.5, 2.0, 71)
     mu, sd = (0.0 - trainer.shift[0]) / trainer.scale, 1.0 / trainer.scale
     p_data = np.exp(-0.5 * ((x - mu) / sd) ** 2) / sd
     p_g = np.exp(-0.5 * ((x - 0.8) / 0.6) ** 2) / 0.6
     d_star = p_data / (p_data + p_g)
     with mg.no_grad():
-        logits = trainer.critic(mg.tensor(x[:, None].astype(np.float32))).numpy()[:, 0]
+        logits = trainer.gan.critic(mg.tensor(x[:, None].astype(np.float32))).numpy()[:, 0]
     d = 1 / (1 + np.exp(-logits))
     assert np.max(np.abs(d - d_star)) < 0.04, np.round(np.c_[x, d, d_star][::7], 3)
 
@@ -156,7 +156,7 @@ def test_sample_run_rebuilds_the_generator(tmp_path):
     np.testing.assert_array_equal(x, sample_run(run, 300, seed=3))
     np.testing.assert_allclose(x, trainer.samples(300, seed=3), rtol=1e-6)
     assert os.path.exists(run / "samples.png")
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not a minigen run directory"):
         sample_run(tmp_path / "missing", 10)
 
 
@@ -217,16 +217,16 @@ def test_top_k_schedule_anneals_then_keeps_the_whole_batch(tmp_path):
 @pytest.mark.parametrize("loss", ["nonsaturating", "wasserstein"])
 def test_top_k_generator_loss_uses_the_fakes_rated_most_real(tmp_path, loss):
     trainer = _trainer(tmp_path, loss=loss, batch_size=64)
-    fake = trainer.generator(trainer.noise(64))
+    fake = trainer.generator(trainer.gan.noise(64))
     with mg.no_grad():
-        logits = trainer.D(fake).numpy()[:, 0].astype(np.float64)
+        logits = trainer.gan.D(fake).numpy()[:, 0].astype(np.float64)
     top = np.sort(logits)[-16:]
     expected = np.log1p(np.exp(-top)).mean() if loss == "nonsaturating" else -top.mean()
-    trainer.keep = 0.25
-    assert trainer._generator_loss(fake).item() == pytest.approx(expected, rel=1e-5)
-    trainer.keep = 1.0
+    trainer.gan.keep = 0.25
+    assert trainer.gan._generator_loss(fake).item() == pytest.approx(expected, rel=1e-5)
+    trainer.gan.keep = 1.0
     everything = np.log1p(np.exp(-logits)).mean() if loss == "nonsaturating" else -logits.mean()
-    assert trainer._generator_loss(fake).item() == pytest.approx(everything, rel=1e-5)
+    assert trainer.gan._generator_loss(fake).item() == pytest.approx(everything, rel=1e-5)
 
 
 def test_standardisation_is_undone_in_samples(tmp_path):
@@ -315,3 +315,23 @@ def test_default_options_reach_the_coverage_target_on_the_grid(tmp_path):
     c = mode_coverage(sample_run(tmp_path / "run", 2500, seed=1000), GRID25.modes, GRID25.std)
     assert c["modes_covered"] == 25 and c["high_quality"] >= 0.93, c
     assert c["reverse_kl"] <= 0.04, c
+
+
+def test_paper_preset_is_algorithm1_as_printed(tmp_path):
+    """preset="paper": minimax losses, uniform noise, SGD with momentum at a constant lr, every
+    fake in G's loss, D's input unscaled; the GAN object then takes k D steps per G step."""
+    trainer = GANTrainer(ring8(64, seed=0), tmp_path / "run", 4, seed=0, progress=False,
+                         figures=False, preset="paper", k=2, **SMALL)
+    o = trainer.options
+    assert (o["loss"], o["noise"], o["input_scale"], o["top_k"]) == ("minimax", "uniform", 1.0, 1.0)
+    assert isinstance(trainer.d_optimizer, mg.optim.SGD) and trainer.d_optimizer.lr == 0.1
+    assert trainer.learning_rate(3) == trainer.learning_rate(0) == 0.1
+    assert trainer.kept_fraction(0) == 1.0
+    events = []
+    for name, opt in (("D", trainer.d_optimizer), ("G", trainer.g_optimizer)):
+        step = opt.step
+        opt.step = lambda step=step, name=name: (events.append(name), step())[1]
+    trainer.fit()
+    assert events == ["D", "D", "G"] * 4
+    with pytest.raises(ValueError, match="preset"):
+        GANTrainer(ring8(64, seed=0), tmp_path / "other", 1, preset="tuned2")

@@ -15,7 +15,7 @@ import minigen as mg
 from minigen import backend, cli, nn, optim
 from minigen.data import ring8, s_curve
 from minigen.diffusion import trainer as T
-from minigen.diffusion.evaluate import evaluate_samples
+from minigen.evaluate import evaluate_samples
 from minigen.gan import GANTrainer
 from minigen.gan import sample_run as gan_sample_run
 from tests.crash import crash_at

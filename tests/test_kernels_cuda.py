@@ -87,6 +87,28 @@ def test_p_sample_step(xp, dtype, clip):
     np.testing.assert_allclose(host(got), want, **TOL[dtype])
 
 
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+def test_p_sample_step_equals_the_readable_ddpm_step(xp, prediction, variance, clip_x0):
+    """The CUDA kernel given a DDPM's tables computes DDPM.p_sample's readable path
+    (p_mean_variance, then mean + sigma z) for every prediction type, variance and clip."""
+    from minigen.diffusion import DDPM, NoiseSchedule
+
+    ddpm = DDPM(lambda x, t: x * 0.0, NoiseSchedule.linear(50, 2e-3, 0.4),
+                prediction=prediction, variance=variance, clip_x0=clip_x0)
+    rng = np.random.default_rng(2)
+    xt, out, z = rng.standard_normal((3, 4, 3))
+    t = np.array([0, 49, 1, 20])
+    mean, var, _ = ddpm.p_mean_variance(xt, t, out)
+    want = mean + np.sqrt(var) * z * (t > 0)[:, None]
+    s = ddpm.schedule
+    got = gpu.p_sample_step(xp.asarray(xt), xp.asarray(out), xp.asarray(t), xp.asarray(z),
+                            ddpm.coef_x0_xt, ddpm.coef_x0_out, s.posterior_mean_coef1,
+                            s.posterior_mean_coef2, ddpm.sigmas, clip=clip_x0)
+    np.testing.assert_allclose(host(got), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weight_decay, decoupled", [(0.0, False), (0.01, False), (0.01, True)])
 def test_adam_update(xp, dtype, weight_decay, decoupled):

@@ -1,18 +1,37 @@
-"""Denoising diffusion probabilistic models (Ho et al. 2020) and DDIM sampling (Song et al. 2021).
+"""Denoising diffusion probabilistic models (Ho et al. 2020) with DDIM sampling (Song et al.
+2021), written in the paper's order: forward process, posterior, reverse step, Algorithms 1-2.
 
-Notation follows the paper with code indices: the schedule's tables are indexed by
-t = 0..T-1, and code step t is the paper's step t+1 (so ``q_sample(x0, t)`` draws the
-paper's x_{t+1}, and ``p_sample(x, t)`` maps it to x_t). Per-sample timesteps are integer
-arrays of shape (batch,).
+**Timesteps.** The schedule's tables and every ``t`` argument are 0-based: ``t`` = 0..T-1
+stands for the paper's step t+1, so a function given ``t`` acts on the paper's x_{t+1}
+(``q_sample(x0, t)`` draws it, ``p_sample(x, t)`` maps it to the paper's x_t). States
+themselves, as in the keys of a sampling trajectory, carry the paper's index 0..T. Per-sample
+timesteps are integer arrays of shape (batch,); a scalar is broadcast.
 
-Training (Algorithm 1) builds a graph through the model only: x_t is computed on raw arrays
-(no gradient flows into the data). Sampling (Algorithm 2, DDIM) runs under ``mg.no_grad()``
-on raw arrays; the model is called with a Tensor x_t and the raw integer array t (and the
-labels ``y`` when given). The per-step arithmetic runs in the fused kernels of
-:mod:`kernels` (``MINIGEN_KERNELS=reference`` selects their NumPy formulas).
+==========================================  ======================================
+Ho et al. 2020 / Song et al. 2021           here
+==========================================  ======================================
+eq. 4   q(x_t | x_0)                        :meth:`DDPM.q_sample`
+eqs. 6-7  q(x_{t-1} | x_t, x_0)             :meth:`DDPM.q_posterior`
+eq. 15  x_0 from the predicted noise        :meth:`DDPM.predict_x0`
+eqs. 1, 11  p_theta(x_{t-1} | x_t)          :meth:`DDPM.p_mean_variance`
+Algorithm 2, lines 3-4                      :meth:`DDPM.p_sample`
+Algorithm 2                                 :meth:`DDPM.sample`
+Algorithm 1 (eq. 14, L_simple)              :meth:`DDPM.loss`
+DDIM eq. 12 (sigma of eq. 16)               :meth:`DDPM.ddim_step`, :meth:`DDPM.ddim_sample`
+==========================================  ======================================
+
+Training builds a graph through the model only: x_t is computed on raw arrays (no gradient
+flows into the data). Sampling runs under ``mg.no_grad()`` on raw arrays. ``q_sample`` and
+``p_sample`` run their arithmetic in one fused kernel of :mod:`kernels` (``fused=True``,
+the default); ``fused=False`` runs the readable formulas of this module instead, and the tests
+check that both give the same numbers for every prediction type, variance and clipping.
+
+    >>> import numpy as np
+    >>> ddpm = DDPM(lambda x, t: x * 0.0, NoiseSchedule.linear(100, 1e-3, 0.2))
+    >>> x0, eps = np.ones((2, 3)), np.zeros((2, 3))
+    >>> ddpm.q_sample(x0, np.array([0, 99]), eps)[:, 0].round(4)   # sqrt(abar_t) x0
+    array([0.9995, 0.0045])
 """
-import contextlib
-
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -20,6 +39,7 @@ import kernels
 from minigen import backend
 from minigen import functional as F
 from minigen.diffusion.schedule import NoiseSchedule
+from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
 
 VARIANCES = ("fixed_small", "fixed_large")
@@ -39,13 +59,13 @@ class DDPM:
     - ``clip_x0``: None, or c > 0 to clip the predicted x0 to [-c, c] at every sampling step
       (1.0 for images in [-1, 1]).
 
-    **Posterior-mean path versus Algorithm 2, line 4.** ``p_sample`` computes the predicted
-    x0_hat (eq. 15 solved for x0), optionally clips it, and returns the posterior mean
-    mu_tilde(x_t, x0_hat) of eq. 7 plus sigma_t z. Without clipping this is algebraically
-    the paper's line 4, x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) +
-    sigma_t z (the tests check it to float round-off). With clipping the two differ: line 4
-    never forms x0_hat, so it cannot clip; the official implementation samples through the
-    clipped x0_hat, which keeps image samples in range. That is the path used here.
+    **Posterior-mean path versus Algorithm 2, line 4.** The reverse step forms x0_hat
+    (eq. 15), optionally clips it, and takes the posterior mean mu_tilde(x_t, x0_hat) of
+    eq. 7. Without clipping this is algebraically the paper's line 4 (eq. 11),
+    x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sigma_t z (a test
+    checks it to float round-off). With clipping the two differ: line 4 never forms x0_hat,
+    so it cannot clip; the official implementation samples through the clipped x0_hat, which
+    keeps image samples in range. That is the path used here.
     """
 
     def __init__(self, model, schedule, variance="fixed_small", clip_x0=None, prediction="eps"):
@@ -64,8 +84,7 @@ class DDPM:
         self.variance, self.prediction = variance, prediction
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
         s = schedule
-        # x0_hat = coef_x0_xt[t] x_t + coef_x0_out[t] model_output, for each prediction type:
-        # eps: eq. 4 solved for x0; x0: the output itself; v: x0 = sqrt(abar) x_t - sqrt(1-abar) v.
+        # x0_hat = coef_x0_xt[t] x_t + coef_x0_out[t] model_output (see predict_x0).
         self.coef_x0_xt, self.coef_x0_out = {
             "eps": (s.sqrt_recip_alphas_cumprod, -s.sqrt_recipm1_alphas_cumprod),
             "x0": (np.zeros(s.T), np.ones(s.T)),
@@ -84,31 +103,36 @@ class DDPM:
         return {"schedule": dict(self.schedule.config), "variance": self.variance,
                 "clip_x0": self.clip_x0, "prediction": self.prediction}
 
-    # --- the forward process and the posterior ---------------------------------------------
-    def q_sample(self, x0, t, noise=None, seed=None):
-        """Draw x_t ~ q(x_t | x_0): sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (Ho et al. 2020,
-        eq. 4). ``noise`` defaults to N(0, I) from ``seed`` (minigen's generator when None).
+    # --- the forward process (eq. 4) and its posterior (eqs. 6-7) --------------------------
+    def q_sample(self, x0, t, noise=None, seed=None, fused=True):
+        """Draw x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x0, (1 - abar_t) I) (eq. 4) as
+        sqrt(abar_t) x0 + sqrt(1 - abar_t) noise. ``noise`` defaults to N(0, I) from ``seed``
+        (minigen's generator when None).
 
-        Arrays in, array out (one fused kernel). A Tensor x0 gives a Tensor, differentiable
-        with respect to x0 when x0 requires grad.
+        Arrays in, array out (one fused kernel unless ``fused=False``). A Tensor x0 gives a
+        Tensor, differentiable with respect to x0 when x0 requires grad.
         """
         raw = _raw(x0)
         t = self._timesteps(t, raw, "q_sample")
         noise = self._noise(raw, seed) if noise is None else _raw(noise)
         if noise.shape != raw.shape:
             raise ValueError(f"DDPM.q_sample: noise shape {noise.shape} != x0 shape {raw.shape}")
+        noise = noise.astype(raw.dtype, copy=False)
         s = self.schedule
-        if isinstance(x0, Tensor) and x0.requires_grad:
-            return (x0 * _gather(s.sqrt_alphas_cumprod, t, raw)
-                    + Tensor(_gather(s.sqrt_one_minus_alphas_cumprod, t, raw) * noise))
-        x_t = kernels.q_sample(raw, noise.astype(raw.dtype, copy=False), t,
-                               s.sqrt_alphas_cumprod, s.sqrt_one_minus_alphas_cumprod)
-        return Tensor(x_t) if isinstance(x0, Tensor) else x_t
+        if fused and not (isinstance(x0, Tensor) and x0.requires_grad):
+            x_t = kernels.q_sample(raw, noise, t, s.sqrt_alphas_cumprod,
+                                   s.sqrt_one_minus_alphas_cumprod)
+            return Tensor(x_t) if isinstance(x0, Tensor) else x_t
+        x0 = x0 if isinstance(x0, Tensor) else raw
+        x_t = (_gather(s.sqrt_alphas_cumprod, t, raw) * x0
+               + _gather(s.sqrt_one_minus_alphas_cumprod, t, raw) * noise)
+        return x_t
 
     def q_posterior(self, x0, xt, t):
-        """Mean and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eqs. 6-7):
-        mean = coef1_t x0 + coef2_t x_t, variance = beta_tilde_t. The variance has shape
-        (batch, 1, ..., 1), broadcastable against the mean."""
+        """Mean and variance of q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde I) (eqs. 6-7):
+        mu_tilde = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
+        + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t, beta_tilde = beta_t (1 -
+        abar_{t-1}) / (1 - abar_t). The variance has shape (batch, 1, ..., 1)."""
         raw = _raw(xt)
         t = self._timesteps(t, raw, "q_posterior")
         s = self.schedule
@@ -116,73 +140,71 @@ class DDPM:
                 + _gather(s.posterior_mean_coef2, t, raw) * xt)
         return mean, _gather(s.posterior_variance, t, raw)
 
+    # --- the reverse process ---------------------------------------------------------------
     def predict_x0(self, xt, t, model_output):
-        """x0 implied by the network output at (x_t, t): for eps-prediction
-        sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps (eq. 4 solved for x0); the output itself
-        for x0-prediction; sqrt(abar_t) x_t - sqrt(1 - abar_t) v for v-prediction."""
+        """x0_hat, the data the network output implies at (x_t, t). For eps-prediction eq. 15:
+        x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), computed as
+        sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps; the output itself for x0-prediction;
+        sqrt(abar_t) x_t - sqrt(1 - abar_t) v for v-prediction."""
         raw = _raw(xt)
         t = self._timesteps(t, raw, "predict_x0")
         return (_gather(self.coef_x0_xt, t, raw) * xt
                 + _gather(self.coef_x0_out, t, raw) * model_output)
 
     def predict_eps(self, xt, t, x0):
-        """The noise that takes x0 to x_t: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) (eq. 4)."""
+        """The noise that takes x0 to x_t: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) (eq. 4
+        solved for the noise)."""
         raw = _raw(xt)
         t = self._timesteps(t, raw, "predict_eps")
         s = self.schedule
         return (xt - _gather(s.sqrt_alphas_cumprod, t, raw) * x0) / _gather(
             s.sqrt_one_minus_alphas_cumprod, t, raw)
 
-    # --- training ------------------------------------------------------------------------
-    def loss(self, x0, t=None, noise=None, y=None, seed=None):
-        """Algorithm 1: t ~ Uniform{0..T-1}, eps ~ N(0, I) per sample, and the mean squared
-        error between the network output at x_t = q_sample(x0, t, eps) and its target (eps,
-        x0 or v). Returns a scalar Tensor whose graph runs through the model's parameters.
-        ``t`` and ``noise`` may be given (tests, fixed-t diagnostics); ``y`` is passed to
-        class-conditional models."""
-        x0 = _raw(x0)
-        rng = _generator(seed, backend.device_of(x0))
-        if t is None:
-            t = rng.integers(0, self.schedule.T, size=len(x0))
-        if noise is None:
-            noise = rng.standard_normal(x0.shape, dtype=x0.dtype)
-        noise = _raw(noise).astype(x0.dtype, copy=False)
-        x_t = self.q_sample(x0, t, noise)
-        if self.prediction == "eps":
-            target = noise
-        elif self.prediction == "x0":
-            target = x0
-        else:
-            s = self.schedule
-            target = (_gather(s.sqrt_alphas_cumprod, t, x0) * noise
-                      - _gather(s.sqrt_one_minus_alphas_cumprod, t, x0) * x0)
-        out = self._call_model(x_t, t, y)
-        return F.mse_loss(out, Tensor(target))
+    def p_mean_variance(self, xt, t, model_output):
+        """p_theta(x_{t-1} | x_t) = N(mean, variance) (eq. 1) from the network's output at
+        (x_t, t). Returns ``(mean, variance, x0_hat)``; the variance has shape
+        (batch, 1, ..., 1)."""
+        raw = _raw(xt)
+        t = self._timesteps(t, raw, "p_mean_variance")
+        # 1. x0_hat from the network output (eq. 15 for eps-prediction).
+        x0_hat = self.predict_x0(raw, t, model_output)
+        # 2. Optionally clip x0_hat to the data range (the official implementation's
+        #    clip_denoised; see the class docstring).
+        if self.clip_x0 is not None:
+            x0_hat = backend.xp_of(raw).clip(x0_hat, -self.clip_x0, self.clip_x0)
+        # 3. The mean: the posterior mean mu_tilde(x_t, x0_hat) of eq. 7, which is eq. 11's
+        #    mu_theta(x_t, t) when x0_hat is not clipped.
+        mean, _ = self.q_posterior(x0_hat, raw, t)
+        # 4. The variance sigma_t^2: beta_tilde_t ("fixed_small") or beta_t (Sec. 3.2).
+        variance = _gather(self.sigmas, t, raw) ** 2
+        return mean, variance, x0_hat
 
-    # --- sampling ------------------------------------------------------------------------
-    def p_sample(self, xt, t, noise=None, y=None, seed=None):
-        """One ancestral step x_t -> x_{t-1} (Algorithm 2, lines 3-4, through the posterior
-        mean; see the class docstring): x0_hat from the network, clipped if ``clip_x0``, then
-        mu_tilde(x_t, x0_hat) (eq. 7) + sigma_t z, with z = 0 where t == 0."""
-        with no_grad(), _eval_mode(self.model):
+    def p_sample(self, xt, t, noise=None, y=None, seed=None, fused=True):
+        """One ancestral step x_t -> x_{t-1} (Algorithm 2, lines 3-4): z ~ N(0, I) (``noise``,
+        drawn from ``seed`` when None), x_{t-1} = mean + sigma_t z with z = 0 at the last
+        step (code t == 0). ``y`` is passed to class-conditional models. With ``fused`` one
+        kernel computes :meth:`p_mean_variance` and the update in a single pass."""
+        with no_grad(), eval_mode(self.model):
             raw = _raw(xt)
             t = self._timesteps(t, raw, "p_sample")
-            if noise is None:
-                noise = self._noise(raw, seed)
-            noise = _raw(noise).astype(raw.dtype, copy=False)
+            noise = self._noise(raw, seed) if noise is None else _raw(noise)
+            noise = noise.astype(raw.dtype, copy=False)
             out = self._call_model(raw, t, y).data
-            x_prev = self._step(raw, out, t, noise)
+            if fused:
+                s = self.schedule
+                x_prev = kernels.p_sample_step(
+                    raw, out, t, noise, self.coef_x0_xt, self.coef_x0_out,
+                    s.posterior_mean_coef1, s.posterior_mean_coef2, self.sigmas,
+                    clip=self.clip_x0)
+            else:
+                mean, variance, _ = self.p_mean_variance(raw, t, out)
+                z = noise * _per_sample(t > 0, raw)  # line 3: z = 0 at the paper's t = 1
+                x_prev = mean + variance ** 0.5 * z  # line 4
         return Tensor(x_prev) if isinstance(xt, Tensor) else x_prev
-
-    def _step(self, xt, out, t, noise):
-        s = self.schedule
-        return kernels.p_sample_step(xt, out, t, noise, self.coef_x0_xt, self.coef_x0_out,
-                                     s.posterior_mean_coef1, s.posterior_mean_coef2, self.sigmas,
-                                     clip=self.clip_x0)
 
     def sample(self, shape, progress=True, return_trajectory=False, seed=None, y=None,
                dtype=None, x_T=None):
-        """Algorithm 2: x_T ~ N(0, I), then T ancestral steps down to x_0.
+        """Algorithm 2: x_T ~ N(0, I), then :meth:`p_sample` for t = T, ..., 1 down to x_0.
 
         ``shape`` is (batch, ...) of one sample set; ``dtype`` defaults to the model's. With
         ``return_trajectory`` True (every step) or a collection of paper timesteps (T ... 0),
@@ -193,16 +215,44 @@ class DDPM:
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "sample")
         T = self.schedule.T
         trajectory = {T: x.copy()} if T in keep else {}
-        with no_grad(), _eval_mode(self.model):
+        with eval_mode(self.model):  # once, not per step
             for i in tqdm(range(T - 1, -1, -1), desc="DDPM sampling", disable=not progress,
                           leave=False):
-                t = np.full(len(x), i, dtype=np.int64)
-                noise = rng.standard_normal(x.shape, dtype=x.dtype) if i > 0 else _zeros_like(x)
-                x = self._step(x, self._call_model(x, t, y).data, t, noise)
+                z = rng.standard_normal(x.shape, dtype=x.dtype) if i > 0 else _zeros_like(x)
+                x = self.p_sample(x, np.full(len(x), i, dtype=np.int64), z, y=y)
                 if i in keep:
                     trajectory[i] = x.copy()
         return (x, trajectory) if return_trajectory is not False else x
 
+    # --- training: Algorithm 1 -------------------------------------------------------------
+    def loss(self, x0, t=None, noise=None, y=None, seed=None):
+        """Algorithm 1: t ~ Uniform, eps ~ N(0, I) per sample (drawn from ``seed``, an int or
+        a Generator, in that order), and L_simple (eq. 14): the mean squared error between the
+        network output at x_t = q_sample(x0, t, eps) and its target (eps, x0 or v). Returns a
+        scalar Tensor whose graph runs through the model's parameters. ``t`` and ``noise``
+        may be given (tests, fixed-t diagnostics); ``y`` is passed to class-conditional
+        models."""
+        x0 = _raw(x0)
+        device = backend.device_of(x0)
+        rng = _generator(seed, device)
+        if t is None:  # line 3
+            t = rng.integers(0, self.schedule.T, size=len(x0))
+        if noise is None:  # line 4
+            noise = rng.standard_normal(x0.shape, dtype=x0.dtype)
+        noise = backend.to_device(_raw(noise), device).astype(x0.dtype, copy=False)
+        x_t = self.q_sample(x0, t, noise)
+        if self.prediction == "eps":
+            target = noise
+        elif self.prediction == "x0":
+            target = x0
+        else:
+            s = self.schedule
+            target = (_gather(s.sqrt_alphas_cumprod, t, x0) * noise
+                      - _gather(s.sqrt_one_minus_alphas_cumprod, t, x0) * x0)
+        # line 5: a gradient step on || target - model(x_t, t) ||^2
+        return F.mse_loss(self._call_model(x_t, t, y), Tensor(target))
+
+    # --- DDIM (Song et al. 2021) -----------------------------------------------------------
     def ddim_timesteps(self, steps, spacing="linspace"):
         """The increasing code timesteps that DDIM visits (a subsequence of 0..T-1, always
         ending at T-1 for "linspace" and "trailing"). Spacings as named in Lin et al. 2024
@@ -227,42 +277,52 @@ class DDPM:
             )
         return np.unique(ts)
 
+    def ddim_step(self, xt, t, t_prev, eta=0.0, noise=None, y=None):
+        """One DDIM step from code timestep ``t`` to ``t_prev`` < t (an int; -1 means x_0)
+        (Song et al. 2021, eq. 12). ``noise`` is z ~ N(0, I), needed only when sigma > 0."""
+        with no_grad(), eval_mode(self.model):
+            acp = self.schedule.alphas_cumprod
+            abar, abar_prev = acp[t], (acp[t_prev] if t_prev >= 0 else 1.0)
+            ts = np.full(len(xt), t, dtype=np.int64)
+            # 1. x0_hat from the network output ("predicted x0" of eq. 12), clipped if asked.
+            x0_hat = self.predict_x0(xt, ts, self._call_model(xt, ts, y).data)
+            if self.clip_x0 is not None:
+                x0_hat = backend.xp_of(xt).clip(x0_hat, -self.clip_x0, self.clip_x0)
+            # 2. eps_hat consistent with x0_hat (eq. 4 solved for the noise).
+            eps_hat = self.predict_eps(xt, ts, x0_hat)
+            # 3. sigma_t(eta) of eq. 16: eta = 1 is the DDPM posterior's, eta = 0 deterministic.
+            sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar)) * np.sqrt(1 - abar / abar_prev)
+            # 4. eq. 12: predicted x0, direction pointing to x_t, and random noise.
+            direction = np.sqrt(max(1.0 - abar_prev - sigma**2, 0.0))
+            dt = xt.dtype.type
+            x_prev = dt(np.sqrt(abar_prev)) * x0_hat + dt(direction) * eps_hat
+            if sigma > 0:
+                x_prev = x_prev + dt(sigma) * noise
+        return x_prev
+
     def ddim_sample(self, shape, steps, eta=0.0, progress=True, return_trajectory=False, seed=None,
                     y=None, dtype=None, spacing="linspace", x_T=None):
-        """DDIM (Song et al. 2021, eq. 12) over ``steps`` timesteps tau_1 < ... < tau_S:
-
-        x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z,
-        sigma = eta sqrt((1 - abar_prev)/(1 - abar)) sqrt(1 - abar/abar_prev) (eq. 16),
-        abar_prev = 1 after the last step. eta = 0 is deterministic given x_T; eta = 1 with
-        all T steps is the ancestral sampler with "fixed_small" variance. x0_hat is clipped
-        when ``clip_x0`` is set, and eps_hat recomputed from it (eq. 4). Other arguments and
-        the return value as in :meth:`sample` (trajectory keys are paper timesteps tau + 1).
+        """DDIM sampling over ``steps`` timesteps tau_1 < ... < tau_S (:meth:`ddim_timesteps`),
+        a loop over :meth:`ddim_step`. eta = 0 is deterministic given x_T; eta = 1 with all T
+        steps is the ancestral sampler with "fixed_small" variance. Other arguments and the
+        return value as in :meth:`sample` (trajectory keys are paper timesteps tau + 1).
         """
         if not (np.isfinite(eta) and eta >= 0):
             raise ValueError(f"DDPM.ddim_sample: eta must be a number >= 0, got {eta!r}")
         ts = self.ddim_timesteps(steps, spacing)
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "ddim_sample")
-        acp = self.schedule.alphas_cumprod
         first = int(ts[-1]) + 1
         trajectory = {first: x.copy()} if first in keep else {}
-        with no_grad(), _eval_mode(self.model):
+        with eval_mode(self.model):
             for k in tqdm(range(len(ts) - 1, -1, -1), desc="DDIM sampling", disable=not progress,
                           leave=False):
-                i = int(ts[k])
-                abar, abar_prev = acp[i], (acp[ts[k - 1]] if k > 0 else 1.0)
-                t = np.full(len(x), i, dtype=np.int64)
-                x0_hat = self.predict_x0(x, t, self._call_model(x, t, y).data)
-                if self.clip_x0 is not None:
-                    x0_hat = backend.xp_of(x).clip(x0_hat, -self.clip_x0, self.clip_x0)
-                eps_hat = self.predict_eps(x, t, x0_hat)
-                sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar)) * np.sqrt(1 - abar / abar_prev)
-                direction = np.sqrt(max(1.0 - abar_prev - sigma**2, 0.0))
-                x = (x.dtype.type(np.sqrt(abar_prev)) * x0_hat + x.dtype.type(direction) * eps_hat)
-                if sigma > 0:
-                    x = x + x.dtype.type(sigma) * rng.standard_normal(x.shape, dtype=x.dtype)
-                previous = int(ts[k - 1]) + 1 if k > 0 else 0
-                if previous in keep:
-                    trajectory[previous] = x.copy()
+                t_prev = int(ts[k - 1]) if k > 0 else -1
+                z = rng.standard_normal(x.shape, dtype=x.dtype) if eta > 0 and k > 0 else None
+                x = self.ddim_step(x, int(ts[k]), t_prev, eta, z, y)
+                if t_prev + 1 in keep:
+                    trajectory[t_prev + 1] = x.copy()
+        return (x, trajectory) if return_trajectory is not False else x
+
         return (x, trajectory) if return_trajectory is not False else x
 
     # --- helpers -------------------------------------------------------------------------
@@ -329,9 +389,13 @@ def _raw(x):
 
 def _gather(table, t, like):
     """table[t] as an array of like's dtype and device, shaped (batch, 1, ..., 1)."""
-    coef = np.asarray(table)[backend.to_numpy(t)].astype(like.dtype)
-    coef = backend.to_device(coef, backend.device_of(like))
-    return coef.reshape((-1,) + (1,) * (like.ndim - 1))
+    return _per_sample(np.asarray(table)[backend.to_numpy(t)], like)
+
+
+def _per_sample(values, like):
+    """A (batch,) host array as like's dtype and device, shaped (batch, 1, ..., 1)."""
+    values = backend.to_device(np.asarray(values).astype(like.dtype), backend.device_of(like))
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 def _zeros_like(x):
@@ -354,15 +418,3 @@ def _model_dtype_device(model):
         return p.dtype, p.device
     return np.float32, "cpu"
 
-
-@contextlib.contextmanager
-def _eval_mode(model):
-    """The model in eval mode (no dropout) for sampling, its previous mode restored after."""
-    was_training = getattr(model, "training", None)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        yield
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train(True)

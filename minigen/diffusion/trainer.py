@@ -14,36 +14,27 @@ All randomness of a training step (the batch, t and the noise) comes from minige
 generator, whose state the checkpoint holds: a resumed run ends bit-identical to an
 uninterrupted one, on the GPU too.
 """
-import json
 import os
 
 import numpy as np
 
-from minigen import backend, checkpoint, nn, optim
+from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.trainer import CHECKPOINT_FILE, Trainer
+from minigen.trainer import (
+    CHECKPOINT_FILE, Trainer, check_options, denormalize, fit_normalization, normalize, read_run,
+    read_run_config,
+)
 
 VECTOR_DEFAULTS = dict(
     model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
     schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
     clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
 )
-"""2D sets. Sharp data (modes or curves much narrower than the data's spread) are resolved
-only at small noise levels, so the defaults favour them: the quadratic schedule spends about
-twice as many of the uniformly drawn training steps t below noise std 0.3 as the linear one
-(t < ~180 instead of ~90 of 1000); lr 2e-2 (1e-2 and 3e-3 train too slowly in 8000 steps,
-4e-2 is unstable); a 16-d time embedding, so that the data inputs weigh more against it in
-the first layer.
-
-Measured (2500 ancestral samples, PacGAN protocol, 8000 steps, seeds 0-4; high-quality share
-/ reverse KL): grid25 78% / 0.05 (linear schedule, lr 1e-2, time_dim 32: 33% / 0.33, seeds 0-2;
-the misses lie on grid lines between neighbouring modes), ring8 95% / 0.002 (seeds 0-3; before
-88%, seed 0). S-curve, 6000 steps, 2000 samples: curve precision 0.99, coverage 1.0 (before 0.98).
-Tried without gain: "x0" or "v" prediction, "fixed_large", width 256, depth 4, relu, EMA
-0.999 or 0.99, a final lr of lr/100 or lr/2, 1000 warm-up steps; batch 512 adds ~5 points
-on grid25 (4 seeds) for 1.9x the training time."""
+"""Defaults for 2-D sets, chosen for sharp data (modes or curves much narrower than the
+data's spread), which are resolved only at small noise levels: the quadratic schedule spends
+more training steps there than the linear one. What was tried: docs/tuning.md."""
 
 IMAGE_DEFAULTS = dict(
     model="UNet",
@@ -53,8 +44,7 @@ IMAGE_DEFAULTS = dict(
     batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995, grad_clip=1.0,
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
-``attention_resolutions`` is given). Measured (1 thread, batch 64): a training step takes
-0.3 s CPU at 8x8 and 1.2 s at 16x16."""
+``attention_resolutions`` is given)."""
 
 
 def defaults_for(data):
@@ -70,44 +60,9 @@ def defaults_for(data):
     )
 
 
-def fit_normalization(data):
-    """``{"shift", "scale"}`` (lists) with x_model = (x - shift) / scale: per-feature mean and
-    std for vectors, the centre and half-width of the value range for images."""
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 2:
-        shift, scale = data.mean(axis=0), data.std(axis=0)
-    else:
-        lo, hi = data.min(), data.max()
-        shift, scale = np.array([(hi + lo) / 2]), np.array([(hi - lo) / 2])
-    scale = np.where(scale > 1e-12, scale, 1.0)
-    return {"shift": shift.tolist(), "scale": scale.tolist()}
-
-
-def _affine(normalization, ndim):
-    if ndim == 2:
-        shape = (1, -1)
-    else:
-        shape = (1, -1, 1, 1) if len(normalization["shift"]) > 1 else (1, 1, 1, 1)
-    shift = np.asarray(normalization["shift"], dtype=np.float64).reshape(shape)
-    scale = np.asarray(normalization["scale"], dtype=np.float64).reshape(shape)
-    return shift, scale
-
-
-def normalize(data, normalization):
-    """Data units -> model units, as float32."""
-    shift, scale = _affine(normalization, np.ndim(data))
-    return ((np.asarray(data) - shift) / scale).astype(np.float32)
-
-
-def denormalize(samples, normalization):
-    """Model units -> data units (the dtype of ``samples`` is kept)."""
-    samples = np.asarray(samples)
-    shift, scale = _affine(normalization, samples.ndim)
-    return (samples * scale + shift).astype(samples.dtype)
-
-
-def build_model(name, config, data_shape):
-    """The denoiser ``name`` ("MLP" or "UNet") for data of ``data_shape`` (n, ...)."""
+def denoiser_config(name, config, data_shape):
+    """``config`` of the denoiser ``name`` ("MLP" or "UNet") completed for data of
+    ``data_shape`` (n, ...): input and output sizes, the attention resolution."""
     config = dict(config)
     if name == "MLP":
         config.setdefault("in_features", data_shape[1])
@@ -122,7 +77,7 @@ def build_model(name, config, data_shape):
         config.setdefault("image_size", data_shape[2])
         lowest = config["image_size"] // 2 ** (len(config.get("channel_mults", (1, 2))) - 1)
         config.setdefault("attention_resolutions", (lowest,))
-    return nn.build_model(name, config)
+    return config
 
 
 class DDPMTrainer(Trainer):
@@ -142,14 +97,7 @@ class DDPMTrainer(Trainer):
     def __init__(self, data, out_dir, steps, seed=0, checkpoint_every=1000, progress=True,
                  figures=True, data_name=None, device="cpu", normalization=None, **options):
         data = np.asarray(data)
-        opts = defaults_for(data)
-        unknown = sorted(set(options) - set(opts))
-        if unknown:
-            raise ValueError(
-                f"DDPMTrainer: unknown options {unknown}; valid options are "
-                f"{sorted(opts)}"
-            )
-        opts.update(options)
+        opts = check_options("DDPMTrainer", options, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise ValueError("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
@@ -161,7 +109,8 @@ class DDPMTrainer(Trainer):
                          progress=progress, config=config)
         self.opts, self.figures, self.device = opts, figures, device
         self.data_raw = data
-        self.model = build_model(opts["model"], opts["model_config"], data.shape).to(device)
+        model_config = denoiser_config(opts["model"], opts["model_config"], data.shape)
+        self.model = nn.build_model(opts["model"], model_config).to(device)
         dtype = self.model.parameters()[0].dtype
         self.data = backend.to_device(normalize(data, normalization).astype(dtype), device)
         self.config["model_config"] = self.model.config
@@ -175,16 +124,13 @@ class DDPMTrainer(Trainer):
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
         rng = backend.rng("cpu")
-        n, T = len(self.data), self.ddpm.schedule.T
-        index = rng.integers(0, n, size=self.opts["batch_size"])
-        t = rng.integers(0, T, size=len(index))
-        noise = rng.standard_normal((len(index),) + self.data.shape[1:], dtype=self.data.dtype)
+        index = rng.integers(0, len(self.data), size=self.opts["batch_size"])
         x0 = self.data[backend.to_device(index, self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, t=t, noise=backend.to_device(noise, self.device))
+        loss = self.ddpm.loss(x0, seed=rng)  # Algorithm 1 draws t and eps from rng
         loss.backward()
         metrics = {"loss": loss.item(), "lr": lr}
         if self.opts["grad_clip"]:
@@ -204,9 +150,23 @@ class DDPMTrainer(Trainer):
 
     def on_checkpoint(self, step):
         if self.figures:
-            from minigen import viz
+            from minigen.diffusion import figures
 
-            self.samples, self.quality = viz.ddpm_figures(self, final=step == self.steps)
+            final = step == self.steps
+            self.samples, forward, reverse = figures.checkpoint_samples(self, final)
+            self.quality = self.evaluate(self.samples, final)
+            figures.ddpm_figures(self, self.samples, forward, reverse, self.quality)
+
+    def evaluate(self, samples, final=True):
+        """The numbers of :func:`minigen.evaluate.evaluate_samples` for ``samples`` (data
+        units) of this run's data set; for images only at the end (the classifier takes a
+        few seconds to train), else {}."""
+        from minigen.evaluate import evaluate_samples
+
+        if samples.ndim == 4 and not final:
+            return {}
+        reference = self.data_raw if samples.ndim == 2 else None
+        return evaluate_samples(samples, self.config.get("data"), reference=reference)
 
     # --- sampling --------------------------------------------------------------------------
     def sample(self, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
@@ -276,22 +236,10 @@ def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figure
     return trainer
 
 
-def read_run_config(run_dir):
-    """The ``config.json`` of a run directory, with a clear error when there is none."""
-    path = os.path.join(os.fspath(run_dir), "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir!s} is not a minigen run directory (no config.json)")
-    with open(path) as f:
-        return json.load(f)
-
-
 def load_run(run_dir, use_ema=True, device="cpu"):
     """``(ddpm, config)`` of a trained DDPM run, the model holding the EMA weights (or the raw
     ones with ``use_ema=False``), in eval mode."""
-    config = read_run_config(run_dir)
-    if config.get("kind") != "ddpm":
-        raise ValueError(f"load_run: {run_dir!s} holds a {config.get('kind')!r} run, not a DDPM")
-    state = checkpoint.load(os.path.join(os.fspath(run_dir), CHECKPOINT_FILE))
+    config, state = read_run(run_dir, "ddpm")
     model = nn.build_model(config["model"], config["model_config"])
     model.load_state_dict(state["model"])
     if use_ema:

@@ -93,12 +93,5 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).reshape(x.shape[0], 1)
 
 
-MODELS = {"DCGANGenerator": DCGANGenerator, "DCGANDiscriminator": DCGANDiscriminator}
-
-
-def build_model(class_name, config):
-    """A GAN network from its class name and ``.config``: this module's classes, else
-    ``nn.build_model`` (e.g. "MLP")."""
-    if class_name in MODELS:
-        return MODELS[class_name](**dict(config))
-    return nn.build_model(class_name, config)
+nn.models.MODELS.update(DCGANGenerator=DCGANGenerator, DCGANDiscriminator=DCGANDiscriminator)
+build_model = nn.build_model  # the one registry: minigen.nn.models.MODELS

@@ -1,11 +1,8 @@
-"""The GAN trainer: Algorithm 1 of Goodfellow et al. 2014 on the shared ``Trainer`` loop.
+"""The GAN trainer: the loop around :class:`minigen.gan.gan.GAN` on the shared ``Trainer``.
 
-Each iteration makes ``k`` discriminator updates, each on m real samples and m samples
-G(z), z from the noise prior, then one generator update on m fresh noise samples
-(Algorithm 1; k = 1 in the paper's experiments). ``simultaneous=True`` is the other common
-scheme: both gradients are taken at the same parameters and both networks step together.
-
-Everything random (real-batch indices, noise, the WGAN-GP mixing weights) comes from
+It owns what is not the algorithm: options and presets, the standardised data, the default
+networks, the optimizers and their learning-rate schedule, the top-k schedule, an EMA of G,
+figures (at checkpoints) and saving, loading and sampling runs. Everything random comes from
 minigen's CPU generator, whose state the base trainer checkpoints: a resumed run continues
 bit for bit. The data are standardised before training (vectors: minus their mean, divided
 by one overall standard deviation, which keeps the geometry; images: their value range
@@ -13,20 +10,21 @@ mapped to [-1, 1], the range of G's tanh output) and samples are mapped back, so
 settings work at any scale.
 """
 import contextlib
-import math
 import os
 
 import numpy as np
 
 from minigen import backend, checkpoint, data as datasets, nn, optim
 from minigen.gan import figures as plots
-from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
-from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model, pack
-from minigen.gan.penalties import PENALTIES, r1_penalty, wgan_gp_penalty
-from minigen.tensor import Tensor, grad, no_grad
-from minigen.trainer import CHECKPOINT_FILE, Trainer
+from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
+from minigen.gan.losses import LOSSES
+from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
+from minigen.gan.penalties import PENALTIES
+from minigen.nn.module import eval_mode
+from minigen.tensor import Tensor, no_grad
+from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, fit_normalization, read_run
 
-NOISES = ("uniform", "normal")
+OPTIMIZERS = ("adam", "sgd")
 
 DEFAULTS = dict(
     k=1,
@@ -49,76 +47,54 @@ DEFAULTS = dict(
     ema_decay=0.0,
     top_k=0.5,
     top_k_until=0.5,
+    optimizer="adam",
+    momentum=0.5,
     checkpoint_every=1000,
 )
-"""Default options of ``GANTrainer`` / ``train_gan`` for vector data (the CLI's defaults)."""
+"""Default options of ``GANTrainer`` / ``train_gan`` for vector data (the CLI's defaults),
+tuned for mode coverage on the PacGAN mixtures (docs/tuning.md)."""
+
+PAPER = {**DEFAULTS, "loss": "minimax", "noise": "uniform", "optimizer": "sgd", "lr": 0.1,
+         "momentum": 0.5, "lr_decay": False, "input_scale": 1.0, "top_k": 1.0,
+         "top_k_until": 0.0}
+"""Goodfellow et al. 2014, Algorithm 1 as printed: the minimax losses, k = 1, uniform noise,
+minibatch SGD with momentum (the paper: "we used momentum in our experiments"), constant
+learning rate, nothing added (no top-k, no input scaling). The learning rate is not in the
+paper; 0.1 with momentum 0.5 is the setting of its pylearn2 code."""
+
+PRESETS = {"tuned": DEFAULTS, "paper": PAPER}
 
 IMAGE_DEFAULTS = {**DEFAULTS, "batch_size": 64, "lr": 2e-4, "latent_dim": 32, "input_scale": 1.0,
                   "top_k": 1.0}
 """Defaults for images: DCGAN's batch 64 and Adam(2e-4, beta1 0.5) (Radford et al. 2015, sec. 4),
 without top-k (not measured on images)."""
 
-ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0)
+ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0, optimizer="adam", momentum=0.5)
 """Options added after runs were first saved, with the values that reproduce such runs."""
 
 DEFAULT_STEPS = 16000
-"""Training steps that go with ``DEFAULTS`` (bench/coverage.py): top-k finds the modes in the
-first half, the whole-batch second half with the cosine decay pulls samples onto them. With
-8000 steps the 25-mode grid keeps ~12% of its samples between modes."""
+"""Training steps that go with ``DEFAULTS`` (bench/coverage.py; docs/tuning.md)."""
 
 
-def defaults_for(data):
-    """The default options for data of this shape: vectors (n, d) or images (n, C, H, W)."""
-    return dict(IMAGE_DEFAULTS if np.ndim(data) == 4 else DEFAULTS)
-
-
-def noise_prior(n, latent_dim, noise, rng):
-    """n draws of z (n, latent_dim) float32: U[-1, 1] ("uniform", Goodfellow et al. 2014)
-    or N(0, I) ("normal"). ``rng`` is a ``numpy.random.Generator``."""
-    if noise == "uniform":
-        z = rng.uniform(-1.0, 1.0, size=(n, latent_dim))
-    elif noise == "normal":
-        z = rng.standard_normal((n, latent_dim))
-    else:
-        raise ValueError(f"noise_prior: noise must be one of {NOISES}, got {noise!r}")
-    return z.astype(np.float32)
-
-
-def standardizer(x):
-    """(shift, scale) with (x - shift) / scale standardised: per-feature mean and one overall
-    standard deviation for vectors (n, d); the value range onto [-1, 1] for images."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 4:
-        lo, hi = float(x.min()), float(x.max())
-        return (hi + lo) / 2.0, max((hi - lo) / 2.0, 1e-12)
-    shift = x.mean(axis=0)
-    return shift.tolist(), max(float(np.sqrt(((x - shift) ** 2).mean())), 1e-12)
-
-
-@contextlib.contextmanager
-def _frozen(module):
-    """D's parameters stop requiring grad during G's update: no wasted weight gradients."""
-    params = module.parameters()
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad = False
-    try:
-        yield
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad = f
+def defaults_for(data, preset="tuned"):
+    """The default options for data of this shape, vectors (n, d) or images (n, C, H, W):
+    the ``preset`` "tuned" (``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"GANTrainer: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    if preset == "tuned" and np.ndim(data) == 4:
+        return dict(IMAGE_DEFAULTS)
+    return dict(PRESETS[preset])
 
 
 def _check_options(options, defaults):
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise TypeError(f"GANTrainer: unknown options {unknown}; valid options are "
-                        f"{sorted(defaults)}")
-    o = {**defaults, **options}
+    o = check_options("GANTrainer", options, defaults)
     if o["loss"] not in LOSSES:
         raise ValueError(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
     if o["penalty"] not in PENALTIES:
         raise ValueError(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
+    if o["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"GANTrainer: optimizer must be one of {OPTIMIZERS}, got "
+                         f"{o['optimizer']!r}")
     if o["noise"] not in NOISES:
         raise ValueError(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
     for name in ("k", "batch_size", "latent_dim", "hidden", "depth", "pack", "base_channels"):
@@ -168,8 +144,8 @@ class GANTrainer(Trainer):
     kind = "gan"
 
     def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, generator=None,
-                 discriminator=None, dataset=None, device="cpu", **options):
-        o = _check_options(options, defaults_for(data))
+                 discriminator=None, dataset=None, device="cpu", preset="tuned", **options):
+        o = _check_options(options, defaults_for(data, preset))
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
                          progress=progress)
         self.options = o
@@ -178,16 +154,18 @@ class GANTrainer(Trainer):
         if x.ndim not in (2, 4) or len(x) < 2:
             raise ValueError(f"GANTrainer: data must be vectors (n, d) or images (n, C, H, W) "
                              f"with n >= 2, got shape {x.shape}")
-        self.shift, self.scale = standardizer(x)
+        normalization = fit_normalization(x, per_feature_scale=False)
+        self.shift = normalization["shift"] if x.ndim == 2 else normalization["shift"][0]
+        self.scale = normalization["scale"][0]
         self.data = (x - np.asarray(self.shift, dtype=np.float32)) / np.float32(self.scale)
         self.device = backend.normalize_device(device)
         self.generator = (generator or self._default_generator()).to(self.device)
         self.discriminator = (discriminator or self._default_discriminator()).to(self.device)
-        adam = dict(lr=o["lr"], betas=o["betas"])
-        self.g_optimizer = optim.Adam(self.generator, **adam)
-        self.d_optimizer = optim.Adam(self.discriminator, **adam)
+        self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
+                                              self._optimizer(self.discriminator))
+        self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
+                       self.data, o, self.device)
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
-        self.keep = 1.0  # fraction of the fakes in G's loss, set per step by kept_fraction
         self.snapshots = {}
         self.config = {
             "dataset": dataset,
@@ -198,8 +176,10 @@ class GANTrainer(Trainer):
             "discriminator": _spec(self.discriminator),
             **{name: list(v) if isinstance(v, tuple) else v for name, v in o.items()},
         }
+        if self._one_d():
+            self._snapshot(0)
 
-    # --- networks ------------------------------------------------------------------------
+    # --- networks and optimizers ---------------------------------------------------------
     def _default_generator(self):
         o, shape = self.options, self.data.shape
         if len(shape) == 4:
@@ -214,102 +194,18 @@ class GANTrainer(Trainer):
             return DCGANDiscriminator(shape[1] * o["pack"], shape[2], o["base_channels"])
         return nn.MLP(shape[1] * o["pack"], 1, (o["hidden"],) * o["depth"], activation="leaky_relu")
 
-    # --- sampling ------------------------------------------------------------------------
-    def real_batch(self, m):
-        """m real samples drawn with replacement (any data set size works)."""
-        index = backend.rng().integers(len(self.data), size=m)
-        return Tensor(backend.to_device(self.data[index], self.device))
-
-    def noise(self, m):
+    def _optimizer(self, model):
         o = self.options
-        z = noise_prior(m, o["latent_dim"], o["noise"], backend.rng())
-        return Tensor(backend.to_device(z, self.device))
+        if o["optimizer"] == "sgd":
+            return optim.SGD(model, lr=o["lr"], momentum=o["momentum"])
+        return optim.Adam(model, lr=o["lr"], betas=o["betas"])
 
-    def critic(self, packed):
-        """The discriminator on packed, standardised inputs, magnified by ``input_scale``."""
-        scale = self.options["input_scale"]
-        return self.discriminator(packed if scale == 1 else packed * scale)
-
-    def D(self, x):
-        """Discriminator logits of a batch, packed PacGAN-style."""
-        return self.critic(pack(x, self.options["pack"]))
-
-    # --- Algorithm 1 ---------------------------------------------------------------------
-    def _d_objective(self, real, fake):
-        """D's loss on m real + m fake samples, plus its penalty (on packed inputs)."""
-        o = self.options
-        real_logits, fake_logits = self.D(real), self.D(fake)
-        loss = discriminator_loss(real_logits, fake_logits, o["loss"], o["label_smoothing"])
-        metrics = {"d_loss": loss.item(), **self._d_outputs(real_logits, fake_logits)}
-        if o["penalty"] == "r1":
-            penalty = r1_penalty(self.critic, pack(real, o["pack"]), o["penalty_weight"])
-        elif o["penalty"] == "wgan-gp":
-            penalty = wgan_gp_penalty(self.critic, pack(real, o["pack"]),
-                                      pack(fake.detach(), o["pack"]), o["penalty_weight"],
-                                      rng=backend.rng())
-        else:
-            return loss, metrics
-        metrics["penalty"] = penalty.item()
-        return loss + penalty, metrics
-
-    def _d_outputs(self, real_logits, fake_logits):
-        if self.options["loss"] == "wasserstein":
-            return {"d_real": float(real_logits.numpy().mean()),
-                    "d_fake": float(fake_logits.numpy().mean())}
-        return {"d_real": float(_sigmoid(real_logits.numpy()).mean()),
-                "d_fake": float(_sigmoid(fake_logits.numpy()).mean())}
-
-    def discriminator_step(self):
-        """One update of D: ascend V(D, G) on m real and m generated samples."""
-        m = self.options["batch_size"]
-        real = self.real_batch(m)
-        with no_grad():
-            fake = self.generator(self.noise(m))
-        objective, metrics = self._d_objective(real, fake)
-        self.d_optimizer.zero_grad()
-        objective.backward()
-        self.d_optimizer.step()
-        return metrics
-
-    def _generator_loss(self, fake):
-        """G's loss on the ``keep`` fraction of ``fake`` (packed) that D rates most real."""
-        logits = self.D(fake)
-        k = max(1, int(self.keep * len(logits)))
-        if k < len(logits):
-            logits = logits[backend.xp_of(logits.data).argsort(-logits.data[:, 0])[:k]]
-        return generator_loss(logits, self.options["loss"])
-
-    def generator_step(self):
-        """One update of G on m fresh noise samples (D held fixed)."""
-        fake = self.generator(self.noise(self.options["batch_size"]))
-        with _frozen(self.discriminator):
-            loss = self._generator_loss(fake)
-        self.g_optimizer.zero_grad()
-        loss.backward()
-        self.g_optimizer.step()
-        return {"g_loss": loss.item()}
-
-    def simultaneous_step(self):
-        """Both gradients at the current (G, D), then both updates."""
-        m = self.options["batch_size"]
-        real = self.real_batch(m)
-        fake = self.generator(self.noise(m))
-        d_objective, metrics = self._d_objective(real, fake)
-        g_loss = self._generator_loss(fake)
-        for loss, model in ((d_objective, self.discriminator), (g_loss, self.generator)):
-            params = model.parameters()
-            for p, g in zip(params, grad(loss, params, allow_unused=True)):
-                p.grad = None if g is None else g.data
-        self.d_optimizer.step()
-        self.g_optimizer.step()
-        return {**metrics, "g_loss": g_loss.item()}
-
+    # --- schedules -----------------------------------------------------------------------
     def learning_rate(self, step):
-        """Adam's lr at ``step``: constant, or cosine-decayed to 0 over the run."""
+        """The lr of both optimizers at ``step``: constant, or cosine-decayed to 0 over the run
+        (``lr_decay``)."""
         o = self.options
-        if not o["lr_decay"]:
-            return o["lr"]
-        return o["lr"] * 0.5 * (1.0 + math.cos(math.pi * step / max(self.steps, 1)))
+        return optim.warmup_cosine(step, o["lr"], 0, self.steps) if o["lr_decay"] else o["lr"]
 
     def kept_fraction(self, step):
         """Fraction of the fakes in G's loss at ``step``: top-k training (Sinha et al. 2020)
@@ -325,21 +221,20 @@ class GANTrainer(Trainer):
 
     def train_step(self, step):
         self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
-        self.keep = self.kept_fraction(step)
-        one_d = self.data.ndim == 2 and self.data.shape[1] == 1
-        if one_d and step == 0:
-            self._snapshot(0)
-        if self.options["simultaneous"]:
-            metrics = self.simultaneous_step()
-        else:
-            for _ in range(self.options["k"]):
-                metrics = self.discriminator_step()
-            metrics.update(self.generator_step())
+        self.gan.keep = self.kept_fraction(step)
+        metrics = self.gan.iteration()
         if self.ema is not None:
             self.ema.update()
-        if one_d and step + 1 in plots.moments(self.steps):
-            self._snapshot(step + 1)
         return metrics
+
+    def on_step_end(self, step):
+        """Snapshots of p_g and D for the 1-D figure (Figure 1) after the steps of
+        :func:`plots.moments` (the one before training is taken in ``__init__``)."""
+        if self._one_d() and step in plots.moments(self.steps):
+            self._snapshot(step)
+
+    def _one_d(self):
+        return self.data.ndim == 2 and self.data.shape[1] == 1
 
     # --- figures -------------------------------------------------------------------------
     def samples(self, n, seed=0):
@@ -355,9 +250,9 @@ class GANTrainer(Trainer):
         grid = np.linspace(lo - pad, hi + pad, 801, dtype=np.float32)[:, None]
         with no_grad():
             packed = np.repeat(grid, self.options["pack"], axis=1)  # D(x, ..., x) when packing
-            logits = self.critic(Tensor(backend.to_device(packed, self.device))).numpy()[:, 0]
+            logits = self.gan.critic(Tensor(backend.to_device(packed, self.device))).numpy()[:, 0]
         if self.options["loss"] != "wasserstein":
-            logits = _sigmoid(logits)
+            logits = sigmoid(logits)
         self.snapshots[str(step)] = {
             "x": grid[:, 0] * self.scale + self.shift[0],
             "d": logits,
@@ -401,10 +296,6 @@ class GANTrainer(Trainer):
         self.snapshots = state["snapshots"]
 
 
-def _sigmoid(logits):
-    return 0.5 * np.tanh(0.5 * logits.astype(np.float64)) + 0.5
-
-
 def _spec(model):
     if not hasattr(model, "config"):
         return None
@@ -414,35 +305,33 @@ def _spec(model):
 
 def _sample(generator, n, config, seed=None):
     rng = np.random.default_rng(seed)
-    was_training = generator.training
-    generator.eval()
-    try:
-        out = []
-        with no_grad():
-            for start in range(0, n, 1000):
-                z = noise_prior(min(1000, n - start), config["latent_dim"], config["noise"], rng)
-                z = backend.to_device(z, generator.parameters()[0].device)
-                out.append(backend.to_numpy(generator(Tensor(z)).data))
-    finally:
-        generator.train(was_training)
+    out = []
+    with no_grad(), eval_mode(generator):
+        for start in range(0, n, 1000):
+            z = noise_prior(min(1000, n - start), config["latent_dim"], config["noise"], rng)
+            z = backend.to_device(z, generator.parameters()[0].device)
+            out.append(backend.to_numpy(generator(Tensor(z)).data))
     x = np.concatenate(out) if out else np.zeros((0, *config["data_shape"]), np.float32)
     shift = np.asarray(config["shift"], dtype=np.float32)
     return (x * np.float32(config["scale"]) + shift).astype(np.float32)
 
 
-def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=False,
-              progress=True, figures=True, device="cpu", **options):
+def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, progress=True,
+              figures=True, device="cpu", preset="tuned", **options):
     """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``), a path to a
-    ``.npy``/``.npz`` file, or an array. ``options``: see ``DEFAULTS`` / ``IMAGE_DEFAULTS``.
+    ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (``DEFAULTS`` /
+    ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``, ``loss`` and
+    ``options`` override it.
     With ``resume`` and a checkpoint in ``out_dir``, the run continues (to ``steps``) with the
     seed and options it was started with, bit for bit as if it had never stopped; without a
     checkpoint it starts afresh. Runs saved before an option existed resume with the value
     that reproduces them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random
     draws stay on the CPU generator, so a run may resume on either device.
     """
-    options = {"k": k, "loss": loss, **options}
+    given = {"k": k, "loss": loss}
+    options = {**{name: v for name, v in given.items() if v is not None}, **options}
     saved = os.path.join(os.fspath(out_dir), CHECKPOINT_FILE)
     resuming = resume and os.path.exists(saved)
     if resuming:
@@ -457,7 +346,7 @@ def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=Fa
         dataset = os.fspath(data)
         data = datasets.load_dataset(dataset, seed=seed)
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                         dataset=dataset, device=device, **options)
+                         dataset=dataset, device=device, preset=preset, **options)
     if resuming:
         trainer.resume()
     trainer.fit()
@@ -467,21 +356,15 @@ def train_gan(data, steps, out_dir, seed=0, k=1, loss="nonsaturating", resume=Fa
 def load_generator(run_dir, use_ema=True):
     """(G in eval mode, the run's config) rebuilt from ``run_dir``'s config and checkpoint;
     G holds the EMA weights when the run kept them (``ema_decay`` > 0) and ``use_ema``."""
-    path = os.path.join(os.fspath(run_dir), CHECKPOINT_FILE)
-    if not os.path.exists(path):
-        raise ValueError(f"load_generator: no checkpoint at {path}")
-    saved = checkpoint.load(path)
-    config = saved["config"]
-    if config.get("kind") != "gan":
-        raise ValueError(f"load_generator: {path} holds a {config.get('kind')!r} run, not a GAN")
+    config, state = read_run(run_dir, "gan")
     spec = config["generator"]
     if spec is None:
         raise ValueError(f"load_generator: the generator of {run_dir} has no .config to "
                          "rebuild it from")
     generator = build_model(spec["class"], spec["config"])
-    generator.load_state_dict(saved["generator"])
-    if use_ema and "ema" in saved:
-        optim.EMA(generator, config["ema_decay"]).load_state_dict(saved["ema"]).copy_to(generator)
+    generator.load_state_dict(state["generator"])
+    if use_ema and "ema" in state:
+        optim.EMA(generator, config["ema_decay"]).load_state_dict(state["ema"]).copy_to(generator)
     return generator.eval(), config
 
 

@@ -4,6 +4,8 @@ A Module's parameters are its ``Parameter`` attributes and those of its sub-modu
 inside lists, tuples and dicts), visited in a deterministic order: attributes sorted by
 name, list items by index. Their dotted names (``blocks.0.conv.weight``) key the state dict.
 """
+import contextlib
+
 import numpy as np
 
 from minigen import backend
@@ -170,3 +172,17 @@ class Module:
         lines[0] = lines[0][:-1]
         lines.append(f")  # {self.num_parameters():,} parameters")
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model`` in eval mode (no dropout, running statistics) inside the block, its previous
+    mode restored after; callables without ``eval`` (e.g. plain functions) pass through."""
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train(True)

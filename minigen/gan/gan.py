@@ -1,0 +1,179 @@
+"""The GAN game of Goodfellow et al. 2014, one method per step of their Algorithm 1.
+
+    for number of training iterations do                      GAN.iteration
+        for k steps do                                            (k = options["k"])
+            sample m noise samples z ~ p_g(z)                     GAN.noise
+            sample m examples x ~ p_data(x)                       GAN.real_batch
+            ascend  1/m sum [log D(x) + log(1 - D(G(z)))]         GAN.d_step
+        sample m noise samples z ~ p_g(z)
+        descend 1/m sum log(1 - D(G(z)))                          GAN.g_step
+
+Losses are computed from D's logits (:mod:`minigen.gan.losses`): "minimax" is the update
+as printed, "nonsaturating" the ascent of log D(G(z)) the paper recommends for early
+training, "wasserstein" the critic of Arjovsky et al. 2017. What later work added is off
+unless asked for: a gradient ``penalty`` (R1, WGAN-GP), PacGAN ``pack``ing, one-sided
+``label_smoothing``, ``input_scale`` (D's first layer sees standardised data times this
+factor), and top-k generator updates (``keep`` < 1: G's loss uses only the fakes D rates
+most real; Sinha et al. 2020). ``simultaneous_step`` is the other common scheme: both
+gradients taken at the same (G, D), then both networks step.
+
+All draws (real indices, noise, WGAN-GP mixing weights) come from minigen's CPU generator.
+"""
+import contextlib
+
+import numpy as np
+
+from minigen import backend
+from minigen.gan.losses import discriminator_loss, generator_loss
+from minigen.gan.models import pack
+from minigen.gan.penalties import r1_penalty, wgan_gp_penalty
+from minigen.tensor import Tensor, grad, no_grad
+
+NOISES = ("uniform", "normal")
+
+
+def noise_prior(n, latent_dim, noise, rng):
+    """n draws of z (n, latent_dim) float32: U[-1, 1] ("uniform", Goodfellow et al. 2014)
+    or N(0, I) ("normal"). ``rng`` is a ``numpy.random.Generator``."""
+    if noise == "uniform":
+        z = rng.uniform(-1.0, 1.0, size=(n, latent_dim))
+    elif noise == "normal":
+        z = rng.standard_normal((n, latent_dim))
+    else:
+        raise ValueError(f"noise_prior: noise must be one of {NOISES}, got {noise!r}")
+    return z.astype(np.float32)
+
+
+class GAN:
+    """Generator G, discriminator D, their optimizers and the (standardised, float32) ``data``
+    on the host; ``options`` holds k, loss, simultaneous, batch_size (m), latent_dim, noise,
+    label_smoothing, penalty, penalty_weight, pack and input_scale (see the module
+    docstring). ``keep`` is the fraction of fakes in G's loss (1: all, Algorithm 1)."""
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, data, options,
+                 device="cpu"):
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.data, self.options, self.device = data, options, device
+        self.keep = 1.0
+
+    # --- the two distributions Algorithm 1 samples ----------------------------------------
+    def noise(self, m):
+        """m noise samples z ~ p_g(z)."""
+        o = self.options
+        z = noise_prior(m, o["latent_dim"], o["noise"], backend.rng())
+        return Tensor(backend.to_device(z, self.device))
+
+    def real_batch(self, m):
+        """m examples x ~ p_data(x), drawn with replacement (any data set size works)."""
+        index = backend.rng().integers(len(self.data), size=m)
+        return Tensor(backend.to_device(self.data[index], self.device))
+
+    def critic(self, packed):
+        """D's logits on packed, standardised inputs, magnified by ``input_scale``."""
+        scale = self.options["input_scale"]
+        return self.discriminator(packed if scale == 1 else packed * scale)
+
+    def D(self, x):
+        """D's logits of a batch, packed PacGAN-style (pack = 1: one logit per sample)."""
+        return self.critic(pack(x, self.options["pack"]))
+
+    # --- Algorithm 1 ---------------------------------------------------------------------
+    def iteration(self):
+        """One training iteration: k updates of D, then one of G (or one simultaneous
+        update). Returns the metrics of the last D update and of G's."""
+        if self.options["simultaneous"]:
+            return self.simultaneous_step()
+        for _ in range(self.options["k"]):
+            metrics = self.d_step()
+        return {**metrics, **self.g_step()}
+
+    def d_step(self):
+        """Ascend V(D, G) on m real examples and m samples G(z) (D's loss is -V)."""
+        m = self.options["batch_size"]
+        real = self.real_batch(m)
+        with no_grad():
+            fake = self.generator(self.noise(m))
+        objective, metrics = self._d_objective(real, fake)
+        self.d_optimizer.zero_grad()
+        objective.backward()
+        self.d_optimizer.step()
+        return metrics
+
+    def g_step(self):
+        """Descend G's loss on m fresh noise samples, D held fixed."""
+        fake = self.generator(self.noise(self.options["batch_size"]))
+        with _frozen(self.discriminator):
+            loss = self._generator_loss(fake)
+        self.g_optimizer.zero_grad()
+        loss.backward()
+        self.g_optimizer.step()
+        return {"g_loss": loss.item()}
+
+    def simultaneous_step(self):
+        """Both gradients at the current (G, D), then both updates."""
+        m = self.options["batch_size"]
+        real = self.real_batch(m)
+        fake = self.generator(self.noise(m))
+        d_objective, metrics = self._d_objective(real, fake)
+        g_loss = self._generator_loss(fake)
+        for loss, model in ((d_objective, self.discriminator), (g_loss, self.generator)):
+            params = model.parameters()
+            for p, g in zip(params, grad(loss, params, allow_unused=True)):
+                p.grad = None if g is None else g.data
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+        return {**metrics, "g_loss": g_loss.item()}
+
+    # --- the two objectives --------------------------------------------------------------
+    def _d_objective(self, real, fake):
+        """D's loss on m real + m fake samples, plus its penalty (on packed inputs)."""
+        o = self.options
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        loss = discriminator_loss(real_logits, fake_logits, o["loss"], o["label_smoothing"])
+        metrics = {"d_loss": loss.item(), **self._d_outputs(real_logits, fake_logits)}
+        if o["penalty"] == "r1":
+            penalty = r1_penalty(self.critic, pack(real, o["pack"]), o["penalty_weight"])
+        elif o["penalty"] == "wgan-gp":
+            penalty = wgan_gp_penalty(self.critic, pack(real, o["pack"]),
+                                      pack(fake.detach(), o["pack"]), o["penalty_weight"],
+                                      rng=backend.rng())
+        else:
+            return loss, metrics
+        metrics["penalty"] = penalty.item()
+        return loss + penalty, metrics
+
+    def _d_outputs(self, real_logits, fake_logits):
+        """Mean D(x) on real and fake samples (the mean critic score for "wasserstein")."""
+        if self.options["loss"] == "wasserstein":
+            return {"d_real": float(real_logits.numpy().mean()),
+                    "d_fake": float(fake_logits.numpy().mean())}
+        return {"d_real": float(sigmoid(real_logits.numpy()).mean()),
+                "d_fake": float(sigmoid(fake_logits.numpy()).mean())}
+
+    def _generator_loss(self, fake):
+        """G's loss on the ``keep`` fraction of ``fake`` (packed) that D rates most real."""
+        logits = self.D(fake)
+        k = max(1, int(self.keep * len(logits)))
+        if k < len(logits):
+            logits = logits[backend.xp_of(logits.data).argsort(-logits.data[:, 0])[:k]]
+        return generator_loss(logits, self.options["loss"])
+
+
+def sigmoid(logits):
+    """D(x) from D's logits, in float64 (exact to the last bit near 0 and 1)."""
+    return 0.5 * np.tanh(0.5 * logits.astype(np.float64)) + 0.5
+
+
+@contextlib.contextmanager
+def _frozen(module):
+    """D's parameters stop requiring grad during G's update: no wasted weight gradients."""
+    params = module.parameters()
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad = f
