@@ -3,6 +3,10 @@
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--seed 0] [--resume]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
+    minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
+    minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
+    minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
 
@@ -79,6 +83,7 @@ def build_parser():
         if kind == "ddpm":
             p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
+            _add_conditional_arguments(p)
         else:
             p.add_argument("--k", type=_positive_int, default=None,
                            help="discriminator steps per generator step (Algorithm 1; "
@@ -90,7 +95,8 @@ def build_parser():
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run_dir")
-    sample.add_argument("--n", required=True, type=_positive_int, help="number of samples")
+    sample.add_argument("--n", type=_positive_int,
+                        help="number of samples (not with --from/--inpaint: one per row)")
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
                         help="DDPM runs: ancestral (all T steps) or DDIM")
@@ -99,6 +105,7 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
+    _add_guidance_arguments(sample)
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
                                "write its figures")
@@ -114,6 +121,80 @@ def build_parser():
     return parser
 
 
+def _add_conditional_arguments(p):
+    group = p.add_argument_group("classifier-free guidance (Ho & Salimans 2022)")
+    group.add_argument("--conditional", action="store_true",
+                       help="train on the data's labels (digits, ring8, grid25, or a .npz "
+                            "holding x and y) for guided sampling")
+    group.add_argument("--label-dropout", type=float, default=None,
+                       help="probability of training on the null class instead (default 0.1)")
+
+
+def _add_guidance_arguments(sample):
+    group = sample.add_argument_group("conditional sampling, SDEdit and RePaint (DDPM runs)")
+    group.add_argument("--label", type=int, help="class to sample (default: the null class, "
+                       "i.e. unconditional); needs a --conditional run")
+    group.add_argument("--guidance", type=float, default=0.0,
+                       help="classifier-free guidance weight w >= 0 (default 0)")
+    group.add_argument("--from", dest="from_file", metavar="FILE.npy",
+                       help="SDEdit: edit the rows of this file (data units)")
+    group.add_argument("--strength", type=float,
+                       help="SDEdit: noise level in (0, 1] to edit from (default 0.5)")
+    group.add_argument("--inpaint", metavar="KNOWN.npz",
+                       help="RePaint: complete the rows of x where mask (same shape) is 0")
+    group.add_argument("--resample", type=_positive_int, default=1,
+                       help="RePaint: resampling rounds R (default 1)")
+    group.add_argument("--jump", type=_positive_int, default=1,
+                       help="RePaint: steps per jump back (default 1)")
+
+
+def _guided_sample(args, kind):
+    """The DDPM run's output for --from (SDEdit), --inpaint (RePaint) or plain --n."""
+    from minigen.diffusion import trainer
+
+    if kind != "ddpm":
+        if args.label is not None or args.guidance or args.from_file or args.inpaint:
+            raise ValueError("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
+                             f"{kind} run")
+        return None
+    if args.from_file and args.inpaint:
+        raise ValueError("use one of --from and --inpaint")
+    if args.strength is not None and not args.from_file:
+        raise ValueError("--strength applies to --from (SDEdit)")
+    if (args.from_file or args.inpaint) and args.n is not None:
+        raise ValueError("--n does not apply to --from/--inpaint: one output per input row")
+    common = dict(seed=args.seed, progress=True, device=args.device, label=args.label,
+                  guidance=args.guidance)
+    if args.from_file:
+        strength = 0.5 if args.strength is None else args.strength
+        return trainer.edit_run(args.run_dir, _read_array(args.from_file, ".npy"), strength,
+                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta,
+                                **common)
+    if args.inpaint:
+        known = _read_array(args.inpaint, ".npz")
+        if set(known) != {"x", "mask"}:
+            raise ValueError(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
+        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample,
+                                   args.jump, **common)
+    if args.n is None:
+        raise ValueError("--n is required (or --from/--inpaint)")
+    return trainer.sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
+                              eta=args.eta, **common)
+
+
+def _read_array(path, ext):
+    """The array of a .npy file, or the arrays of a .npz as a dict."""
+    import numpy as np
+
+    if not path.endswith(ext) or not os.path.isfile(path):
+        raise ValueError(f"{path}: expected an existing {ext} file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        return dict(loaded) if ext == ".npz" else loaded
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
+
+
 def _train(args):
     if args.threads:
         backend.limit_threads(args.threads)
@@ -121,7 +202,8 @@ def _train(args):
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
-        given = {"batch_size": args.batch_size, "lr": args.lr}
+        given = {"batch_size": args.batch_size, "lr": args.lr,
+                 "conditional": args.conditional or None, "label_dropout": args.label_dropout}
         options.update((k, v) for k, v in given.items() if v is not None)
     else:
         from minigen.gan import train_gan as train
@@ -136,21 +218,20 @@ def _train(args):
 def _sample(args):
     if not args.out.endswith(".npy"):
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
-    from minigen.diffusion.trainer import sample_run
     from minigen.trainer import read_run_config
 
     kind = read_run_config(args.run_dir).get("kind")
-    if kind == "ddpm":
-        samples = sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, seed=args.seed, progress=True, device=args.device)
-    elif kind == "gan":
+    if kind not in ("ddpm", "gan"):
+        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    samples = _guided_sample(args, kind)
+    if kind == "gan":
         import minigen.gan as gan
 
         if args.sampler != "ddpm" or args.steps is not None:
             raise ValueError("--sampler/--steps apply to DDPM runs; this is a GAN run")
+        if args.n is None:
+            raise ValueError("--n is required")
         samples = gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device)
-    else:
-        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     import numpy as np
 
     np.save(args.out, samples)

@@ -256,6 +256,7 @@ class DDPM:
         :meth:`model_output`. Returns a raw array.
         """
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "sample")
+        self._labels(y, len(x), guidance)  # before the loop: a bad label fails at once
         out = self._ancestral(x, self.schedule.T, rng, keep, y, guidance, progress)
         return out if return_trajectory is not False else out[0]
 
@@ -359,6 +360,7 @@ class DDPM:
         _check_eta(eta, "ddim_sample")
         ts = self.ddim_timesteps(steps, spacing)
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "ddim_sample")
+        self._labels(y, len(x), guidance)
         out = self._ddim(x, ts, eta, rng, keep, y, guidance, progress)
         return out if return_trajectory is not False else out[0]
 
@@ -392,6 +394,7 @@ class DDPM:
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"DDPM.edit: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
         x0, rng, keep = self._start(_raw(x).shape, seed, None, False, x, "edit")
+        self._labels(y, len(x0), guidance)
         start = max(1, int(round(strength * self.schedule.T)))
         x = self.q_sample(x0, start - 1, rng.standard_normal(x0.shape, dtype=x0.dtype))
         if sampler == "ddpm":
@@ -416,6 +419,7 @@ class DDPM:
         known entries of the result are ``x_known``'s exactly. ``y`` and ``guidance`` as in
         :meth:`model_output`."""
         x0, rng, _ = self._start(_raw(x_known).shape, seed, None, False, x_known, "inpaint")
+        self._labels(y, len(x0), guidance)
         mask = backend.to_numpy(_raw(mask))
         if mask.shape != x0.shape:
             raise ValueError(f"DDPM.inpaint: mask has shape {mask.shape}, x_known has "

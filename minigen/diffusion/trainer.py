@@ -300,3 +300,44 @@ def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress
     ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
                        eta, seed, progress, y=label, guidance=guidance)
+
+
+def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, progress=False,
+             device="cpu", label=None, guidance=0.0):
+    """SDEdit (:meth:`DDPM.edit`) of the rows of ``x`` (data units) with the trained DDPM run
+    in ``run_dir``: one output per row, in data units."""
+    ddpm, config = load_run(run_dir, device=device)
+    x = _inputs(x, config, "edit_run")
+    out = ddpm.edit(backend.to_device(normalize(x, config["normalization"]), device), strength,
+                    sampler=sampler, steps=steps, eta=eta, y=label, guidance=guidance, seed=seed,
+                    progress=progress)
+    return denormalize(backend.to_numpy(out), config["normalization"])
+
+
+def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, device="cpu",
+                label=None, guidance=0.0):
+    """RePaint (:meth:`DDPM.inpaint`) of the rows of ``x`` (data units) where ``mask`` is 0,
+    with the trained DDPM run in ``run_dir``: one completion per row, in data units, whose
+    known entries (``mask`` 1) are ``x``'s exactly."""
+    ddpm, config = load_run(run_dir, device=device)
+    x, mask = _inputs(x, config, "inpaint_run"), np.asarray(mask)
+    if mask.shape != x.shape:
+        raise ValueError(f"inpaint_run: mask has shape {mask.shape}, x has {x.shape}; they "
+                         "must be equal")
+    out = ddpm.inpaint(backend.to_device(normalize(x, config["normalization"]), device), mask,
+                       resample=resample, jump=jump, y=label, guidance=guidance, seed=seed,
+                       progress=progress)
+    out = denormalize(backend.to_numpy(out), config["normalization"])
+    return np.where(mask == 1, x, out)  # exact in data units, not round-tripped through float32
+
+
+def _inputs(x, config, fn):
+    """``x`` as float32 rows of the run's data shape (grayscale (n, H, W) accepted)."""
+    x = np.asarray(x, dtype=np.float32)
+    shape = tuple(config["data_shape"])
+    if x.ndim == len(shape) and len(shape) == 3:
+        x = x[:, None]
+    if x.shape[1:] != shape or not np.all(np.isfinite(x)):
+        raise ValueError(f"{fn}: expected finite rows of shape {shape} (the run's data), got an "
+                         f"array of shape {x.shape}")
+    return x
