@@ -15,6 +15,7 @@ directory that holds no run) print one line on stderr and exit with status 2, wi
 traceback; a diverging run (NaN loss) exits with status 1.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -88,10 +89,12 @@ def build_parser():
             p.add_argument("--k", type=_positive_int, default=None,
                            help="discriminator steps per generator step (Algorithm 1; "
                            "default 1)")
-            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default=None,
+            p.add_argument("--loss", choices=("nonsaturating", "minimax", "wasserstein"),
+                           default=None,
                            help="default: nonsaturating (tuned preset), minimax (paper)")
             p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
+        _add_option_arguments(p, kind)
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run_dir")
@@ -119,6 +122,71 @@ def build_parser():
     bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+NAMED_OPTIONS = {
+    "ddpm": [
+        ("--schedule", "schedule.kind", str, ("linear", "quadratic", "cosine", "sigmoid"),
+         "noise schedule (default: quadratic for vectors, linear for images)"),
+        ("--T", "schedule.T", int, None, "diffusion steps (default 1000)"),
+        ("--prediction", "prediction", str, ("eps", "x0", "v"), "network target (default eps)"),
+        ("--variance", "variance", str, ("fixed_small", "fixed_large"),
+         "reverse-process variance (default fixed_small)"),
+        ("--clip-x0", "clip_x0", float, None, "clip predicted x0 to [-c, c] (default: "
+         "none for vectors, 1 for images)"),
+        ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
+        ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
+         "for vectors, 200 for images)"),
+        ("--hidden", "model_config.hidden", json.loads, None,
+         "MLP hidden sizes as JSON, e.g. [128,128,128] (the default)"),
+        ("--base-channels", "model_config.base_channels", int, None,
+         "UNet width (default 32)"),
+    ],
+    "gan": [
+        ("--penalty", "penalty", str, ("none", "r1", "wgan-gp"), "gradient penalty (default "
+         "none)"),
+        ("--penalty-weight", "penalty_weight", float, None, "its weight (default 0.1)"),
+        ("--pack", "pack", int, None, "PacGAN packing degree (default 1)"),
+        ("--top-k", "top_k", float, None, "top-k generator updates: the share kept at the "
+         "start (default 0.5 tuned vectors, 1.0 paper/images)"),
+    ],
+}
+"""The named trainer flags: (flag, option key (dotted: inside a dict option), type, choices,
+help). Every other option goes through ``--set key=value``."""
+
+
+def _add_option_arguments(p, kind):
+    group = p.add_argument_group("trainer options (any other: --set key=value)")
+    for flag, key, kind_type, choices, text in NAMED_OPTIONS[kind]:
+        group.add_argument(flag, dest="opt:" + key, type=kind_type, choices=choices, help=text,
+                           metavar=None if choices else flag[2:].upper().replace("-", "_"))
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any trainer option, the value as JSON or a bare string "
+                            "(e.g. --set ema_decay=0.999 --set schedule.T=500); an unknown "
+                            "key is refused with the list of valid ones")
+
+
+def _trainer_options(args):
+    """The named flags given and the --set pairs as trainer options; a dotted key sets one
+    entry of a dict option (merged with its defaults by the trainer's option check)."""
+    pairs = [(k[4:], v) for k, v in vars(args).items() if k.startswith("opt:") and v is not None]
+    for text in args.set:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {text!r}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # a bare string such as cosine
+        pairs.append((key, value))
+    options = {}
+    for key, value in pairs:
+        name, _, inner = key.partition(".")
+        if inner:
+            options.setdefault(name, {})[inner] = value
+        else:
+            options[name] = value
+    return options
 
 
 def _add_conditional_arguments(p):
@@ -199,6 +267,7 @@ def _train(args):
     if args.threads:
         backend.limit_threads(args.threads)
     options = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
+    options.update(_trainer_options(args))
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
