@@ -242,3 +242,22 @@ def test_bad_edit_and_inpaint_inputs_give_one_line_and_status_2(run, tmp_path, c
     status, _, err = _run(["sample", plain, "--n", "3", "--out", str(tmp_path / "o.npy"),
                            "--guidance", "3"], capsys)
     _one_line_error(status, err, "unconditional")
+
+
+def test_images_train_conditionally_through_the_unet_and_sample_guided(tmp_path):
+    """The image path: a class-conditional UNet (a few steps, no quality claim), guided DDIM
+    samples of the requested shape, and inpainting that keeps the known pixels exactly."""
+    images, labels = D.digits(seed=0)
+    trainer = T.DDPMTrainer(images[:64], tmp_path, 2, progress=False, figures=False,
+                            labels=labels[:64], conditional=True, batch_size=8,
+                            model_config=dict(base_channels=8, channel_mults=(1,), time_dim=16),
+                            schedule=dict(kind="linear", T=20))
+    trainer.fit()
+    assert trainer.model.num_classes == int(labels[:64].max()) + 1
+    samples = trainer.sample(4, sampler="ddim", steps=3, y=np.array([0, 1, 2, 3]), guidance=2.0)
+    assert samples.shape == (4, 1, 8, 8) and np.all(np.isfinite(samples))
+    T.load_run(tmp_path)  # the conditional run loads back
+    mask = np.zeros((2, 1, 8, 8))
+    mask[..., :4, :] = 1
+    done = T.inpaint_run(tmp_path, images[:2], mask, resample=2, jump=5, label=3, guidance=1.0)
+    np.testing.assert_array_equal(done[..., :4, :], images[:2, :, :4, :])
