@@ -3,6 +3,10 @@
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--seed 0] [--resume]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
+    minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
+    minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
+    minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
 
@@ -11,6 +15,7 @@ directory that holds no run) print one line on stderr and exit with status 2, wi
 traceback; a diverging run (NaN loss) exits with status 1.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -79,18 +84,22 @@ def build_parser():
         if kind == "ddpm":
             p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
+            _add_conditional_arguments(p)
         else:
             p.add_argument("--k", type=_positive_int, default=None,
                            help="discriminator steps per generator step (Algorithm 1; "
                            "default 1)")
-            p.add_argument("--loss", choices=("nonsaturating", "minimax"), default=None,
+            p.add_argument("--loss", choices=("nonsaturating", "minimax", "wasserstein"),
+                           default=None,
                            help="default: nonsaturating (tuned preset), minimax (paper)")
             p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
+        _add_option_arguments(p, kind)
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run_dir")
-    sample.add_argument("--n", required=True, type=_positive_int, help="number of samples")
+    sample.add_argument("--n", type=_positive_int,
+                        help="number of samples (not with --from/--inpaint: one per row)")
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
                         help="DDPM runs: ancestral (all T steps) or DDIM")
@@ -99,6 +108,7 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
+    _add_guidance_arguments(sample)
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
                                "write its figures")
@@ -114,14 +124,155 @@ def build_parser():
     return parser
 
 
+NAMED_OPTIONS = {
+    "ddpm": [
+        ("--schedule", "schedule.kind", str, ("linear", "quadratic", "cosine", "sigmoid"),
+         "noise schedule (default: quadratic for vectors, linear for images)"),
+        ("--T", "schedule.T", int, None, "diffusion steps (default 1000)"),
+        ("--prediction", "prediction", str, ("eps", "x0", "v"), "network target (default eps)"),
+        ("--variance", "variance", str, ("fixed_small", "fixed_large"),
+         "reverse-process variance (default fixed_small)"),
+        ("--clip-x0", "clip_x0", float, None, "clip predicted x0 to [-c, c] (default: "
+         "none for vectors, 1 for images)"),
+        ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
+        ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
+         "for vectors, 200 for images)"),
+        ("--hidden", "model_config.hidden", json.loads, None,
+         "MLP hidden sizes as JSON, e.g. [128,128,128] (the default)"),
+        ("--base-channels", "model_config.base_channels", int, None,
+         "UNet width (default 32)"),
+    ],
+    "gan": [
+        ("--penalty", "penalty", str, ("none", "r1", "wgan-gp"), "gradient penalty (default "
+         "none)"),
+        ("--penalty-weight", "penalty_weight", float, None, "its weight (default 0.1)"),
+        ("--pack", "pack", int, None, "PacGAN packing degree (default 1)"),
+        ("--top-k", "top_k", float, None, "top-k generator updates: the share kept at the "
+         "start (default 0.5 tuned vectors, 1.0 paper/images)"),
+    ],
+}
+"""The named trainer flags: (flag, option key (dotted: inside a dict option), type, choices,
+help). Every other option goes through ``--set key=value``."""
+
+
+def _add_option_arguments(p, kind):
+    group = p.add_argument_group("trainer options (any other: --set key=value)")
+    for flag, key, kind_type, choices, text in NAMED_OPTIONS[kind]:
+        group.add_argument(flag, dest="opt:" + key, type=kind_type, choices=choices, help=text,
+                           metavar=None if choices else flag[2:].upper().replace("-", "_"))
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any trainer option, the value as JSON or a bare string "
+                            "(e.g. --set ema_decay=0.999 --set schedule.T=500); an unknown "
+                            "key is refused with the list of valid ones")
+
+
+def _trainer_options(args):
+    """The named flags given and the --set pairs as trainer options; a dotted key sets one
+    entry of a dict option (merged with its defaults by the trainer's option check)."""
+    pairs = [(k[4:], v) for k, v in vars(args).items() if k.startswith("opt:") and v is not None]
+    for text in args.set:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {text!r}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # a bare string such as cosine
+        pairs.append((key, value))
+    options = {}
+    for key, value in pairs:
+        name, _, inner = key.partition(".")
+        if inner:
+            options.setdefault(name, {})[inner] = value
+        else:
+            options[name] = value
+    return options
+
+
+def _add_conditional_arguments(p):
+    group = p.add_argument_group("classifier-free guidance (Ho & Salimans 2022)")
+    group.add_argument("--conditional", action="store_true",
+                       help="train on the data's labels (digits, ring8, grid25, or a .npz "
+                            "holding x and y) for guided sampling")
+    group.add_argument("--label-dropout", type=float, default=None,
+                       help="probability of training on the null class instead (default 0.1)")
+
+
+def _add_guidance_arguments(sample):
+    group = sample.add_argument_group("conditional sampling, SDEdit and RePaint (DDPM runs)")
+    group.add_argument("--label", type=int, help="class to sample (default: the null class, "
+                       "i.e. unconditional); needs a --conditional run")
+    group.add_argument("--guidance", type=float, default=0.0,
+                       help="classifier-free guidance weight w >= 0 (default 0)")
+    group.add_argument("--from", dest="from_file", metavar="FILE.npy",
+                       help="SDEdit: edit the rows of this file (data units)")
+    group.add_argument("--strength", type=float,
+                       help="SDEdit: noise level in (0, 1] to edit from (default 0.5)")
+    group.add_argument("--inpaint", metavar="KNOWN.npz",
+                       help="RePaint: complete the rows of x where mask (same shape) is 0")
+    group.add_argument("--resample", type=_positive_int, default=1,
+                       help="RePaint: resampling rounds R (default 1)")
+    group.add_argument("--jump", type=_positive_int, default=1,
+                       help="RePaint: steps per jump back (default 1)")
+
+
+def _guided_sample(args, kind):
+    """The DDPM run's output for --from (SDEdit), --inpaint (RePaint) or plain --n."""
+    from minigen.diffusion import trainer
+
+    if kind != "ddpm":
+        if args.label is not None or args.guidance or args.from_file or args.inpaint:
+            raise ValueError("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
+                             f"{kind} run")
+        return None
+    if args.from_file and args.inpaint:
+        raise ValueError("use one of --from and --inpaint")
+    if args.strength is not None and not args.from_file:
+        raise ValueError("--strength applies to --from (SDEdit)")
+    if (args.from_file or args.inpaint) and args.n is not None:
+        raise ValueError("--n does not apply to --from/--inpaint: one output per input row")
+    common = dict(seed=args.seed, progress=True, device=args.device, label=args.label,
+                  guidance=args.guidance)
+    if args.from_file:
+        strength = 0.5 if args.strength is None else args.strength
+        return trainer.edit_run(args.run_dir, _read_array(args.from_file, ".npy"), strength,
+                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta,
+                                **common)
+    if args.inpaint:
+        known = _read_array(args.inpaint, ".npz")
+        if set(known) != {"x", "mask"}:
+            raise ValueError(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
+        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample,
+                                   args.jump, **common)
+    if args.n is None:
+        raise ValueError("--n is required (or --from/--inpaint)")
+    return trainer.sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
+                              eta=args.eta, **common)
+
+
+def _read_array(path, ext):
+    """The array of a .npy file, or the arrays of a .npz as a dict."""
+    import numpy as np
+
+    if not path.endswith(ext) or not os.path.isfile(path):
+        raise ValueError(f"{path}: expected an existing {ext} file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        return dict(loaded) if ext == ".npz" else loaded
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
+
+
 def _train(args):
     if args.threads:
         backend.limit_threads(args.threads)
     options = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
+    options.update(_trainer_options(args))
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
-        given = {"batch_size": args.batch_size, "lr": args.lr}
+        given = {"batch_size": args.batch_size, "lr": args.lr,
+                 "conditional": args.conditional or None, "label_dropout": args.label_dropout}
         options.update((k, v) for k, v in given.items() if v is not None)
     else:
         from minigen.gan import train_gan as train
@@ -136,21 +287,20 @@ def _train(args):
 def _sample(args):
     if not args.out.endswith(".npy"):
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
-    from minigen.diffusion.trainer import sample_run
     from minigen.trainer import read_run_config
 
     kind = read_run_config(args.run_dir).get("kind")
-    if kind == "ddpm":
-        samples = sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, seed=args.seed, progress=True, device=args.device)
-    elif kind == "gan":
+    if kind not in ("ddpm", "gan"):
+        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    samples = _guided_sample(args, kind)
+    if kind == "gan":
         import minigen.gan as gan
 
         if args.sampler != "ddpm" or args.steps is not None:
             raise ValueError("--sampler/--steps apply to DDPM runs; this is a GAN run")
+        if args.n is None:
+            raise ValueError("--n is required")
         samples = gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device)
-    else:
-        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     import numpy as np
 
     np.save(args.out, samples)

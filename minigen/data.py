@@ -130,14 +130,15 @@ class Mixture:
     modes: np.ndarray
     std: float
 
-    def sample(self, n: int, seed=None, std: float | None = None) -> np.ndarray:
-        """``n`` points: a uniformly drawn mode plus ``std * N(0, I)`` (default ``self.std``)."""
+    def sample(self, n: int, seed=None, std: float | None = None, labels: bool = False):
+        """``n`` points: a uniformly drawn mode plus ``std * N(0, I)`` (default ``self.std``);
+        with ``labels`` also the mode index of each point, ``(x, k)`` (the same x)."""
         n = _count(n, "Mixture.sample")
         std = _nonnegative(self.std if std is None else std, "std", "Mixture.sample")
         rng = np.random.default_rng(seed)
         k = rng.integers(len(self.modes), size=n)
-        x = self.modes[k] + std * rng.standard_normal((n, self.modes.shape[1]))
-        return x.astype(np.float32)
+        x = (self.modes[k] + std * rng.standard_normal((n, self.modes.shape[1]))).astype(np.float32)
+        return (x, k.astype(np.int64)) if labels else x
 
 
 def _frozen(a) -> np.ndarray:
@@ -312,6 +313,43 @@ def load_dataset(name_or_path, n: int | None = None, seed=None) -> np.ndarray:
             raise ValueError(f"load_dataset: n={n} exceeds the {len(images)} digits images")
         return images[:n]
     return DATASETS[name_or_path](DEFAULT_N if n is None else n, seed=seed)
+
+
+MIXTURES = {"ring8": RING8, "grid25": GRID25}
+"""The built-in sets that are Gaussian mixtures: their labels are the mode indices."""
+
+
+def load_labelled(name_or_path, n: int | None = None, seed=None):
+    """``(data, labels)``: :func:`load_dataset`'s data (the same array) with one integer label
+    per row, or ``labels`` None for a set without labels. Labels come from ``digits`` (the
+    digit), the mixtures of ``MIXTURES`` (the mode index) and a ``.npz`` holding ``x`` and
+    ``y`` (``y``: integers >= 0, one per row of ``x``; checked, ValueError naming the
+    file otherwise)."""
+    data = load_dataset(name_or_path, n=n, seed=seed)
+    if name_or_path == "digits":
+        return data, digits(seed=seed)[1][:len(data)]
+    if name_or_path in MIXTURES:
+        count = DEFAULT_N if n is None else n
+        return data, MIXTURES[name_or_path].sample(count, seed, labels=True)[1]
+    path = os.fspath(name_or_path)
+    if not path.endswith(".npz"):
+        return data, None
+    with np.load(path, allow_pickle=False) as loaded:
+        if "y" not in loaded.files:
+            return data, None
+        labels = loaded["y"]
+    fn = f"load_labelled({path!r})"
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{fn}: labels y must be a 1-D integer array, got dtype {labels.dtype} "
+                         f"and shape {labels.shape}")
+    full = load_array(path)
+    if len(labels) != len(full):
+        raise ValueError(f"{fn}: y has {len(labels)} labels but x has {len(full)} rows")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{fn}: labels y must be >= 0, got {labels.min()}")
+    if n is not None:
+        labels = labels[np.random.default_rng(seed).choice(len(labels), size=n, replace=False)]
+    return data, labels.astype(np.int64)
 
 
 def batches(data, batch_size: int, seed=None, drop_last: bool = True,

@@ -36,12 +36,17 @@ RESERVED_KEYS = ("step", "history", "rng", "config")
 
 def check_options(owner, options, defaults):
     """``defaults`` updated with ``options``; a TypeError (as for an unexpected keyword
-    argument) names any option that ``defaults`` does not have."""
+    argument) names any option that ``defaults`` does not have. A dict option updates a
+    dict default key by key (``schedule={"T": 500}`` keeps the default schedule's kind)."""
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"{owner}: unknown options {unknown}; valid options are "
                         f"{sorted(defaults)}")
-    return {**defaults, **options}
+    merged = {**defaults, **options}
+    for name, value in options.items():
+        if isinstance(value, dict) and isinstance(defaults[name], dict):
+            merged[name] = {**defaults[name], **value}
+    return merged
 
 
 def fit_normalization(data, per_feature_scale=True):

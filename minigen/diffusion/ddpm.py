@@ -18,7 +18,16 @@ Algorithm 2, lines 3-4                      :meth:`DDPM.p_sample`
 Algorithm 2                                 :meth:`DDPM.sample`
 Algorithm 1 (eq. 14, L_simple)              :meth:`DDPM.loss`
 DDIM eq. 12 (sigma of eq. 16)               :meth:`DDPM.ddim_step`, :meth:`DDPM.ddim_sample`
+eq. 2   q(x_t | x_{t-1})                    :meth:`DDPM.q_step`
 ==========================================  ======================================
+
+=============================================  ===================================
+Built on a trained DDPM                        here
+=============================================  ===================================
+classifier-free guidance (Ho & Salimans 2022)  :meth:`DDPM.model_output` (``guidance``)
+SDEdit (Meng et al. 2022)                      :meth:`DDPM.edit`
+RePaint (Lugmayr et al. 2022), Algorithm 1     :meth:`DDPM.inpaint`
+=============================================  ===================================
 
 Training builds a graph through the model only: x_t is computed on raw arrays (no gradient
 flows into the data). Sampling runs under ``mg.no_grad()`` on raw arrays. ``q_sample`` and
@@ -140,7 +149,39 @@ class DDPM:
                 + _gather(s.posterior_mean_coef2, t, raw) * xt)
         return mean, _gather(s.posterior_variance, t, raw)
 
+    def q_step(self, x_prev, t, noise=None, seed=None):
+        """Draw the paper's x_{t+1} ~ q(x_{t+1} | x_t) = N(sqrt(1 - beta_{t+1}) x_t,
+        beta_{t+1} I) (eq. 2, one forward step; ``t`` 0-based as everywhere, so the step uses
+        ``betas[t]``): RePaint's way back up the chain. Arrays in, array out."""
+        raw = _raw(x_prev)
+        t = self._timesteps(t, raw, "q_step")
+        noise = self._noise(raw, seed) if noise is None else _raw(noise)
+        betas = self.schedule.betas
+        return _gather(np.sqrt(1.0 - betas), t, raw) * raw + _gather(np.sqrt(betas), t, raw) * noise
+
     # --- the reverse process ---------------------------------------------------------------
+    def model_output(self, xt, t, y=None, guidance=0.0):
+        """The network's output at (x_t, t) for labels ``y``, as a raw array, with
+        classifier-free guidance (Ho & Salimans 2022, eq. 6) when ``guidance`` = w > 0:
+        eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null), both terms from one batched call
+        (x_t twice, labels y then the null class).
+
+        ``y``: None (the null class: unconditional sampling), an int, or (batch,) integer
+        labels in 0..K-1 of a class-conditional model (``model.num_classes`` = K; K itself
+        is the null class). For x0- and v-prediction the same combination of the outputs is
+        the guided eps exactly: eps is an affine function of the output at fixed (x_t, t)
+        (eqs. 4 and 15) and the weights 1 + w and -w sum to 1."""
+        raw = _raw(xt)
+        t = self._timesteps(t, raw, "model_output")
+        y = self._labels(y, len(raw), guidance)
+        if not guidance or y is None:
+            return self._call_model(raw, t, y).data
+        both = self._call_model(backend.xp_of(raw).concatenate([raw, raw]), np.concatenate([t, t]),
+                                np.concatenate([y, np.full_like(y, self.model.num_classes)])).data
+        conditional, unconditional = both[:len(raw)], both[len(raw):]
+        w = raw.dtype.type(guidance)
+        return (1 + w) * conditional - w * unconditional
+
     def predict_x0(self, xt, t, model_output):
         """x0_hat, the data the network output implies at (x_t, t). For eps-prediction eq. 15:
         x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), computed as
@@ -182,17 +223,18 @@ class DDPM:
         variance = _gather(self.sigmas, t, raw) ** 2
         return mean, variance, x0_hat
 
-    def p_sample(self, xt, t, noise=None, y=None, seed=None, fused=True):
+    def p_sample(self, xt, t, noise=None, y=None, seed=None, fused=True, guidance=0.0):
         """One ancestral step x_t -> x_{t-1} (Algorithm 2, lines 3-4): z ~ N(0, I) (``noise``,
         drawn from ``seed`` when None), x_{t-1} = mean + sigma_t z with z = 0 at the last
-        step (code t == 0). ``y`` is passed to class-conditional models. With ``fused`` one
-        kernel computes :meth:`p_mean_variance` and the update in a single pass."""
+        step (code t == 0). ``y`` (labels) and ``guidance`` as in :meth:`model_output`. With
+        ``fused`` one kernel computes :meth:`p_mean_variance` and the update in a single
+        pass."""
         with no_grad(), eval_mode(self.model):
             raw = _raw(xt)
             t = self._timesteps(t, raw, "p_sample")
             noise = self._noise(raw, seed) if noise is None else _raw(noise)
             noise = noise.astype(raw.dtype, copy=False)
-            out = self._call_model(raw, t, y).data
+            out = self.model_output(raw, t, y, guidance)
             if fused:
                 s = self.schedule
                 x_prev = kernels.p_sample_step(
@@ -206,26 +248,33 @@ class DDPM:
         return Tensor(x_prev) if isinstance(xt, Tensor) else x_prev
 
     def sample(self, shape, progress=True, return_trajectory=False, seed=None, y=None,
-               dtype=None, x_T=None):
+               dtype=None, x_T=None, guidance=0.0):
         """Algorithm 2: x_T ~ N(0, I), then :meth:`p_sample` for t = T, ..., 1 down to x_0.
 
         ``shape`` is (batch, ...) of one sample set; ``dtype`` defaults to the model's. With
         ``return_trajectory`` True (every step) or a collection of paper timesteps (T ... 0),
         returns ``(x_0, {t: x_t})`` where x_T is the starting noise and x_0 the samples.
         ``seed``: an int or Generator (minigen's generator when None); ``x_T``: the starting
-        noise (default: drawn from ``seed``). Returns a raw array.
+        noise (default: drawn from ``seed``). ``y`` (labels) and ``guidance`` as in
+        :meth:`model_output`. Returns a raw array.
         """
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "sample")
-        T = self.schedule.T
-        trajectory = {T: x.copy()} if T in keep else {}
+        self._labels(y, len(x), guidance)  # before the loop: a bad label fails at once
+        out = self._ancestral(x, self.schedule.T, rng, keep, y, guidance, progress)
+        return out if return_trajectory is not False else out[0]
+
+    def _ancestral(self, x, start, rng, keep, y, guidance, progress):
+        """:meth:`p_sample` from the paper's x_start down to x_0: ``(x_0, {t: x_t in keep})``."""
+        trajectory = {start: x.copy()} if start in keep else {}
         with eval_mode(self.model):  # once, not per step
-            for i in tqdm(range(T - 1, -1, -1), desc="DDPM sampling", disable=not progress,
+            for i in tqdm(range(start - 1, -1, -1), desc="DDPM sampling", disable=not progress,
                           leave=False):
                 z = rng.standard_normal(x.shape, dtype=x.dtype) if i > 0 else _zeros_like(x)
-                x = self.p_sample(x, np.full(len(x), i, dtype=np.int64), z, y=y)
+                x = self.p_sample(x, np.full(len(x), i, dtype=np.int64), z, y=y,
+                                  guidance=guidance)
                 if i in keep:
                     trajectory[i] = x.copy()
-        return (x, trajectory) if return_trajectory is not False else x
+        return x, trajectory
 
     # --- training: Algorithm 1 -------------------------------------------------------------
     def loss(self, x0, t=None, noise=None, y=None, seed=None):
@@ -280,15 +329,16 @@ class DDPM:
             )
         return np.unique(ts)
 
-    def ddim_step(self, xt, t, t_prev, eta=0.0, noise=None, y=None):
+    def ddim_step(self, xt, t, t_prev, eta=0.0, noise=None, y=None, guidance=0.0):
         """One DDIM step from code timestep ``t`` to ``t_prev`` < t (an int; -1 means x_0)
-        (Song et al. 2021, eq. 12). ``noise`` is z ~ N(0, I), needed only when sigma > 0."""
+        (Song et al. 2021, eq. 12). ``noise`` is z ~ N(0, I), needed only when sigma > 0;
+        ``y`` and ``guidance`` as in :meth:`model_output`."""
         with no_grad(), eval_mode(self.model):
             acp = self.schedule.alphas_cumprod
             abar, abar_prev = acp[t], (acp[t_prev] if t_prev >= 0 else 1.0)
             ts = np.full(len(xt), t, dtype=np.int64)
             # 1. x0_hat from the network output ("predicted x0" of eq. 12), clipped if asked.
-            x0_hat = self.predict_x0(xt, ts, self._call_model(xt, ts, y).data)
+            x0_hat = self.predict_x0(xt, ts, self.model_output(xt, ts, y, guidance))
             if self.clip_x0 is not None:
                 x0_hat = backend.xp_of(xt).clip(x0_hat, -self.clip_x0, self.clip_x0)
             # 2. eps_hat consistent with x0_hat (eq. 4 solved for the noise).
@@ -304,16 +354,22 @@ class DDPM:
         return x_prev
 
     def ddim_sample(self, shape, steps, eta=0.0, progress=True, return_trajectory=False, seed=None,
-                    y=None, dtype=None, spacing="linspace", x_T=None):
+                    y=None, dtype=None, spacing="linspace", x_T=None, guidance=0.0):
         """DDIM sampling over ``steps`` timesteps tau_1 < ... < tau_S (:meth:`ddim_timesteps`),
         a loop over :meth:`ddim_step`. eta = 0 is deterministic given x_T; eta = 1 with all T
         steps is the ancestral sampler with "fixed_small" variance. Other arguments and the
         return value as in :meth:`sample` (trajectory keys are paper timesteps tau + 1).
         """
-        if not (np.isfinite(eta) and eta >= 0):
-            raise ValueError(f"DDPM.ddim_sample: eta must be a number >= 0, got {eta!r}")
+        _check_eta(eta, "ddim_sample")
         ts = self.ddim_timesteps(steps, spacing)
         x, rng, keep = self._start(shape, seed, dtype, return_trajectory, x_T, "ddim_sample")
+        self._labels(y, len(x), guidance)
+        out = self._ddim(x, ts, eta, rng, keep, y, guidance, progress)
+        return out if return_trajectory is not False else out[0]
+
+    def _ddim(self, x, ts, eta, rng, keep, y, guidance, progress):
+        """:meth:`ddim_step` over the code timesteps ``ts`` (increasing) from the paper's
+        x_{ts[-1] + 1} down to x_0: ``(x_0, {t: x_t in keep})``."""
         first = int(ts[-1]) + 1
         trajectory = {first: x.copy()} if first in keep else {}
         with eval_mode(self.model):
@@ -321,14 +377,102 @@ class DDPM:
                           leave=False):
                 t_prev = int(ts[k - 1]) if k > 0 else -1
                 z = rng.standard_normal(x.shape, dtype=x.dtype) if eta > 0 and k > 0 else None
-                x = self.ddim_step(x, int(ts[k]), t_prev, eta, z, y)
+                x = self.ddim_step(x, int(ts[k]), t_prev, eta, z, y, guidance)
                 if t_prev + 1 in keep:
                     trajectory[t_prev + 1] = x.copy()
-        return (x, trajectory) if return_trajectory is not False else x
+        return x, trajectory
 
-        return (x, trajectory) if return_trajectory is not False else x
+    # --- image-to-image (SDEdit) and inpainting (RePaint) ----------------------------------
+    def edit(self, x, strength, sampler="ddpm", steps=50, eta=0.0, y=None, guidance=0.0,
+             seed=None, progress=False):
+        """SDEdit (Meng et al. 2022, Algorithm 1): noise the inputs ``x`` (model units,
+        (batch, ...)) to the paper's t0 = round(strength * T) with q(x_t0 | x_0) (eq. 4,
+        :meth:`q_sample`), then run the reverse chain from there: ancestral
+        (``sampler="ddpm"``, all t0 steps) or DDIM (``"ddim"``, ``steps`` steps spread over
+        0..t0, with ``eta``). ``strength`` in (0, 1]: small keeps the input's content, 1
+        forgets it (up to sqrt(abar_T) x). ``y`` and ``guidance`` as in :meth:`model_output`.
+        Returns a raw array of x's shape."""
+        if not (np.isfinite(strength) and 0 < strength <= 1):
+            raise ValueError(f"DDPM.edit: strength must lie in (0, 1], got {strength!r}")
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"DDPM.edit: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        x0, rng, keep = self._start(_raw(x).shape, seed, None, False, x, "edit")
+        self._labels(y, len(x0), guidance)
+        start = max(1, int(round(strength * self.schedule.T)))
+        x = self.q_sample(x0, start - 1, rng.standard_normal(x0.shape, dtype=x0.dtype))
+        if sampler == "ddpm":
+            return self._ancestral(x, start, rng, keep, y, guidance, progress)[0]
+        _check_eta(eta, "edit")
+        if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+            raise ValueError(f"DDPM.edit: steps must be a positive integer, got {steps!r}")
+        ts = np.unique(np.round(np.linspace(0, start - 1, min(steps, start))).astype(np.int64))
+        return self._ddim(x, ts, eta, rng, keep, y, guidance, progress)[0]
+
+    def inpaint(self, x_known, mask, resample=1, jump=1, y=None, guidance=0.0, seed=None,
+                progress=False):
+        """RePaint (Lugmayr et al. 2022, Algorithm 1): complete the entries of ``x_known``
+        (model units, (batch, ...)) where ``mask`` (same shape, 1 = known, 0 = unknown) is 0.
+
+        Each reverse step x_t -> x_{t-1} takes the unknown entries from :meth:`p_sample` and
+        the known ones from q(x_{t-1} | x_0) of the known values (eq. 4, eq. 8 of RePaint).
+        With ``resample`` = R > 1, after every ``jump`` = j reverse steps the chain goes j
+        steps back up with q(x_t | x_{t-1}) (eq. 2, :meth:`q_step`) and down again, R - 1
+        times (their resampling, Sec. 4.2; j = 1 is Algorithm 1's inner loop), so that the
+        generated part has time to agree with the known part; about R T network calls. The
+        known entries of the result are ``x_known``'s exactly. ``y`` and ``guidance`` as in
+        :meth:`model_output`."""
+        x0, rng, _ = self._start(_raw(x_known).shape, seed, None, False, x_known, "inpaint")
+        self._labels(y, len(x0), guidance)
+        mask = backend.to_numpy(_raw(mask))
+        if mask.shape != x0.shape:
+            raise ValueError(f"DDPM.inpaint: mask has shape {mask.shape}, x_known has "
+                             f"{x0.shape}; they must be equal")
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("DDPM.inpaint: mask must hold only 0 (unknown) and 1 (known), got "
+                             f"values {np.unique(mask)[:5].tolist()}")
+        known = backend.to_device(mask.astype(bool), backend.device_of(x0))
+        xp = backend.xp_of(x0)
+        x = rng.standard_normal(x0.shape, dtype=x0.dtype)  # x_T
+        states = repaint_schedule(self.schedule.T, resample, jump)
+        with eval_mode(self.model):
+            for s, s_next in tqdm(list(zip(states[:-1], states[1:])), desc="RePaint",
+                                  disable=not progress, leave=False):
+                z = rng.standard_normal(x.shape, dtype=x.dtype)
+                ts = np.full(len(x), s - 1, dtype=np.int64)
+                if s_next > s:  # back up: x_{s+1} ~ q(x_{s+1} | x_s)
+                    x = self.q_step(x, ts + 1, z)
+                    continue
+                unknown = self.p_sample(x, ts, z if s > 1 else _zeros_like(x), y=y,
+                                        guidance=guidance)
+                known_part = x0 if s == 1 else self.q_sample(
+                    x0, ts - 1, rng.standard_normal(x.shape, dtype=x.dtype))
+                x = xp.where(known, known_part, unknown)
+        return x
 
     # --- helpers -------------------------------------------------------------------------
+    def _labels(self, y, batch, guidance):
+        """``y`` as (batch,) int64 host labels (an int is broadcast), checked against the
+        model's classes; None stays None (the null class)."""
+        if not (np.isfinite(guidance) and guidance >= 0):
+            raise ValueError(f"DDPM: guidance must be a number >= 0, got {guidance!r}")
+        classes = getattr(self.model, "num_classes", None)
+        if classes is None and (y is not None or guidance):
+            raise ValueError("DDPM: labels y and guidance need a class-conditional model "
+                             "(trained with labels); this model is unconditional")
+        if y is None:
+            return None
+        y = np.asarray(backend.to_numpy(_raw(y)))
+        if y.ndim == 0:
+            y = np.full(batch, y)
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"DDPM: labels y must be integers, got dtype {y.dtype}")
+        if y.shape != (batch,):
+            raise ValueError(f"DDPM: labels y must have shape ({batch},), got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() > classes):
+            raise ValueError(f"DDPM: labels y must lie in [0, {classes - 1}] (or {classes}, the "
+                             f"null class), got values in [{y.min()}, {y.max()}]")
+        return y.astype(np.int64, copy=False)
+
     def _start(self, shape, seed, dtype, return_trajectory, x_T, fn):
         shape = tuple(int(n) for n in shape)
         if not shape or min(shape) < 1:
@@ -384,6 +528,32 @@ class DDPM:
                 "it must predict an array of the input's shape"
             )
         return out
+
+
+def repaint_schedule(T, resample=1, jump=1):
+    """The paper states (T ... 0) that :meth:`DDPM.inpaint` visits: down from T one step at a
+    time; after every ``jump`` steps down (at states s > 0), ``resample`` - 1 times up
+    ``jump`` steps and down again (RePaint, Sec. 4.2 and their ``get_schedule_jump``).
+
+        >>> repaint_schedule(4, resample=2, jump=2)
+        [4, 3, 2, 3, 4, 3, 2, 1, 0]
+    """
+    for name, value in (("resample", resample), ("jump", jump)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"repaint_schedule: {name} must be a positive integer, got "
+                             f"{value!r}")
+    states = [T]
+    for s in range(T - 1, -1, -1):
+        states.append(s)
+        if s > 0 and (T - s) % jump == 0:
+            for _ in range(resample - 1):
+                states += list(range(s + 1, s + jump + 1)) + list(range(s + jump - 1, s - 1, -1))
+    return states
+
+
+def _check_eta(eta, fn):
+    if not (np.isfinite(eta) and eta >= 0):
+        raise ValueError(f"DDPM.{fn}: eta must be a number >= 0, got {eta!r}")
 
 
 def _raw(x):

@@ -31,6 +31,7 @@ VECTOR_DEFAULTS = dict(
     model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
     schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
     clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
+    conditional=False, label_dropout=0.1,
 )
 """Defaults for 2-D sets, chosen for sharp data (modes or curves much narrower than the
 data's spread), which are resolved only at small noise levels: the quadratic schedule spends
@@ -42,6 +43,7 @@ IMAGE_DEFAULTS = dict(
                       groups=8, time_dim=128),
     schedule=dict(kind="linear", T=1000), prediction="eps", variance="fixed_small", clip_x0=1.0,
     batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995, grad_clip=1.0,
+    conditional=False, label_dropout=0.1,
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
 ``attention_resolutions`` is given)."""
@@ -90,18 +92,26 @@ class DDPMTrainer(Trainer):
     lr/10 at ``steps``), ``ema_decay``, ``grad_clip`` (max global grad norm, None = off),
     ``normalization`` (None = fitted to the data), ``data_name`` (for config.json),
     ``figures`` (write figures at each checkpoint), ``device``.
+
+    Classifier-free guidance (Ho & Salimans 2022, Algorithm 1): with ``conditional`` True,
+    ``labels`` (one integer >= 0 per row of ``data``) condition the denoiser
+    (``num_classes`` = max label + 1), and each training label is replaced by the null class
+    with probability ``label_dropout`` so that the same network also learns the
+    unconditional model that guided sampling (:meth:`DDPM.model_output`) needs.
     """
 
     kind = "ddpm"
 
     def __init__(self, data, out_dir, steps, seed=0, checkpoint_every=1000, progress=True,
-                 figures=True, data_name=None, device="cpu", normalization=None, **options):
+                 figures=True, data_name=None, device="cpu", normalization=None, labels=None,
+                 **options):
         data = np.asarray(data)
         opts = check_options("DDPMTrainer", options, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise ValueError("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
             raise ValueError(f"DDPMTrainer: need at least 2 training examples, got {len(data)}")
+        self.labels = _check_labels(labels, data, opts) if opts["conditional"] else None
         normalization = normalization or fit_normalization(data)
         config = {"data": data_name, "data_shape": list(data.shape[1:]),
                   "normalization": normalization, **opts}
@@ -110,6 +120,8 @@ class DDPMTrainer(Trainer):
         self.opts, self.figures, self.device = opts, figures, device
         self.data_raw = data
         model_config = denoiser_config(opts["model"], opts["model_config"], data.shape)
+        if self.labels is not None:
+            model_config["num_classes"] = int(self.labels.max()) + 1
         self.model = nn.build_model(opts["model"], model_config).to(device)
         dtype = self.model.parameters()[0].dtype
         self.data = backend.to_device(normalize(data, normalization).astype(dtype), device)
@@ -130,7 +142,11 @@ class DDPMTrainer(Trainer):
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, seed=rng)  # Algorithm 1 draws t and eps from rng
+        y = None
+        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
+            y = self.labels[index]
+            y[rng.random(len(y)) < self.opts["label_dropout"]] = self.model.num_classes
+        loss = self.ddpm.loss(x0, seed=rng, y=y)  # Algorithm 1 draws t and eps from rng
         loss.backward()
         metrics = {"loss": loss.item(), "lr": lr}
         if self.opts["grad_clip"]:
@@ -170,29 +186,47 @@ class DDPMTrainer(Trainer):
 
     # --- sampling --------------------------------------------------------------------------
     def sample(self, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
-               return_trajectory=False):
+               return_trajectory=False, y=None, guidance=0.0):
         """``n`` samples in data units from the EMA weights (see :func:`sample_ddpm`)."""
         with self.ema.swap(self.model):
             return sample_ddpm(self.ddpm, self.config["normalization"], n, self.data.shape[1:],
-                               sampler, steps, eta, seed, progress, return_trajectory)
+                               sampler, steps, eta, seed, progress, return_trajectory, y,
+                               guidance)
+
+
+def _check_labels(labels, data, opts):
+    if labels is None:
+        raise ValueError("DDPMTrainer: conditional=True needs labels, one per row of the data "
+                         "(labelled sets: digits, " + ", ".join(datasets.MIXTURES)
+                         + ", or a .npz holding x and y)")
+    labels = np.asarray(labels)
+    if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or labels.min() < 0:
+        raise ValueError(f"DDPMTrainer: labels must be {len(data)} integers >= 0 (one per row "
+                         f"of the data), got dtype {labels.dtype} and shape {labels.shape}")
+    if not 0 <= opts["label_dropout"] < 1:
+        raise ValueError(f"DDPMTrainer: label_dropout must lie in [0, 1), got "
+                         f"{opts['label_dropout']!r}")
+    return labels.astype(np.int64)
 
 
 def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None, eta=0.0, seed=0,
-                progress=False, return_trajectory=False):
+                progress=False, return_trajectory=False, y=None, guidance=0.0):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
     ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps) or "ddim" (``steps``, default 50,
-    with ``eta``). With ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory
-    left in model units (it is what the model sees)."""
+    with ``eta``); ``y`` (labels) and ``guidance`` as in :meth:`DDPM.model_output`. With
+    ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory left in model units
+    (it is what the model sees)."""
     shape = (int(n),) + tuple(sample_shape)
+    kw = dict(progress=progress, seed=seed, return_trajectory=return_trajectory, y=y,
+              guidance=guidance)
     if sampler == "ddpm":
         if steps not in (None, ddpm.schedule.T):
             raise ValueError(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
                              f"use --sampler ddim for {steps} steps")
-        out = ddpm.sample(shape, progress=progress, seed=seed, return_trajectory=return_trajectory)
+        out = ddpm.sample(shape, **kw)
     elif sampler == "ddim":
-        out = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, progress=progress,
-                               seed=seed, return_trajectory=return_trajectory)
+        out = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, **kw)
     else:
         raise ValueError(f"sample: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
     if return_trajectory is not False:
@@ -202,11 +236,13 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
 
 
 def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figures=True,
-               checkpoint_every=1000, device="cpu", **options):
+               checkpoint_every=1000, device="cpu", labels=None, **options):
     """Train a DDPM in ``out_dir`` and return the :class:`DDPMTrainer` (``minigen train ddpm``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``; "digits" are
-    the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array. ``options``: see
+    the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with ``labels`` for a
+    ``conditional`` run; a named set or file brings its own: see
+    :func:`minigen.data.load_labelled`). ``options``: see
     :class:`DDPMTrainer`. With ``resume`` and a checkpoint in ``out_dir`` the run continues
     (to ``steps``) with the seed, options and normalisation it was started with, bit for bit
     as if it had never stopped; without a checkpoint it starts afresh. ``device`` ("cpu" or
@@ -223,13 +259,17 @@ def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figure
     data_name = None
     if isinstance(data, (str, os.PathLike)):
         data_name = os.fspath(data)
-        data = datasets.load_dataset(data_name, seed=seed)
+        data, labels = datasets.load_labelled(data_name, seed=seed)
+        conditional = config.get("conditional") if resuming else options.get("conditional")
+        if labels is None and conditional:
+            raise ValueError(f"--conditional: {data_name!r} has no labels (labelled sets: digits, "
+                             + ", ".join(datasets.MIXTURES) + ", or a .npz holding x and y)")
     if resuming:
-        options = {k: config[k] for k in defaults_for(data)}
+        options = {k: config.get(k, v) for k, v in defaults_for(data).items()}
         options["normalization"] = config["normalization"]
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                           checkpoint_every=checkpoint_every, data_name=data_name, device=device,
-                          **options)
+                          labels=labels, **options)
     if resuming:
         trainer.resume()
     trainer.fit()
@@ -253,9 +293,51 @@ def load_run(run_dir, use_ema=True, device="cpu"):
 
 
 def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
-               device="cpu"):
+               device="cpu", label=None, guidance=0.0):
     """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
-    computed on ``device``."""
+    computed on ``device``; ``label`` (an int; None: the null class) and ``guidance`` for
+    class-conditional runs (:meth:`DDPM.model_output`)."""
     ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
-                       eta, seed, progress)
+                       eta, seed, progress, y=label, guidance=guidance)
+
+
+def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, progress=False,
+             device="cpu", label=None, guidance=0.0):
+    """SDEdit (:meth:`DDPM.edit`) of the rows of ``x`` (data units) with the trained DDPM run
+    in ``run_dir``: one output per row, in data units."""
+    ddpm, config = load_run(run_dir, device=device)
+    x = _inputs(x, config, "edit_run")
+    out = ddpm.edit(backend.to_device(normalize(x, config["normalization"]), device), strength,
+                    sampler=sampler, steps=steps, eta=eta, y=label, guidance=guidance, seed=seed,
+                    progress=progress)
+    return denormalize(backend.to_numpy(out), config["normalization"])
+
+
+def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, device="cpu",
+                label=None, guidance=0.0):
+    """RePaint (:meth:`DDPM.inpaint`) of the rows of ``x`` (data units) where ``mask`` is 0,
+    with the trained DDPM run in ``run_dir``: one completion per row, in data units, whose
+    known entries (``mask`` 1) are ``x``'s exactly."""
+    ddpm, config = load_run(run_dir, device=device)
+    x, mask = _inputs(x, config, "inpaint_run"), np.asarray(mask)
+    if mask.shape != x.shape:
+        raise ValueError(f"inpaint_run: mask has shape {mask.shape}, x has {x.shape}; they "
+                         "must be equal")
+    out = ddpm.inpaint(backend.to_device(normalize(x, config["normalization"]), device), mask,
+                       resample=resample, jump=jump, y=label, guidance=guidance, seed=seed,
+                       progress=progress)
+    out = denormalize(backend.to_numpy(out), config["normalization"])
+    return np.where(mask == 1, x, out)  # exact in data units, not round-tripped through float32
+
+
+def _inputs(x, config, fn):
+    """``x`` as float32 rows of the run's data shape (grayscale (n, H, W) accepted)."""
+    x = np.asarray(x, dtype=np.float32)
+    shape = tuple(config["data_shape"])
+    if x.ndim == len(shape) and len(shape) == 3:
+        x = x[:, None]
+    if x.shape[1:] != shape or not np.all(np.isfinite(x)):
+        raise ValueError(f"{fn}: expected finite rows of shape {shape} (the run's data), got an "
+                         f"array of shape {x.shape}")
+    return x
