@@ -44,7 +44,7 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
 def _shift(x, axes):
     """The (constant) max over ``axes``; subtracting it keeps exp from overflowing."""
     xp = backend.xp_of(x.data)
-    if x.size == 0:
+    if x.data.size == 0:
         return Tensor(xp.zeros(tuple(1 if i in axes else n for i, n in enumerate(x.shape)), x.dtype))
     m = x.data.max(axis=axes, keepdims=True)
     return Tensor(xp.where(xp.isfinite(m), m, 0))

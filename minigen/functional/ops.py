@@ -683,7 +683,7 @@ def cumsum(x, axis=None):
 
 def _arg(reduce, x, axis, keepdims):
     x = as_tensor(x)
-    if x.size == 0:
+    if x.data.size == 0:
         raise ValueError(f"{reduce}: the tensor of shape {x.shape} is empty")
     if axis is not None:
         (axis,) = normalize_axis(axis, x.ndim, reduce) or (None,)
