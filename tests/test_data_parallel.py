@@ -73,6 +73,40 @@ def test_packed_shard_and_weighted_sum():
                                                                          "d_real": 0.25}
 
 
+class OtherRank:
+    """Rank 1 of 2, the other rank contributing ``others`` to every reduction (its logits)."""
+
+    rank, size = 1, 2
+
+    def __init__(self, others):
+        self.others = others
+
+    def allreduce_(self, buffer):
+        buffer += self.others.astype(buffer.dtype)
+        return buffer
+
+
+@pytest.mark.parametrize("others, chosen", [(+100.0, 0), (-100.0, 2)])
+def test_top_k_is_chosen_over_the_global_batch(tmp_path, others, chosen):
+    """A batch of 8 on 2 ranks, keep 1/4: the 2 best of 8. When the other rank's 4 fakes are
+    all rated better, this rank has none of them and weight 0 (its loss stays finite); when
+    they are all worse, it has both, weight 1, and its loss is the mean over its 2 best."""
+    from minigen.gan import GANTrainer
+
+    x = datasets.load_dataset("ring8", seed=0)[:64]
+    trainer = GANTrainer(x, tmp_path, 1, progress=False, figures=False, batch_size=8, hidden=8,
+                         depth=1, comm=OtherRank(np.r_[np.full(4, others), np.zeros(4)]))
+    trainer.gan.keep = 0.25
+    fake = trainer.generator(trainer.gan.noise(8))
+    assert fake.shape == (4, 2)  # this rank's shard
+    loss, weight = trainer.gan._generator_loss(fake)
+    assert weight == chosen / 2 and np.isfinite(loss.item())
+    if chosen:
+        logits = trainer.gan.D(fake).numpy()[:, 0].astype(np.float64)
+        expected = np.log1p(np.exp(-np.sort(logits)[-2:])).mean()  # nonsaturating
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
 # --- two ranks under MPI -------------------------------------------------------------------
 def train_cli(ranks, *args, timeout=120):
     """``mpiexec -n ranks python -m minigen train *args``; asserts it succeeded."""
