@@ -9,10 +9,12 @@
     minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
+    mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
 
 Mistakes in the arguments or the data (unknown dataset, unreadable or malformed file, a run
 directory that holds no run) print one line on stderr and exit with status 2, without a
-traceback; a diverging run (NaN loss) exits with status 1.
+traceback; a diverging run (NaN loss) exits with status 1. Under ``mpiexec`` an error on any
+rank ends the whole job with that rank's traceback (``distributed.abort_on_error``).
 """
 import argparse
 import json
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from minigen import backend
+from minigen import backend, distributed
 from minigen import data as datasets
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
@@ -78,11 +80,13 @@ def build_parser():
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-figures", action="store_true", help="write no figures")
         p.add_argument("--threads", type=_positive_int,
-                       help="cap the BLAS and Numba threads (see minigen.backend.limit_threads)")
+                       help="cap the BLAS and Numba threads (see minigen.backend.limit_threads; "
+                       "under mpiexec -n P the default is cores / P per rank)")
+        p.add_argument("--batch-size", type=_positive_int,
+                       help="the global batch, split over the ranks under mpiexec")
         p.add_argument("--device", choices=DEVICES, default="cpu",
                        help="train on the CPU (NumPy) or a CUDA GPU (CuPy)")
         if kind == "ddpm":
-            p.add_argument("--batch-size", type=_positive_int)
             p.add_argument("--lr", type=float)
             _add_conditional_arguments(p)
         else:
@@ -264,24 +268,30 @@ def _read_array(path, ext):
 
 
 def _train(args):
-    if args.threads:
-        backend.limit_threads(args.threads)
-    options = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
-    options.update(_trainer_options(args))
+    comm = distributed.world()  # all ranks under mpiexec, else this process alone
+    threads = args.threads
+    if threads is None and comm.size > 1:
+        threads = max(1, (os.cpu_count() or 1) // comm.size)
+    if threads:
+        backend.limit_threads(threads)
+    given = {"checkpoint_every": args.checkpoint_every, "batch_size": args.batch_size}
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
 
-        given = {"batch_size": args.batch_size, "lr": args.lr,
-                 "conditional": args.conditional or None, "label_dropout": args.label_dropout}
-        options.update((k, v) for k, v in given.items() if v is not None)
+        given.update(lr=args.lr, conditional=args.conditional or None,
+                     label_dropout=args.label_dropout)
     else:
         from minigen.gan import train_gan as train
 
-        options.update(k=args.k, loss=args.loss, preset=args.preset)
-    trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
-                    progress=not args.quiet, figures=not args.no_figures, device=args.device,
-                    **options)
-    print(f"trained {args.kind} to step {trainer.step}: {os.path.abspath(args.out)}")
+        given.update(k=args.k, loss=args.loss, preset=args.preset)
+    options = {k: v for k, v in given.items() if v is not None}
+    options.update(_trainer_options(args))
+    with distributed.abort_on_error(comm):
+        trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
+                        progress=not args.quiet, figures=not args.no_figures,
+                        device=args.device, comm=comm, **options)
+    distributed.on_main(print, f"trained {args.kind} to step {trainer.step}: "
+                        f"{os.path.abspath(args.out)}", comm=comm)
 
 
 def _sample(args):

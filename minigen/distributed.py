@@ -181,6 +181,15 @@ def share(n_global, rank, size):
     return (s.stop - s.start) / n_global
 
 
+def packed_shard(n_global, group, comm):
+    """``(rows, weight)`` of this rank in a global batch of ``n_global`` rows that the model
+    sees in groups of ``group`` consecutive rows (PacGAN packs; 1 = no groups): the rows it
+    keeps (a slice of whole groups) and its ``share`` of the groups. With one process,
+    ``(slice(0, n_global), 1.0)``."""
+    s = shard(n_global // group, comm.rank, comm.size)
+    return slice(s.start * group, s.stop * group), share(n_global // group, comm.rank, comm.size)
+
+
 # --- flat buckets ----------------------------------------------------------------------
 def buckets(arrays, bucket_bytes=DEFAULT_BUCKET_BYTES):
     """Indices of ``arrays`` grouped into buckets: one device and dtype per bucket, in order,
@@ -242,9 +251,9 @@ def allreduce_gradients(params, comm=None, weight=None, bucket_bytes=DEFAULT_BUC
     (as a single process would leave it, so optimizers skip it alike). The new gradients are
     views of fresh buffers. Every rank must call this at the same point of the step."""
     comm = world() if comm is None else comm
-    tensors = [p for _, p in _named_parameters(params, "allreduce_gradients")]
     if comm.size == 1 and weight in (None, 1):
         return
+    tensors = [p for _, p in _named_parameters(params, "allreduce_gradients")]
     weight = 1.0 / comm.size if weight is None else weight
     xp = backend.xp_of(tensors[0].data)
     flags = xp.asarray([p.grad is not None for p in tensors], dtype=np.int32)
@@ -255,6 +264,19 @@ def allreduce_gradients(params, comm=None, weight=None, bucket_bytes=DEFAULT_BUC
         reduced = comm.allreduce_(pack([grads[i] for i in bucket], scale=weight))
         for i, view in zip(bucket, unpack(reduced, [grads[i].shape for i in bucket])):
             active[i].grad = view
+
+
+def weighted_sum(values, weight, comm=None):
+    """``{name: sum over ranks of weight * value}`` for a dict of floats, in one small float64
+    reduction: the full-batch mean of shard means (losses, mean D outputs) when ``weight`` is
+    this rank's ``share``, so the metrics a trainer records and checks are the same on every
+    rank and equal the single-process ones. One process with weight 1: ``values`` itself."""
+    comm = world() if comm is None else comm
+    if comm.size == 1 and weight == 1:
+        return values
+    names = list(values)
+    buffer = np.array([weight * float(values[name]) for name in names], dtype=np.float64)
+    return dict(zip(names, comm.allreduce_(buffer).tolist()))
 
 
 def broadcast_parameters(params, comm=None, root=0, bucket_bytes=DEFAULT_BUCKET_BYTES):

@@ -19,6 +19,15 @@ and the state of minigen's CPU generator (``backend.get_rng_state``). A run stop
 steps and resumed to M ends with the same parameters, bit for bit, as an M-step run, provided
 all randomness of ``train_step`` comes from ``backend.rng()`` or from generators whose state
 is part of ``state()``.
+
+Data parallelism (``comm``, default :func:`minigen.distributed.world`: one process without an
+MPI launcher, all ranks under ``mpiexec``): every rank runs the same loop on the same global
+random stream; ``train_step`` keeps this rank's shard of each global batch
+(:func:`~minigen.distributed.packed_shard`), reduces gradients before clipping and the
+optimizer (:func:`~minigen.distributed.allreduce_gradients`) and metrics
+(:func:`~minigen.distributed.weighted_sum`), so that all ranks hold the same state at every
+step. Rank 0 alone (``is_main``) writes files, figures and the progress bar; the checkpoint
+holds only that shared state, so a run resumes at any number of processes (docs/scaling.md).
 """
 import json
 import math
@@ -27,7 +36,7 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
-from minigen import backend, checkpoint
+from minigen import backend, checkpoint, distributed
 
 CHECKPOINT_FILE = "checkpoint.npz"
 # Top-level checkpoint keys the trainer itself uses; state() must not use them.
@@ -123,7 +132,8 @@ class Trainer:
 
     kind = None  # "ddpm" | "gan": written to config.json so tools know what a run holds
 
-    def __init__(self, out_dir, steps, seed=0, checkpoint_every=1000, progress=True, config=None):
+    def __init__(self, out_dir, steps, seed=0, checkpoint_every=1000, progress=True, config=None,
+                 comm=None):
         if int(steps) < 0:
             raise ValueError(f"Trainer: steps must be >= 0, got {steps}")
         if int(checkpoint_every) < 1:
@@ -136,6 +146,7 @@ class Trainer:
         self.config = dict(config or {})
         self.step = 0
         self.history = {"step": []}
+        self.comm = distributed.world() if comm is None else comm
         backend.manual_seed(seed)
 
     # --- what subclasses implement -------------------------------------------------------
@@ -156,7 +167,12 @@ class Trainer:
         """Called after each checkpoint is written (``step`` = number of steps done). It may
         draw from ``backend.rng()``: the CPU generator's state is restored afterwards."""
 
-    # --- files ---------------------------------------------------------------------------
+    # --- files (rank 0 only) -------------------------------------------------------------
+    @property
+    def is_main(self):
+        """True on the rank that writes the run directory (always, in a single process)."""
+        return self.comm.rank == 0
+
     @property
     def checkpoint_path(self):
         return os.path.join(self.out_dir, CHECKPOINT_FILE)
@@ -172,7 +188,10 @@ class Trainer:
         os.replace(path + ".tmp", path)
 
     def save_checkpoint(self):
-        """Write ``out_dir/checkpoint.npz`` (atomically), history.json and config.json."""
+        """Write ``out_dir/checkpoint.npz`` (atomically), history.json and config.json; on
+        rank 0 only (the other ranks hold the same state)."""
+        if not self.is_main:
+            return
         state = self.state()
         clash = sorted(set(state) & set(RESERVED_KEYS))
         if clash:
@@ -212,17 +231,19 @@ class Trainer:
 
     def fit(self):
         """Run steps ``self.step .. steps-1``; returns the history (dict of lists)."""
-        os.makedirs(self.out_dir, exist_ok=True)
-        self._write_json("config.json", self.run_config(), indent=1)
-        bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress,
-                   desc=type(self).__name__, dynamic_ncols=True)
+        if self.is_main:
+            os.makedirs(self.out_dir, exist_ok=True)
+            self._write_json("config.json", self.run_config(), indent=1)
+        bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress or not
+                   self.is_main, desc=type(self).__name__, dynamic_ncols=True)
         try:
             while self.step < self.steps:
                 step = self.step
                 metrics = {name: float(value) for name, value in self.train_step(step).items()}
                 bad = [name for name, value in metrics.items() if not math.isfinite(value)]
                 if bad:
-                    self._write_json("history.json", self.history)
+                    if self.is_main:
+                        self._write_json("history.json", self.history)
                     last = "no checkpoint was written yet"
                     if os.path.exists(self.checkpoint_path):
                         last = f"the last good checkpoint is {self.checkpoint_path}"

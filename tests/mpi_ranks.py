@@ -5,15 +5,18 @@ on a sharded global batch (float32 and float64, an even and an uneven batch) and
 parameters after 50 SGD and Adam steps (and the spread of the parameters across ranks after a
 broadcast); the tests compute the same with ``SingleProcess`` in their own process by calling
 these functions. MODE ``fail``: rank 1 raises after a few steps while rank 0 waits in an
-allreduce; the job must end with an error, not hang.
+allreduce; the job must end with an error, not hang. MODE ``train``: ``mpiexec -n P python
+tests/mpi_ranks.py train OUT JSON`` trains a run into the directory OUT with
+``train_ddpm``/``train_gan`` (JSON: ``{"kind", "data", "steps", **options}``), on all ranks.
 """
+import json
 import sys
 
 import numpy as np
 
 import minigen as mg
 import minigen.functional as F
-from minigen import distributed, nn, optim
+from minigen import backend, distributed, nn, optim
 
 SIGMA = 0.5
 
@@ -110,7 +113,26 @@ def fail(comm, out):
         distributed.allreduce_gradients(model, comm)
 
 
+def train_run(comm, out, spec):
+    """Train the run that ``spec`` (JSON) describes into ``out``; returns the trainer."""
+    from minigen.diffusion.trainer import train_ddpm
+    from minigen.gan import train_gan
+
+    options = json.loads(spec)
+    train = {"ddpm": train_ddpm, "gan": train_gan}[options.pop("kind")]
+    if "activation" in options:  # 2-D GAN networks with this activation instead of ReLUs
+        activation, hidden = options.pop("activation"), options.pop("hidden")
+        mg.manual_seed(0)
+        options["generator"] = nn.MLP(2, 2, hidden, activation=activation)
+        options["discriminator"] = nn.MLP(2 * options.get("pack", 1), 1, hidden,
+                                          activation=activation)
+    backend.limit_threads(1)
+    return train(options.pop("data"), options.pop("steps"), out, progress=False, figures=False,
+                 comm=comm, **options)
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     with distributed.abort_on_error() as comm:
-        {"compare": compare, "fail": fail}[mode](comm, out)
+        {"compare": compare, "fail": fail,
+         "train": lambda comm, out: train_run(comm, out, sys.argv[3])}[mode](comm, out)

@@ -213,13 +213,17 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
-def mpiexec(ranks, *args, timeout=60):
+def mpi_command(ranks, *args):
+    """(argv, env) that run ``python *args`` on ``ranks`` ranks with this checkout's minigen."""
     env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCHER_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env.setdefault("OMP_NUM_THREADS", "1")
-    return subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable,
-                           str(ROOT / "tests" / "mpi_ranks.py"), *args],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return [MPIEXEC, "-n", str(ranks), sys.executable, *map(str, args)], env
+
+
+def mpiexec(ranks, *args, timeout=60):
+    argv, env = mpi_command(ranks, ROOT / "tests" / "mpi_ranks.py", *args)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

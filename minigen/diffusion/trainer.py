@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from minigen import backend, nn, optim
+from minigen import backend, distributed, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
@@ -98,12 +98,16 @@ class DDPMTrainer(Trainer):
     (``num_classes`` = max label + 1), and each training label is replaced by the null class
     with probability ``label_dropout`` so that the same network also learns the
     unconditional model that guided sampling (:meth:`DDPM.model_output`) needs.
+
+    ``comm``: the ranks that train this model together (see
+    :class:`minigen.trainer.Trainer`); ``batch_size`` is the global batch over all of them.
     """
 
     kind = "ddpm"
 
     def __init__(self, data, out_dir, steps, seed=0, checkpoint_every=1000, progress=True,
                  figures=True, data_name=None, device="cpu", normalization=None, labels=None,
+                 comm=None,
                  **options):
         data = np.asarray(data)
         opts = check_options("DDPMTrainer", options, defaults_for(data))
@@ -116,7 +120,7 @@ class DDPMTrainer(Trainer):
         config = {"data": data_name, "data_shape": list(data.shape[1:]),
                   "normalization": normalization, **opts}
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=checkpoint_every,
-                         progress=progress, config=config)
+                         progress=progress, config=config, comm=comm)
         self.opts, self.figures, self.device = opts, figures, device
         self.data_raw = data
         model_config = denoiser_config(opts["model"], opts["model_config"], data.shape)
@@ -135,20 +139,27 @@ class DDPMTrainer(Trainer):
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
-        rng = backend.rng("cpu")
-        index = rng.integers(0, len(self.data), size=self.opts["batch_size"])
-        x0 = self.data[backend.to_device(index, self.device)]
+        # Algorithm 1's draws for the global batch (x0, the label dropout, then t and eps in
+        # the order ddpm.loss would draw them) on every rank; each rank keeps its shard
+        rng, batch = backend.rng("cpu"), self.opts["batch_size"]
+        index = rng.integers(0, len(self.data), size=batch)
+        y = None
+        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
+            y = self.labels[index]
+            y[rng.random(batch) < self.opts["label_dropout"]] = self.model.num_classes
+        t = rng.integers(0, self.ddpm.schedule.T, size=batch)
+        noise = rng.standard_normal((batch, *self.data.shape[1:]), dtype=self.data.dtype)
+        rows, weight = distributed.packed_shard(batch, 1, self.comm)
+        x0 = self.data[backend.to_device(index[rows], self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        y = None
-        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
-            y = self.labels[index]
-            y[rng.random(len(y)) < self.opts["label_dropout"]] = self.model.num_classes
-        loss = self.ddpm.loss(x0, seed=rng, y=y)  # Algorithm 1 draws t and eps from rng
+        loss = self.ddpm.loss(x0, t=t[rows], noise=noise[rows],
+                              y=None if y is None else y[rows])
         loss.backward()
-        metrics = {"loss": loss.item(), "lr": lr}
+        distributed.allreduce_gradients(self.model, self.comm, weight=weight)
+        metrics = {**distributed.weighted_sum({"loss": loss.item()}, weight, self.comm), "lr": lr}
         if self.opts["grad_clip"]:
             metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
         self.optimizer.step()
@@ -236,7 +247,7 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
 
 
 def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figures=True,
-               checkpoint_every=1000, device="cpu", labels=None, **options):
+               checkpoint_every=1000, device="cpu", labels=None, comm=None, **options):
     """Train a DDPM in ``out_dir`` and return the :class:`DDPMTrainer` (``minigen train ddpm``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``; "digits" are
@@ -246,7 +257,9 @@ def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figure
     :class:`DDPMTrainer`. With ``resume`` and a checkpoint in ``out_dir`` the run continues
     (to ``steps``) with the seed, options and normalisation it was started with, bit for bit
     as if it had never stopped; without a checkpoint it starts afresh. ``device`` ("cpu" or
-    "cuda") is where the model trains; a run may resume on the other device."""
+    "cuda") is where the model trains; a run may resume on the other device. ``comm``: the
+    ranks that train together (default: all ranks of ``mpiexec``, or this process alone); a
+    run may resume at another number of ranks."""
     resuming = resume and os.path.exists(os.path.join(os.fspath(out_dir), CHECKPOINT_FILE))
     if resuming:
         config = read_run_config(out_dir)
@@ -269,7 +282,7 @@ def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figure
         options["normalization"] = config["normalization"]
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                           checkpoint_every=checkpoint_every, data_name=data_name, device=device,
-                          labels=labels, **options)
+                          labels=labels, comm=comm, **options)
     if resuming:
         trainer.resume()
     trainer.fit()

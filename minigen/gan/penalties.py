@@ -37,11 +37,12 @@ def r1_penalty(discriminator, x_real, gamma=10.0):
     return _per_sample_sq_norm(g).mean() * (gamma / 2.0)
 
 
-def wgan_gp_penalty(discriminator, x_real, x_fake, weight=10.0, rng=None):
+def wgan_gp_penalty(discriminator, x_real, x_fake, weight=10.0, rng=None, eps=None):
     """WGAN-GP (Gulrajani et al. 2017, eq. 3): weight * E_{x_hat} (||grad D(x_hat)||_2 - 1)^2,
     x_hat = eps x_real + (1 - eps) x_fake with one eps ~ U[0, 1] per sample.
 
-    ``rng`` is a ``numpy.random.Generator`` (default: minigen's generator of the device).
+    ``rng`` is a ``numpy.random.Generator`` (default: minigen's generator of the device) that
+    draws the eps; or ``eps`` gives them, shaped (batch, 1, ...).
     The norm is sqrt(||g||^2 + 1e-12), so its derivative stays finite where g = 0.
     """
     x_real, x_fake = _as_tensor(x_real), _as_tensor(x_fake)
@@ -50,9 +51,10 @@ def wgan_gp_penalty(discriminator, x_real, x_fake, weight=10.0, rng=None):
     if weight < 0:
         raise ValueError(f"wgan_gp_penalty: weight must be >= 0, got {weight}")
     xp = backend.xp_of(x_real.data)
-    rng = backend.rng(x_real.device) if rng is None else rng
-    eps_shape = (x_real.shape[0],) + (1,) * (x_real.ndim - 1)
-    eps = xp.asarray(rng.random(eps_shape), dtype=x_real.dtype)
+    if eps is None:
+        rng = backend.rng(x_real.device) if rng is None else rng
+        eps = rng.random((x_real.shape[0],) + (1,) * (x_real.ndim - 1))
+    eps = xp.asarray(eps, dtype=x_real.dtype)
     x_hat = eps * x_real.data + (1 - eps) * x_fake.data
     g = input_gradient(discriminator, Tensor(x_hat))
     norm = (_per_sample_sq_norm(g) + 1e-12).sqrt()

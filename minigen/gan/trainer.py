@@ -137,17 +137,19 @@ class GANTrainer(Trainer):
     ``figures``: write samples.png (and figure1.png for 1-D data) at each checkpoint.
     ``device``: "cpu" (NumPy) or "cuda" (CuPy) for both networks and their batches.
     ``generator``/``discriminator`` replace the default networks (D must then accept packed
-    inputs). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
+    inputs). ``comm``: the ranks that train together, ``batch_size`` being their global batch
+    (see :class:`minigen.trainer.Trainer` and :class:`minigen.gan.gan.GAN`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
     """
 
     kind = "gan"
 
     def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, generator=None,
-                 discriminator=None, dataset=None, device="cpu", preset="tuned", **options):
+                 discriminator=None, dataset=None, device="cpu", preset="tuned", comm=None,
+                 **options):
         o = _check_options(options, defaults_for(data, preset))
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
-                         progress=progress)
+                         progress=progress, comm=comm)
         self.options = o
         self.figures = figures
         x = np.asarray(data, dtype=np.float32)
@@ -164,7 +166,7 @@ class GANTrainer(Trainer):
         self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
                                               self._optimizer(self.discriminator))
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                       self.data, o, self.device)
+                       self.data, o, self.device, self.comm)
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
         self.snapshots = {}
         self.config = {
@@ -316,7 +318,7 @@ def _sample(generator, n, config, seed=None):
 
 
 def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, progress=True,
-              figures=True, device="cpu", preset="tuned", **options):
+              figures=True, device="cpu", preset="tuned", comm=None, **options):
     """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``), a path to a
@@ -327,7 +329,9 @@ def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, pro
     seed and options it was started with, bit for bit as if it had never stopped; without a
     checkpoint it starts afresh. Runs saved before an option existed resume with the value
     that reproduces them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random
-    draws stay on the CPU generator, so a run may resume on either device.
+    draws stay on the CPU generator, so a run may resume on either device. ``comm``: the
+    ranks that train together (default: all ranks of ``mpiexec``, or this process alone); a
+    run may resume at another number of ranks.
     """
     given = {"k": k, "loss": loss}
     options = {**{name: v for name, v in given.items() if v is not None}, **options}
@@ -345,7 +349,7 @@ def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, pro
         dataset = os.fspath(data)
         data = datasets.load_dataset(dataset, seed=seed)
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                         dataset=dataset, device=device, preset=preset, **options)
+                         dataset=dataset, device=device, preset=preset, comm=comm, **options)
     if resuming:
         trainer.resume()
     trainer.fit()
