@@ -1,5 +1,5 @@
-"""Every ``python`` code block of README.md and docs/tour.md runs (in a fresh namespace, in a
-temporary directory). A block whose opening fence line carries ``skip`` (```` ```python skip
+"""Every ``python`` code block of README.md, docs/tour.md and docs/guide.md runs (in a fresh
+namespace, in a temporary directory). A block whose opening fence line carries ``skip`` (```` ```python skip
 ````) is left out; use it only for a block that trains for minutes, and say so beside it."""
 import pathlib
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FILES = ("README.md", "docs/tour.md")
+FILES = ("README.md", "docs/tour.md", "docs/guide.md")
 BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
