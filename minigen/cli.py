@@ -3,6 +3,7 @@
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--seed 0] [--resume]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m --steps 20
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
 
@@ -86,9 +87,10 @@ def build_parser():
     sample.add_argument("run_dir")
     sample.add_argument("--n", required=True, type=_positive_int, help="number of samples")
     sample.add_argument("--out", required=True, help="output .npy file")
-    sample.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
-                        help="DDPM runs: ancestral (all T steps) or DDIM")
-    sample.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50)")
+    sample.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default="ddpm",
+                        help="DDPM runs: ancestral (all T steps), DDIM or DPM-Solver++(2M)")
+    sample.add_argument("--steps", type=_positive_int,
+                        help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",

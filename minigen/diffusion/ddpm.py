@@ -265,6 +265,14 @@ class DDPM:
                     trajectory[previous] = x.copy()
         return (x, trajectory) if return_trajectory is not False else x
 
+    def dpm_solver_sample(self, shape, steps=20, spacing="linspace", **kwargs):
+        """DPM-Solver++(2M) (Lu et al. 2022) in ``steps`` network evaluations: see
+        :func:`minigen.diffusion.dpm_solver.dpm_solver_sample` (same keyword arguments as
+        :meth:`sample`)."""
+        from minigen.diffusion.dpm_solver import dpm_solver_sample
+
+        return dpm_solver_sample(self, shape, steps, spacing, **kwargs)
+
     # --- helpers -------------------------------------------------------------------------
     def _start(self, shape, seed, dtype, return_trajectory, x_T, fn):
         shape = tuple(int(n) for n in shape)

@@ -221,9 +221,10 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
                 progress=False, return_trajectory=False):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
-    ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps) or "ddim" (``steps``, default 50,
-    with ``eta``). With ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory
-    left in model units (it is what the model sees)."""
+    ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps), "ddim" (``steps``, default 50,
+    with ``eta``) or "dpm++2m" (DPM-Solver++(2M), ``steps``, default 20). With
+    ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory left in model units
+    (it is what the model sees)."""
     shape = (int(n),) + tuple(sample_shape)
     if sampler == "ddpm":
         if steps not in (None, ddpm.schedule.T):
@@ -233,8 +234,12 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
     elif sampler == "ddim":
         out = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, progress=progress,
                                seed=seed, return_trajectory=return_trajectory)
+    elif sampler == "dpm++2m":
+        out = ddpm.dpm_solver_sample(shape, 20 if steps is None else steps, progress=progress,
+                                     seed=seed, return_trajectory=return_trajectory)
     else:
-        raise ValueError(f"sample: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        raise ValueError(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', got "
+                         f"{sampler!r}")
     if return_trajectory is not False:
         x, trajectory = out
         return denormalize(backend.to_numpy(x), normalization), trajectory
