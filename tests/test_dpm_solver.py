@@ -3,7 +3,8 @@
 For x0 ~ N(mu, s^2 I) the exact denoiser is known in closed form (tests/test_diffusion.py's
 GaussianDenoiser) and the probability-flow ODE is affine: it carries the marginal
 N(alpha_a mu, (alpha_a^2 s^2 + sigma_a^2) I) at time a to the one at time b along
-x_b = alpha_b mu + sqrt((alpha_b^2 s^2 + sigma_b^2) / (alpha_a^2 s^2 + sigma_a^2)) (x_a - alpha_a mu)
+x_b = alpha_b mu + sqrt((alpha_b^2 s^2 + sigma_b^2) / (alpha_a^2 s^2 + sigma_a^2))
+(x_a - alpha_a mu)
 (the unique increasing affine map between the two Gaussians), and to the data (alpha = 1,
 sigma = 0) along x_0 = mu + s (x_a - alpha_a mu) / sqrt(alpha_a^2 s^2 + sigma_a^2).
 """
