@@ -8,6 +8,7 @@ import numpy as np
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
 from minigen.nn.embedding import SinusoidalEmbedding
+from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import GELU, LeakyReLU, Linear, ReLU, SiLU, Tanh
 from minigen.nn.module import Module
 
@@ -34,11 +35,13 @@ class MLP(Module):
     ``activation`` after every hidden layer and none on the output (logits / noise / samples).
 
     ``forward(x, t=None)``: x (batch, in_features); with ``time_dim``, t (batch,) integer or
-    float timesteps, embedded sinusoidally and concatenated to x.
+    float timesteps, embedded sinusoidally and concatenated to x. With ``fourier_features``
+    m, x is first expanded to [x, sin(2^k x), cos(2^k x)], k < m (:class:`FourierFeatures`,
+    Tancik et al. 2020): the 2-D denoiser then resolves sharp edges.
     """
 
     def __init__(self, in_features, out_features, hidden=(128, 128, 128), activation="silu",
-                 time_dim=None, dtype=DEFAULT_DTYPE, device="cpu"):
+                 time_dim=None, dtype=DEFAULT_DTYPE, device="cpu", fourier_features=None):
         hidden = tuple(int(h) for h in hidden)
         self.act = make_activation(activation)
         if min((in_features, out_features) + hidden) < 1:
@@ -47,10 +50,14 @@ class MLP(Module):
                 f"out_features {out_features}"
             )
         self.config = dict(in_features=in_features, out_features=out_features, hidden=hidden,
-                           activation=activation, time_dim=time_dim, dtype=np.dtype(dtype).name)
+                           activation=activation, time_dim=time_dim, dtype=np.dtype(dtype).name,
+                           fourier_features=fourier_features)
         self.in_features, self.time_dim = in_features, time_dim
         self.embed = None if time_dim is None else SinusoidalEmbedding(time_dim, dtype)
-        sizes = (in_features + (time_dim or 0),) + hidden + (out_features,)
+        self.fourier = None if fourier_features is None else FourierFeatures(fourier_features,
+                                                                             dtype)
+        width = in_features if self.fourier is None else self.fourier.out_features(in_features)
+        sizes = (width + (time_dim or 0),) + hidden + (out_features,)
         self.layers = [
             Linear(a, b, dtype=dtype, device=device) for a, b in zip(sizes[:-1], sizes[1:])
         ]
@@ -58,6 +65,8 @@ class MLP(Module):
     def forward(self, x, t=None):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"MLP: expected x of shape (batch, {self.in_features}), got {x.shape}")
+        if self.fourier is not None:
+            x = self.fourier(x)
         if self.time_dim is not None:
             if t is None:
                 raise ValueError("MLP: this model is time-conditioned (time_dim set): pass t")
