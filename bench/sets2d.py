@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from minigen import data as datasets
+from minigen.support import support_quality
 
 
 def checkerboard(n, seed=None):
@@ -116,3 +117,38 @@ HELDOUT = {"uniform_square": uniform_square, "annulus": annulus, "pinwheel": pin
            "two_spirals": two_spirals, "random_mixture": random_mixture, "glyph": glyph}
 SETS = {**TUNE, **HELDOUT}
 SHARP = ("checkerboard", "uniform_square", "annulus", "glyph")
+
+N_TRAIN = datasets.DEFAULT_N
+N_REFERENCE = 200_000
+
+
+def training_data(name, seed):
+    """The training array of set ``name`` for run ``seed`` (minigen's sets: what
+    ``load_dataset(name, seed=seed)`` draws, as the trainers do)."""
+    return SETS[name](N_TRAIN, seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def reference(name):
+    """A large fresh sample of set ``name`` (fixed seed, disjoint from the training seeds)."""
+    return SETS[name](N_REFERENCE, seed=987_654)
+
+
+def score(samples, name):
+    """Support numbers (:func:`minigen.support.support_quality`, in %) of ``samples`` against
+    a fresh sample of set ``name``, plus PacGAN's mode coverage on the mixtures and the curve
+    precision on s_curve."""
+    from minigen import metrics
+    from minigen.diffusion import evaluate
+
+    out = {k: 100.0 * v for k, v in support_quality(samples, reference(name)).items()}
+    if name in evaluate.MIXTURES:
+        mixture = evaluate.MIXTURES[name]
+        c = metrics.mode_coverage(samples, mixture.modes, mixture.std)
+        out.update(modes=c["modes_covered"], high_quality=100.0 * c["high_quality"],
+                   reverse_kl=c["reverse_kl"])
+    elif name in evaluate.CURVES:
+        c = metrics.curve_quality(samples, *evaluate.CURVES[name].polyline(),
+                                  noise_std=evaluate.CURVE_NOISE)
+        out.update(curve_precision=100.0 * c["precision"], curve_coverage=100.0 * c["coverage"])
+    return out

@@ -33,17 +33,25 @@ from minigen import backend
 from minigen.diffusion.ddpm import _eval_mode
 from minigen.tensor import no_grad
 
-SPACINGS = ("linspace", "leading", "trailing")
+SPACINGS = ("linspace", "leading", "trailing", "logsnr")
 
 
-def dpm_solver_timesteps(T, steps, spacing="linspace"):
-    """The decreasing code timesteps (0..T-1) at which DPM-Solver++ evaluates the network, as
-    diffusers' ``set_timesteps`` spaces them for T training steps, duplicates removed:
+def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
+    """The decreasing code timesteps (0..T-1) of ``schedule`` at which DPM-Solver++ evaluates
+    the network, as diffusers' ``set_timesteps`` spaces them, duplicates removed:
 
     - ``"linspace"``: round(linspace(0, T - 1, steps + 1)), reversed, without the final 0;
     - ``"leading"``: k * (T // (steps + 1)) for k = steps, ..., 1;
-    - ``"trailing"``: round(arange(T, 0, -T / steps)) - 1 (always starts at T - 1).
+    - ``"trailing"``: round(arange(T, 0, -T / steps)) - 1 (always starts at T - 1);
+    - ``"logsnr"``: uniform in lambda from lambda_{T-1} to lambda_0, each rounded to the
+      nearest timestep (diffusers' ``use_lu_lambdas``; the "logSNR" steps that Lu et al. 2022a,
+      Sec. 3.3, recommend): the last evaluation is at t = 0, so the final jump to sigma = 0
+      starts from the smallest noise the model was trained on. The other spacings end at
+      t ~ T/steps, where the noise (0.09 in data-std units for the 2-D default schedule at 20
+      steps) can exceed the width of sharp data, and the final jump to the denoiser's mean
+      then collapses it.
     """
+    T = schedule.T
     integer = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
     if not integer or not 1 <= steps <= T:
         raise ValueError(f"dpm_solver_timesteps: steps must be an integer in [1, {T}], "
@@ -54,6 +62,10 @@ def dpm_solver_timesteps(T, steps, spacing="linspace"):
         ts = (np.arange(0, steps + 1) * (T // (steps + 1))).round()[::-1][:-1]
     elif spacing == "trailing":
         ts = np.arange(T, 0, -T / steps).round() - 1
+    elif spacing == "logsnr":
+        lam = _lambdas(schedule.alphas_cumprod)  # decreasing in t
+        targets = np.linspace(lam[-1], lam[0], steps)
+        ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
     else:
         raise ValueError(f"dpm_solver_timesteps: spacing must be one of {SPACINGS}, "
                          f"got {spacing!r}")
@@ -71,11 +83,10 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="linspace", progress=True,
     value as in :meth:`DDPM.sample` (trajectory keys are paper timesteps t + 1, and 0 for the
     samples).
     """
-    ts = dpm_solver_timesteps(ddpm.schedule.T, steps, spacing)
+    ts = dpm_solver_timesteps(ddpm.schedule, steps, spacing)
     x, _, keep = ddpm._start(shape, seed, dtype, return_trajectory, x_T, "dpm_solver_sample")
-    abar = ddpm.schedule.alphas_cumprod
-    alpha, sigma = np.sqrt(abar[ts]), np.sqrt(1.0 - abar[ts])
-    lam = np.log(alpha) - np.log(sigma)
+    abar = ddpm.schedule.alphas_cumprod[ts]
+    alpha, sigma, lam = np.sqrt(abar), np.sqrt(1.0 - abar), _lambdas(abar)
     trajectory = {int(ts[0]) + 1: x.copy()} if int(ts[0]) + 1 in keep else {}
     xp = backend.xp_of(x)
     m_prev = h_prev = None
@@ -103,3 +114,8 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="linspace", progress=True,
                 trajectory[previous] = x.copy()
     return (x, trajectory) if return_trajectory is not False else x
 
+
+
+def _lambdas(alphas_cumprod):
+    """lambda_t = log(alpha_t / sigma_t) = log(abar_t / (1 - abar_t)) / 2 (half the log-SNR)."""
+    return 0.5 * (np.log(alphas_cumprod) - np.log1p(-alphas_cumprod))
