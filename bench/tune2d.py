@@ -34,10 +34,12 @@ def merged_options(options):
     return options
 
 
-def run(name, steps, seed, options, samplers):
-    """Train, then sample with each sampler ("ddpm", "ddim:50", "dpm++2m:20"); records."""
+def run(name, steps, seed, options, samplers, keep=None):
+    """Train, then sample with each sampler ("ddpm", "ddim:50", "dpm++2m:20"); records. The
+    run directory is ``keep`` when given (else a temporary one)."""
     records = []
-    with tempfile.TemporaryDirectory() as out_dir:
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = keep or tmp
         start = time.perf_counter()
         ddpm_trainer.train_ddpm(sets2d.training_data(name, seed), steps, out_dir, seed=seed,
                                 progress=False, figures=False, **merged_options(options))
@@ -55,17 +57,47 @@ def run(name, steps, seed, options, samplers):
     return records
 
 
+COLUMNS = (("precision", "k-NN prec."), ("recall", "k-NN recall"), ("in_support", "in support"),
+           ("min_region_ratio", "worst region"), ("modes", "modes"),
+           ("high_quality", "high q."), ("reverse_kl", "rev. KL"),
+           ("curve_precision", "curve prec."))
+
+
+def table(path):
+    """The runs logged in ``path`` as a Markdown table (percentages, one row per sampling)."""
+    lines = ["| set | steps | seed | options | sampler | train s | "
+             + " | ".join(title for _, title in COLUMNS) + " |",
+             "| --- " * (6 + len(COLUMNS)) + "|"]
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            options = json.dumps(r["options"], separators=(",", ":")).replace("|", "/")
+            cells = [f"{r[k]:.3f}" if k == "reverse_kl" and k in r else
+                     (f"{r[k]:.1f}" if k in r else "") for k, _ in COLUMNS]
+            lines.append(f"| {r['set']} | {r['steps']} | {r['seed']} | `{options}` | "
+                         f"{r['sampler']} | {r['train_s']:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--set", required=True, choices=list(sets2d.SETS))
+    p.add_argument("--set", choices=list(sets2d.SETS))
+    p.add_argument("--table", metavar="LOG", help="print the runs of LOG as a Markdown table")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--options", default="{}", help="JSON dict over VECTOR_DEFAULTS")
     p.add_argument("--samplers", nargs="+", default=["ddpm"])
     p.add_argument("--log", default=os.path.join("docs", "tuning_runs.jsonl"))
+    p.add_argument("--keep", help="keep the trained run in this directory")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
+    if args.set is None:
+        p.error("--set is required")
     limit_threads(1)
-    for record in run(args.set, args.steps, args.seed, json.loads(args.options), args.samplers):
+    for record in run(args.set, args.steps, args.seed, json.loads(args.options), args.samplers,
+                      args.keep):
         line = json.dumps(record)
         print(line, flush=True)
         with open(args.log, "a") as f:

@@ -58,7 +58,8 @@ def test_20_steps_land_on_the_exact_ode_map(prediction, schedule):
     spread of N(mu, s^2) to 0.5%; DDIM needs more than 50 steps for a spread within 2%."""
     ddpm = DDPM(GaussianDenoiser(schedule, MU, S, prediction), schedule, prediction=prediction)
     x_T = np.random.default_rng(0).standard_normal((4000, 2))
-    x = ddpm.dpm_solver_sample((4000, 2), 20, progress=False, x_T=x_T, dtype=np.float64)
+    x = ddpm.dpm_solver_sample((4000, 2), 20, spacing="linspace", progress=False, x_T=x_T,
+                               dtype=np.float64)
     exact = _ode_map(schedule, dpm_solver_timesteps(schedule, 20)[0], x_T)
     assert np.abs(x - exact).max() < 0.015
     assert np.sqrt(np.mean((x - exact) ** 2)) < 0.003
@@ -94,8 +95,9 @@ def test_global_error_is_second_order():
     errors = []
     for steps in (20, 40, 80):
         ts = dpm_solver_timesteps(schedule, steps)
-        _, trajectory = ddpm.dpm_solver_sample((200, 2), steps, progress=False, x_T=x_T,
-                                               dtype=np.float64, return_trajectory=[ts[-1] + 1])
+        _, trajectory = ddpm.dpm_solver_sample((200, 2), steps, "linspace", progress=False,
+                                               x_T=x_T, dtype=np.float64,
+                                               return_trajectory=[ts[-1] + 1])
         errors.append(np.abs(trajectory[ts[-1] + 1] - _ode_map(schedule, ts[0], x_T, ts[-1])).max())
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
     assert np.all((3.0 < ratios) & (ratios < 5.0)), (errors, ratios)
@@ -105,7 +107,7 @@ def test_float32_trajectory_clipping_and_determinism():
     ddpm = DDPM(GaussianDenoiser(QUADRATIC, MU, S), QUADRATIC)
     x, trajectory = ddpm.dpm_solver_sample((64, 2), 10, progress=False, seed=3,
                                            return_trajectory=True)
-    ts = dpm_solver_timesteps(QUADRATIC, 10)
+    ts = dpm_solver_timesteps(QUADRATIC, 10, "logsnr")
     assert x.dtype == np.float32 and sorted(trajectory) == sorted([0] + [int(t) + 1 for t in ts])
     np.testing.assert_array_equal(trajectory[0], x)
     again = ddpm.dpm_solver_sample((64, 2), 10, progress=False, x_T=trajectory[int(ts[0]) + 1])

@@ -265,7 +265,7 @@ class DDPM:
                     trajectory[previous] = x.copy()
         return (x, trajectory) if return_trajectory is not False else x
 
-    def dpm_solver_sample(self, shape, steps=20, spacing="linspace", **kwargs):
+    def dpm_solver_sample(self, shape, steps=20, spacing="logsnr", **kwargs):
         """DPM-Solver++(2M) (Lu et al. 2022) in ``steps`` network evaluations: see
         :func:`minigen.diffusion.dpm_solver.dpm_solver_sample` (same keyword arguments as
         :meth:`sample`)."""

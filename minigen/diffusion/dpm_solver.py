@@ -22,8 +22,9 @@ one network evaluation per step, local error O(h^3), global error O(h^2).
 Timesteps, first and last steps follow diffusers' ``DPMSolverMultistepScheduler``
 (``algorithm_type="dpmsolver++"``, ``solver_order=2``, ``final_sigmas_type="zero"``): the
 network is evaluated at ``steps`` integer timesteps spaced by ``"linspace"``, ``"leading"``
-or ``"trailing"`` (Lin et al. 2024, Table 2), and a last step goes to sigma = 0, i.e. to the
-data prediction at the last timestep. The first step (no history yet) and that last step are
+or ``"trailing"`` (Lin et al. 2024, Table 2) or uniformly in lambda (``"logsnr"``,
+diffusers' ``use_lu_lambdas``), and a last step goes to sigma = 0, i.e. to the data
+prediction at the last timestep. The first step (no history yet) and that last step are
 first order.
 """
 import numpy as np
@@ -72,12 +73,15 @@ def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
     return np.unique(ts.astype(np.int64))[::-1]
 
 
-def dpm_solver_sample(ddpm, shape, steps=20, spacing="linspace", progress=True,
+def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
                       return_trajectory=False, seed=None, y=None, dtype=None, x_T=None):
     """Samples of ``ddpm`` by DPM-Solver++(2M) in ``steps`` network evaluations.
 
     x_T ~ N(0, I) (or ``x_T``) is taken as the state at the first timestep of
-    :func:`dpm_solver_timesteps`. x_theta is the DDPM's :meth:`~DDPM.predict_x0` of the
+    :func:`dpm_solver_timesteps`. The default ``spacing`` "logsnr" ends at t = 0; diffusers'
+    default "linspace" ends at t ~ T/steps, where on sharp 2-D sets the final jump to the
+    denoiser's mean collapses narrow modes (ring8, 20 steps: k-NN recall 82% against 94%
+    for "logsnr" and 94.5% for ancestral sampling; docs/tuning.md). x_theta is the DDPM's :meth:`~DDPM.predict_x0` of the
     network output (clipped when ``clip_x0`` is set), so eps-, x0- and v-prediction models
     are all solved in data-prediction form. Deterministic given x_T. Arguments and the return
     value as in :meth:`DDPM.sample` (trajectory keys are paper timesteps t + 1, and 0 for the
