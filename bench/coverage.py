@@ -142,7 +142,7 @@ def table(results, seeds, steps):
     return "\n".join(lines)
 
 
-def plot(first_samples, path):
+def plot(first_samples, path, seed=0):
     """Seed-0 samples of each model on each set (green) over fresh data (grey)."""
     import matplotlib
 
@@ -157,7 +157,7 @@ def plot(first_samples, path):
         ax.scatter(x[:, 0], x[:, 1], s=1, c="g", alpha=0.4)
         lim = np.abs(data).max() * 1.2
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
-        ax.set_title(f"{model}, {name}, seed 0", fontsize=7)
+        ax.set_title(f"{model}, {name}, seed {seed}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -166,6 +166,7 @@ def plot(first_samples, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. + seeds - 1")
     p.add_argument("--gan-steps", type=int, default=None,
                    help="GAN training steps (default: the CLI's, see minigen.gan.DEFAULT_STEPS)")
     p.add_argument("--ddpm-steps", type=int, default=None,
@@ -197,7 +198,8 @@ def main(argv=None):
 
     models = ([] if args.no_gan else ["GAN"]) + (["DDPM"] if ddpm is not None else [])
     tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers)
-             for model in models for name in sets for seed in range(args.seeds)]
+             for model in models for name in sets
+             for seed in range(args.first_seed, args.first_seed + args.seeds)]
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             done = pool.map(run_task, tasks, chunksize=1)
@@ -205,7 +207,7 @@ def main(argv=None):
         done = [run_task(task) for task in tasks]
     done = [pair for task in done for pair in task]
     runs = [r for r, _ in done]
-    first_samples = {(r["model"], r["set"]): x for r, x in done if r["seed"] == 0}
+    first_samples = {(r["model"], r["set"]): x for r, x in done if r["seed"] == args.first_seed}
     keys = dict.fromkeys((r["model"], r["set"]) for r in runs)
     results = {key: summarize([r for r in runs if (r["model"], r["set"]) == key])
                for key in keys}
@@ -217,7 +219,7 @@ def main(argv=None):
                    "ddpm_samplers": samplers, "n_samples": N_SAMPLES, "runs": runs,
                    "summary": [{"model": m, "set": s, **v} for (m, s), v in results.items()]},
                   f, indent=1, default=list)
-    plot(first_samples, args.plot)
+    plot(first_samples, args.plot, args.first_seed)
     print(f"\nwrote {args.json} and {args.plot}")
 
 

@@ -26,7 +26,8 @@ from minigen.diffusion.schedule import NoiseSchedule
 from minigen.trainer import CHECKPOINT_FILE, Trainer
 
 VECTOR_DEFAULTS = dict(
-    model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16),
+    model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16,
+                                   fourier_features=6),
     schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
     clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
 )
@@ -35,7 +36,11 @@ only at small noise levels, so the defaults favour them: the quadratic schedule 
 twice as many of the uniformly drawn training steps t below noise std 0.3 as the linear one
 (t < ~180 instead of ~90 of 1000); lr 2e-2 (1e-2 and 3e-3 train too slowly in 8000 steps,
 4e-2 is unstable); a 16-d time embedding, so that the data inputs weigh more against it in
-the first layer.
+the first layer; Fourier features of the input (``fourier_features=6``: sin and cos of
+2^k x, k < 6, Tancik et al. 2020), without which the MLP blurs sharp edges and narrow modes
+(6000 steps, seed 0, ancestral: checkerboard 81% -> 94-95% of samples inside the support,
+grid25 59% -> 99% high quality, ring8 95% -> 99.7%; held-out sets and the protocol in
+docs/tuning.md).
 
 Measured (2500 ancestral samples, PacGAN protocol, 8000 steps, seeds 0-4; high-quality share
 / reverse KL): grid25 78% / 0.05 (linear schedule, lr 1e-2, time_dim 32: 33% / 0.33, seeds 0-2;
