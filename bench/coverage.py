@@ -126,6 +126,8 @@ def table(results, seeds, steps):
     def cell(s, key, digits):
         if key not in s:
             return ""
+        if np.isnan(s[key]["se"]):  # one seed
+            return f"{s[key]['mean']:.{digits}f}"
         return f"{s[key]['mean']:.{digits}f} ± {s[key]['se']:.{digits}f}"
 
     for (model, name), s in results.items():
