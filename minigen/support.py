@@ -106,10 +106,9 @@ def region_shares(samples, reference, bins: int = 3, min_share: float = 0.06) ->
 
     Returns ``min_ratio`` (the worst-served region), ``ratios`` and ``reference_shares``
     (lists over the regions, in C order of their (x bin, y bin)). With n samples a region of
-    share p has a ratio of std sqrt((1 - p) / (n p)) for a perfect sampler (0.08 for p = 0.06, n = 2500): the defaults
-    (a 3x3 grid, regions of >= 6% of the data) keep the worst of ~8 regions of 2500 fresh
-    points above 0.8, so that "every region at >= 80% of its share" is a test a perfect
-    sampler passes."""
+    share p has a ratio of std sqrt((1 - p) / (n p)) for a perfect sampler (0.08 for
+    p = 0.06, n = 2500). The defaults (a 3x3 grid, regions of >= 6% of the data) make
+    "every region at >= 80% of its share" a bar that fresh data passes (docs/tuning.md)."""
     samples, reference = _sample_pair(samples, reference, "region_shares")
     bins = _bins(bins, "region_shares")
     if not 0.0 < min_share < 1.0:
