@@ -1,20 +1,25 @@
-"""Mode coverage of the GAN (CLI defaults) and the DDPM on PacGAN's 2-D mixtures.
+"""Coverage of the GAN (CLI defaults) and the DDPM on 2-D sets: PacGAN's mixtures, the other
+tuning sets and the held-out sets of :mod:`bench.sets2d`.
 
-PacGAN's protocol (Lin et al. 2018, Table 1): ring of 8 Gaussians and the 25-Gaussian grid,
-2500 samples per trained model; a sample is high quality within 3 std of its nearest mode, a
-mode is covered by at least one high-quality sample, reverse KL of the high-quality mode
-histogram against uniform. Each model is trained on the same data array (drawn with the
-run's seed) for several seeds; the table gives mean ± standard error over seeds.
+PacGAN's protocol (Lin et al. 2018, Table 1) on ring8 and grid25: 2500 samples per trained
+model; a sample is high quality within 3 std of its nearest mode, a mode is covered by at
+least one high-quality sample, reverse KL of the high-quality mode histogram against
+uniform. On every set, the support numbers of :mod:`minigen.support` against 200 000 fresh
+points: k-NN precision and recall (k = 3), the share of samples inside the data's support
+(a 100x100 histogram) and the worst region's share ratio (3x3 grid). Each model is trained
+on the same data array (drawn with the run's seed) for several seeds; the table gives mean
+± standard error over seeds.
 
-    python bench/coverage.py                 # 5 seeds, both sets, GAN and DDPM
+    python bench/coverage.py                 # 5 seeds, ring8 and grid25, GAN and DDPM
+    python bench/coverage.py --sets all --ddpm-samplers ddpm dpm++2m:20 ddim:50
     python bench/coverage.py --quick         # smoke run: 2 seeds, short training
     python bench/coverage.py --no-ddpm --seeds 3 --json bench/results/coverage.json
     python bench/coverage.py --jobs 2        # two runs at a time
 
 The DDPM column uses ``minigen.diffusion``'s trainer through its public functions
-(``train_ddpm``/``sample_run``) with its defaults, for as many steps as the GAN, sampled
-with its full ancestral chain (``--ddpm-sample-steps N``: N DDIM steps instead); it is
-skipped when that module provides no trainer.
+(``train_ddpm``/``sample_run``) with its defaults, for ``--ddpm-steps`` (default: as many
+as the GAN), and samples each trained run with every sampler of ``--ddpm-samplers``
+(default: the full ancestral chain); it is skipped when that module provides no trainer.
 """
 import argparse
 import json
@@ -30,9 +35,10 @@ if not __package__:  # run as a file: put the repository root, not bench/, first
 
 import numpy as np  # noqa: E402
 
-from minigen import data as datasets, gan, metrics  # noqa: E402
+from bench import sets2d  # noqa: E402
+from minigen import gan  # noqa: E402
+from minigen.diffusion.evaluate import MIXTURES  # noqa: E402
 
-SETS = {"ring8": datasets.RING8, "grid25": datasets.GRID25}
 N_SAMPLES = 2500
 PUBLISHED = {  # PacGAN Table 1, mean over 10 runs: (modes, high quality %, reverse KL)
     ("GAN (PacGAN Table 1)", "ring8"): (6.3, 98.2, 0.45),
@@ -50,70 +56,96 @@ def _ddpm():
     return train_ddpm, sample_run
 
 
+SAMPLER_NAMES = {"ddpm": "ancestral 1000", "ddim": "DDIM", "dpm++2m": "DPM-Solver++"}
+
+
 def run_gan(name, seed, steps, out_dir):
-    gan.train_gan(name, steps, out_dir, seed=seed, progress=False, figures=False)
-    return gan.sample_run(out_dir, N_SAMPLES, seed=seed + 1000)
+    """(training seconds, {"GAN": samples})."""
+    t = time.perf_counter()
+    gan.train_gan(sets2d.training_data(name, seed), steps, out_dir, seed=seed, progress=False,
+                  figures=False)
+    return time.perf_counter() - t, {"GAN": gan.sample_run(out_dir, N_SAMPLES, seed=seed + 1000)}
 
 
-def run_ddpm(ddpm, name, seed, steps, out_dir, sample_steps):
+def run_ddpm(ddpm, name, seed, steps, out_dir, samplers):
+    """(training seconds, {model label: samples}) of one trained DDPM run, one entry per
+    sampler spec ("ddpm", "ddim:50", "dpm++2m:20")."""
     train_ddpm, sample_run = ddpm
-    x = datasets.load_dataset(name, seed=seed)  # the array train_gan draws for this seed
-    train_ddpm(x, steps, out_dir, seed=seed, progress=False, figures=False)
-    if not sample_steps:
-        return sample_run(out_dir, N_SAMPLES, sampler="ddpm", seed=seed + 1000)
-    return sample_run(out_dir, N_SAMPLES, sampler="ddim", steps=sample_steps, seed=seed + 1000)
+    t = time.perf_counter()
+    train_ddpm(sets2d.training_data(name, seed), steps, out_dir, seed=seed, progress=False,
+               figures=False)
+    seconds = time.perf_counter() - t
+    out = {}
+    for spec in samplers:
+        sampler, _, n = spec.partition(":")
+        label = f"DDPM ({SAMPLER_NAMES[sampler]}{' ' + n if n else ''})"
+        out[label] = sample_run(out_dir, N_SAMPLES, sampler=sampler, steps=int(n) if n else None,
+                                seed=seed + 1000)
+    return seconds, out
 
 
 def run_task(task):
-    """Train and sample one (model, set, seed) in a temporary directory; (record, samples)."""
-    model, name, seed, steps, sample_steps = task
-    t = time.perf_counter()
+    """Train and sample one (model, set, seed) in a temporary directory; [(record, samples)],
+    one per sampler; ``seconds`` is the training time (the budget the models are compared at)."""
+    model, name, seed, steps, samplers = task
     with tempfile.TemporaryDirectory() as out_dir:
         if model == "GAN":
-            samples = run_gan(name, seed, steps, out_dir)
+            seconds, drawn = run_gan(name, seed, steps, out_dir)
         else:
-            samples = run_ddpm(_ddpm(), name, seed, steps, out_dir, sample_steps)
-    record = {"model": model, "set": name, "seed": seed, **score(samples, name),
-              "seconds": time.perf_counter() - t}
-    print(json.dumps(record), flush=True)
-    return record, samples
+            seconds, drawn = run_ddpm(_ddpm(), name, seed, steps, out_dir, samplers)
+    out = []
+    for label, samples in drawn.items():
+        record = {"model": label, "set": name, "seed": seed, "steps": steps,
+                  **sets2d.score(samples, name), "seconds": seconds}
+        print(json.dumps(record), flush=True)
+        out.append((record, samples))
+    return out
 
 
-def score(samples, name):
-    c = metrics.mode_coverage(samples, SETS[name].modes, SETS[name].std)
-    return {"modes": c["modes_covered"], "high_quality": 100.0 * c["high_quality"],
-            "reverse_kl": c["reverse_kl"]}
+METRICS = ("modes", "high_quality", "reverse_kl", "precision", "recall", "in_support",
+           "min_region_ratio", "seconds")
 
 
 def summarize(runs):
     """mean and standard error over seeds of each metric (s.e. = std (ddof 1) / sqrt(n))."""
     out = {}
-    for key in ("modes", "high_quality", "reverse_kl", "seconds"):
+    for key in METRICS:
+        if key not in runs[0]:
+            continue
         v = np.array([r[key] for r in runs], dtype=np.float64)
         se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
         out[key] = {"mean": float(v.mean()), "se": se}
     return out
 
 
-def table(results, seeds):
-    lines = ["| model | set | modes | high quality % | reverse KL | s / run | seeds |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+def table(results, seeds, steps):
+    lines = ["| model | set | steps | modes | high quality % | reverse KL | precision % | "
+             "recall % | in support % | worst region % | train s | seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
     def cell(s, key, digits):
+        if key not in s:
+            return ""
+        if np.isnan(s[key]["se"]):  # one seed
+            return f"{s[key]['mean']:.{digits}f}"
         return f"{s[key]['mean']:.{digits}f} ± {s[key]['se']:.{digits}f}"
 
     for (model, name), s in results.items():
-        n = SETS[name].modes.shape[0]
-        lines.append(f"| {model} | {name} | {cell(s, 'modes', 1)} / {n} | "
+        modes = f"{cell(s, 'modes', 1)} / {len(MIXTURES[name].modes)}" if name in MIXTURES else ""
+        lines.append(f"| {model} | {name} | {steps[model.split()[0]]} | {modes} | "
                      f"{cell(s, 'high_quality', 1)} | {cell(s, 'reverse_kl', 3)} | "
-                     f"{s['seconds']['mean']:.0f} | {seeds} |")
+                     + " | ".join(cell(s, k, 1) for k in ("precision", "recall", "in_support",
+                                                          "min_region_ratio"))
+                     + f" | {s['seconds']['mean']:.0f} | {seeds} |")
     for (model, name), (modes, hq, rkl) in PUBLISHED.items():
-        n = SETS[name].modes.shape[0]
-        lines.append(f"| {model} | {name} | {modes} / {n} | {hq} | {rkl} | | 10 |")
+        if any(n == name for _, n in results):
+            lines.append(f"| {model} | {name} | | {modes} / {len(MIXTURES[name].modes)} | {hq} "
+                         f"| {rkl} | | | | | | 10 |")
     return "\n".join(lines)
 
 
-def plot(first_samples, path):
-    """Seed-0 samples of each model on each set (green) over the mixture's modes (black)."""
+def plot(first_samples, path, seed=0):
+    """Seed-0 samples of each model on each set (green) over fresh data (grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,11 +154,12 @@ def plot(first_samples, path):
     keys = list(first_samples)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.3), squeeze=False)
     for ax, (model, name) in zip(axes[0], keys):
-        x, modes = first_samples[(model, name)], SETS[name].modes
+        x, data = first_samples[(model, name)], sets2d.reference(name)[:5000]
+        ax.scatter(data[:, 0], data[:, 1], s=1, c="k", alpha=0.15)
         ax.scatter(x[:, 0], x[:, 1], s=1, c="g", alpha=0.4)
-        ax.scatter(modes[:, 0], modes[:, 1], s=8, c="k", marker="x")
-        lim = np.abs(modes).max() * 1.4
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"{model}, {name}, seed 0")
+        lim = np.abs(data).max() * 1.2
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+        ax.set_title(f"{model}, {name}, seed {seed}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -135,53 +168,60 @@ def plot(first_samples, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. + seeds - 1")
     p.add_argument("--gan-steps", type=int, default=None,
                    help="GAN training steps (default: the CLI's, see minigen.gan.DEFAULT_STEPS)")
     p.add_argument("--ddpm-steps", type=int, default=None,
                    help="DDPM training steps (default: as many as the GAN's)")
-    p.add_argument("--ddpm-sample-steps", type=int, default=0,
-                   help="sample the DDPM with this many DDIM steps (eta 0) instead of its full "
-                        "ancestral chain (0, the default)")
+    p.add_argument("--ddpm-samplers", nargs="+", default=["ddpm"],
+                   help="samplers of each trained DDPM: ddpm (ancestral), ddim:STEPS, "
+                        "dpm++2m:STEPS")
     p.add_argument("--no-ddpm", action="store_true")
     p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs in parallel processes (the s / run column then includes contention)")
-    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument("--sets", nargs="+", default=list(MIXTURES),
+                   choices=list(sets2d.SETS) + ["all", "heldout"])
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2 seeds, 300 training steps, 20 DDIM steps")
+                   help="smoke run: 2 seeds, 300 training steps, DPM-Solver++ 20 steps")
     p.add_argument("--json", default=os.path.join("bench", "results", "coverage.json"))
     p.add_argument("--plot", default=os.path.join("bench", "results", "coverage.png"),
                    help="scatter plot of each model's seed-0 samples")
     args = p.parse_args(argv)
     gan_steps = args.gan_steps or gan.DEFAULT_STEPS
-    ddpm_steps, sample_steps = args.ddpm_steps or gan_steps, args.ddpm_sample_steps
+    ddpm_steps, samplers = args.ddpm_steps or gan_steps, args.ddpm_samplers
     if args.quick:
-        args.seeds, gan_steps, ddpm_steps, sample_steps = 2, 300, 300, 20
+        args.seeds, gan_steps, ddpm_steps, samplers = 2, 300, 300, ["dpm++2m:20"]
+    sets = {"all": list(sets2d.SETS), "heldout": list(sets2d.HELDOUT)}.get(args.sets[0],
+                                                                              args.sets)
     ddpm = None if args.no_ddpm else _ddpm()
     if ddpm is None and not args.no_ddpm:
         print("minigen.diffusion provides no trainer: the DDPM column is skipped")
 
     models = ([] if args.no_gan else ["GAN"]) + (["DDPM"] if ddpm is not None else [])
-    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, sample_steps)
-             for model in models for name in args.sets for seed in range(args.seeds)]
+    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers)
+             for model in models for name in sets
+             for seed in range(args.first_seed, args.first_seed + args.seeds)]
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             done = pool.map(run_task, tasks, chunksize=1)
     else:
         done = [run_task(task) for task in tasks]
+    done = [pair for task in done for pair in task]
     runs = [r for r, _ in done]
-    first_samples = {(r["model"], r["set"]): x for r, x in done if r["seed"] == 0}
+    first_samples = {(r["model"], r["set"]): x for r, x in done if r["seed"] == args.first_seed}
+    keys = dict.fromkeys((r["model"], r["set"]) for r in runs)
     results = {key: summarize([r for r in runs if (r["model"], r["set"]) == key])
-               for key in ((model, name) for model in models for name in args.sets)}
+               for key in keys}
     print()
-    print(table(results, args.seeds))
+    print(table(results, args.seeds, {"GAN": gan_steps, "DDPM": ddpm_steps}))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"gan_steps": gan_steps, "gan_options": gan.DEFAULTS, "ddpm_steps": ddpm_steps,
-                   "ddpm_sample_steps": sample_steps, "n_samples": N_SAMPLES, "runs": runs,
+                   "ddpm_samplers": samplers, "n_samples": N_SAMPLES, "runs": runs,
                    "summary": [{"model": m, "set": s, **v} for (m, s), v in results.items()]},
                   f, indent=1, default=list)
-    plot(first_samples, args.plot)
+    plot(first_samples, args.plot, args.first_seed)
     print(f"\nwrote {args.json} and {args.plot}")
 
 

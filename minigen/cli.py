@@ -7,6 +7,7 @@
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
     minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
     minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
+    minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m --steps 20
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
     mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
@@ -105,9 +106,10 @@ def build_parser():
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
     sample.add_argument("--out", required=True, help="output .npy file")
-    sample.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
-                        help="DDPM runs: ancestral (all T steps) or DDIM")
-    sample.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50)")
+    sample.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default="ddpm",
+                        help="DDPM runs: ancestral (all T steps), DDIM or DPM-Solver++(2M)")
+    sample.add_argument("--steps", type=_positive_int,
+                        help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
     sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",

@@ -42,7 +42,9 @@ def _samples(x, name: str, fn: str) -> np.ndarray:
     return a
 
 
-def _sample_pair(x, y, fn: str, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def sample_pair(x, y, fn: str, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as float64 (n, d) sample arrays of the same d (and >= ``min_n`` rows),
+    or a ValueError naming ``fn``."""
     x = _samples(x, "x", fn)
     y = _samples(y, "y", fn)
     if x.shape[1] != y.shape[1]:
@@ -57,13 +59,14 @@ def _sample_pair(x, y, fn: str, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]
     return x, y
 
 
-def _subsample(a: np.ndarray, max_samples: int | None, rng: np.random.Generator) -> np.ndarray:
+def subsample(a: np.ndarray, max_samples: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most ``max_samples`` rows of ``a``, drawn without replacement."""
     if max_samples is None or len(a) <= max_samples:
         return a
     return a[rng.choice(len(a), size=max_samples, replace=False)]
 
 
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances (len(a), len(b)).
 
     Summed squared differences, in row blocks of at most ``_CHUNK_ELEMENTS`` numbers: exact
@@ -94,12 +97,12 @@ def energy_distance(x, y, max_samples: int | None = 2000, seed=0) -> float:
     >= 0, exactly 0 for identical sets, and equals ``scipy.stats.energy_distance`` in 1D.
     Sets larger than ``max_samples`` are subsampled with ``seed``.
     """
-    x, y = _sample_pair(x, y, "energy_distance")
+    x, y = sample_pair(x, y, "energy_distance")
     rng = np.random.default_rng(seed)
-    x, y = _subsample(x, max_samples, rng), _subsample(y, max_samples, rng)
-    e_xy = np.sqrt(_sq_dists(x, y)).mean()
-    e_xx = np.sqrt(_sq_dists(x, x)).mean()
-    e_yy = np.sqrt(_sq_dists(y, y)).mean()
+    x, y = subsample(x, max_samples, rng), subsample(y, max_samples, rng)
+    e_xy = np.sqrt(sq_dists(x, y)).mean()
+    e_xx = np.sqrt(sq_dists(x, x)).mean()
+    e_yy = np.sqrt(sq_dists(y, y)).mean()
     return float(np.sqrt(max(2.0 * e_xy - e_xx - e_yy, 0.0)))
 
 
@@ -114,10 +117,10 @@ def mmd(x, y, bandwidth: float | None = None, max_samples: int | None = 1000, se
     2012, sec. 8). Needs >= 2 samples per set; sets larger than ``max_samples`` are
     subsampled with ``seed``.
     """
-    x, y = _sample_pair(x, y, "mmd", min_n=2)
+    x, y = sample_pair(x, y, "mmd", min_n=2)
     rng = np.random.default_rng(seed)
-    x, y = _subsample(x, max_samples, rng), _subsample(y, max_samples, rng)
-    d_xx, d_yy, d_xy = _sq_dists(x, x), _sq_dists(y, y), _sq_dists(x, y)
+    x, y = subsample(x, max_samples, rng), subsample(y, max_samples, rng)
+    d_xx, d_yy, d_xy = sq_dists(x, x), sq_dists(y, y), sq_dists(x, y)
     if bandwidth is None:
         pooled = np.concatenate([
             d_xx[np.triu_indices(len(x), 1)], d_yy[np.triu_indices(len(y), 1)], d_xy.ravel()
@@ -140,7 +143,7 @@ def _nearest(samples: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nd
     dist2 = np.empty(len(samples))
     rows = max(1, _CHUNK_ELEMENTS // len(points))
     for start in range(0, len(samples), rows):
-        d = _sq_dists(samples[start:start + rows], points)
+        d = sq_dists(samples[start:start + rows], points)
         index[start:start + rows] = d.argmin(1)
         dist2[start:start + rows] = d[np.arange(len(d)), index[start:start + rows]]
     return index, np.sqrt(dist2)
@@ -272,7 +275,7 @@ def frechet_distance(feats_a, feats_b) -> float:
     :func:`gaussian_frechet_distance`; with Inception features this is FID. It is a
     *squared* distance, as FID is reported. Needs >= 2 samples per set.
     """
-    a, b = _sample_pair(feats_a, feats_b, "frechet_distance", min_n=2)
+    a, b = sample_pair(feats_a, feats_b, "frechet_distance", min_n=2)
     moments = []
     for f in (a, b):
         mu = f.mean(0)

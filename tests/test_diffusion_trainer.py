@@ -170,7 +170,7 @@ def test_trainer_rejects_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a minigen run directory"):
         T.sample_run(tmp_path / "nothing", 5)
     T.train_ddpm(D.moons(100, seed=0), 1, tmp_path, progress=False, figures=False, **TINY)
-    with pytest.raises(ValueError, match="sampler must be 'ddpm' or 'ddim'"):
+    with pytest.raises(ValueError, match="sampler must be one of 'ddpm', 'ddim', 'dpm"):
         T.sample_run(tmp_path, 5, sampler="euler")
     with pytest.raises(ValueError, match="use --sampler ddim"):
         T.sample_run(tmp_path, 5, sampler="ddpm", steps=10)

@@ -449,6 +449,14 @@ class DDPM:
                 x = xp.where(known, known_part, unknown)
         return x
 
+    def dpm_solver_sample(self, shape, steps=20, spacing="logsnr", **kwargs):
+        """DPM-Solver++(2M) (Lu et al. 2022) in ``steps`` network evaluations: see
+        :func:`minigen.diffusion.dpm_solver.dpm_solver_sample` (same keyword arguments as
+        :meth:`sample`)."""
+        from minigen.diffusion.dpm_solver import dpm_solver_sample
+
+        return dpm_solver_sample(self, shape, steps, spacing, **kwargs)
+
     # --- helpers -------------------------------------------------------------------------
     def _labels(self, y, batch, guidance):
         """``y`` as (batch,) int64 host labels (an int is broadcast), checked against the

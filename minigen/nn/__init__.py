@@ -6,6 +6,7 @@ from minigen.nn import init
 from minigen.nn.attention import SelfAttention2d
 from minigen.nn.conv import Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
+from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
     GELU,
     Dropout,

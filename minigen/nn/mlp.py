@@ -10,6 +10,7 @@ import numpy as np
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding, as_batch_array
+from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import GELU, LeakyReLU, Linear, ReLU, SiLU, Tanh
 from minigen.nn.module import Module
 
@@ -37,13 +38,16 @@ class MLP(Module):
 
     ``forward(x, t=None, y=None)``: x (batch, in_features); with ``time_dim``, t (batch,)
     integer or float timesteps, embedded sinusoidally and concatenated to x. With
-    ``num_classes`` = K (needs ``time_dim``), y (batch,) labels in 0..K-1, or K, the "null"
-    class of classifier-free guidance, embedded in ``time_dim`` learned dimensions and
-    concatenated too; ``y=None`` means the null class for the whole batch (as in the UNet).
+    ``fourier_features`` m, x is first expanded to [x, sin(2^k x), cos(2^k x)], k < m
+    (:class:`FourierFeatures`, Tancik et al. 2020): the 2-D denoiser then resolves sharp
+    edges. With ``num_classes`` = K (needs ``time_dim``), y (batch,) labels in 0..K-1, or K,
+    the "null" class of classifier-free guidance, embedded in ``time_dim`` learned dimensions
+    and concatenated too; ``y=None`` means the null class for the whole batch (as in the UNet).
     """
 
     def __init__(self, in_features, out_features, hidden=(128, 128, 128), activation="silu",
-                 time_dim=None, num_classes=None, dtype=DEFAULT_DTYPE, device="cpu"):
+                 time_dim=None, num_classes=None, dtype=DEFAULT_DTYPE, device="cpu",
+                 fourier_features=None):
         hidden = tuple(int(h) for h in hidden)
         self.act = make_activation(activation)
         if min((in_features, out_features) + hidden) < 1:
@@ -56,14 +60,20 @@ class MLP(Module):
                              f"num_classes {num_classes}, time_dim {time_dim}")
         self.config = dict(in_features=in_features, out_features=out_features, hidden=hidden,
                            activation=activation, time_dim=time_dim, dtype=np.dtype(dtype).name)
-        if num_classes is not None:  # only then, so older checkpoints' configs stay equal
+        # optional keys only when set, so older checkpoints' configs stay equal
+        if num_classes is not None:
             self.config["num_classes"] = num_classes
+        if fourier_features is not None:
+            self.config["fourier_features"] = fourier_features
         self.in_features, self.time_dim, self.num_classes = in_features, time_dim, num_classes
         self.embed = None if time_dim is None else SinusoidalEmbedding(time_dim, dtype)
+        self.fourier = None if fourier_features is None else FourierFeatures(fourier_features,
+                                                                             dtype)
         self.class_embed = (None if num_classes is None
                             else Embedding(num_classes + 1, time_dim, dtype=dtype, device=device))
+        width = in_features if self.fourier is None else self.fourier.out_features(in_features)
         label_dim = 0 if num_classes is None else time_dim
-        sizes = (in_features + (time_dim or 0) + label_dim,) + hidden + (out_features,)
+        sizes = (width + (time_dim or 0) + label_dim,) + hidden + (out_features,)
         self.layers = [
             Linear(a, b, dtype=dtype, device=device) for a, b in zip(sizes[:-1], sizes[1:])
         ]
@@ -71,6 +81,8 @@ class MLP(Module):
     def forward(self, x, t=None, y=None):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"MLP: expected x of shape (batch, {self.in_features}), got {x.shape}")
+        if self.fourier is not None:
+            x = self.fourier(x)
         if self.time_dim is not None:
             if t is None:
                 raise ValueError("MLP: this model is time-conditioned (time_dim set): pass t")
