@@ -143,9 +143,10 @@ def test_guided_samples_land_on_the_requested_mode(run, capsys):
     assert counts.min() >= 0.15 * 400, counts
 
 
-def test_guided_ddim_lands_on_the_requested_mode(run):
+@pytest.mark.parametrize("sampler, steps", [("ddim", 50), ("dpm++2m", 20)])
+def test_guided_fast_samplers_land_on_the_requested_mode(run, sampler, steps):
     ddpm, config = T.load_run(run / "run")
-    samples = T.sample_ddpm(ddpm, config["normalization"], 200, (2,), "ddim", 50, y=1,
+    samples = T.sample_ddpm(ddpm, config["normalization"], 200, (2,), sampler, steps, y=1,
                             guidance=3.0)
     assert np.mean(np.linalg.norm(samples - MODES[1], axis=1) < 3 * STD) >= 0.95
 
