@@ -30,6 +30,8 @@ than the direct sum's own rounding: ``error_bound`` gives the first-order bound,
 tests/test_winograd.py checks. Each parallel task (``prange``) owns one image's tiles; the
 kernels keep fastmath off, the innermost loops run over the contiguous channel axis.
 """
+import functools
+
 import numpy
 from numba import njit, prange
 
@@ -55,8 +57,9 @@ _MATRICES = {
 TILE_SIZES = tuple(_MATRICES)
 
 
+@functools.lru_cache(maxsize=None)
 def matrices(m, dtype):
-    """(B^T, G, A^T) of F(m x m, 3 x 3) in ``dtype``."""
+    """(B^T, G, A^T) of F(m x m, 3 x 3) in ``dtype`` (shared: not to be written to)."""
     if m not in _MATRICES:
         raise ValueError(f"winograd: tile size m must be one of {TILE_SIZES}, got {m}")
     return tuple(numpy.array(_MATRICES[m][k], dtype=dtype) for k in ("BT", "G", "AT"))
@@ -153,9 +156,8 @@ def input_tiles(x, m, padding, out_hw):
 def kernel_tiles(w, m):
     """U = G g G^T for every filter: (alpha^2, Cout, C) from w (Cout, C, 3, 3)."""
     G = matrices(m, w.dtype)[1]
-    alpha = m + 2
-    U = numpy.einsum("ai,ocij,bj->aboc", G, w, G, optimize=True)
-    return numpy.ascontiguousarray(U.reshape(alpha * alpha, w.shape[0], w.shape[1]))
+    U = G @ w @ G.T  # (Cout, C, alpha, alpha)
+    return numpy.ascontiguousarray(U.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
 
 
 def conv2d(x, w, padding, m=4):
@@ -186,8 +188,8 @@ def conv2d_grad_weight(x, gy, padding, m=4):
     dU = numpy.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
     alpha = m + 2
     G = matrices(m, x.dtype)[1]
-    dU = dU.reshape(alpha, alpha, gy.shape[1], x.shape[1])
-    return numpy.ascontiguousarray(numpy.einsum("ai,aboc,bj->ocij", G, dU, G, optimize=True))
+    dU = dU.transpose(1, 2, 0).reshape(gy.shape[1], x.shape[1], alpha, alpha)
+    return numpy.ascontiguousarray(G.T @ dU @ G)
 
 
 def error_bound(x, w, padding, m):
