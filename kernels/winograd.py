@@ -156,8 +156,11 @@ def input_tiles(x, m, padding, out_hw):
 def kernel_tiles(w, m):
     """U = G g G^T for every filter: (alpha^2, Cout, C) from w (Cout, C, 3, 3)."""
     G = matrices(m, w.dtype)[1]
-    U = G @ w @ G.T  # (Cout, C, alpha, alpha)
-    return numpy.ascontiguousarray(U.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
+    alpha, filters = m + 2, w.shape[0] * w.shape[1]
+    right = (w.reshape(filters * 3, 3) @ G.T).reshape(filters, 3, alpha)  # g G^T
+    both = G @ right.transpose(1, 0, 2).reshape(3, filters * alpha)  # G g G^T as (a, f, b)
+    U = both.reshape(alpha, filters, alpha).transpose(0, 2, 1)
+    return numpy.ascontiguousarray(U).reshape(alpha * alpha, w.shape[0], w.shape[1])
 
 
 def conv2d(x, w, padding, m=4):
@@ -186,10 +189,12 @@ def conv2d_grad_weight(x, gy, padding, m=4):
     dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
     _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
     dU = numpy.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
-    alpha = m + 2
+    alpha, filters = m + 2, gy.shape[1] * x.shape[1]
     G = matrices(m, x.dtype)[1]
-    dU = dU.transpose(1, 2, 0).reshape(gy.shape[1], x.shape[1], alpha, alpha)
-    return numpy.ascontiguousarray(G.T @ dU @ G)
+    left = (G.T @ dU.reshape(alpha, alpha * filters)).reshape(3, alpha, filters)  # G^T dU
+    both = left.transpose(0, 2, 1).reshape(3 * filters, alpha) @ G  # (i, f, j)
+    return numpy.ascontiguousarray(both.reshape(3, filters, 3).transpose(1, 0, 2)).reshape(
+        gy.shape[1], x.shape[1], 3, 3)
 
 
 def error_bound(x, w, padding, m):
