@@ -60,6 +60,9 @@ def set_threads(n):
     try:
         import numba
 
+        from kernels import threads
+
+        threads.prefer_workqueue()
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     except ImportError:
         pass

@@ -12,7 +12,7 @@ docs/performance.md.
 """
 import numpy
 
-from . import reference, winograd
+from . import reference, threads, winograd
 
 TILE = 4  # F(4x4, 3x3): fewer multiplies than F(2x2, 3x3) and faster on every UNet shape
 
@@ -31,8 +31,8 @@ def conv2d(x, w, stride=1, padding=0):
         return winograd.conv2d(x, w, padding, TILE)
     if _pointwise(w.shape, stride, padding):
         n, c, h, w_in = x.shape
-        return numpy.matmul(w.reshape(w.shape[0], c), x.reshape(n, c, h * w_in)).reshape(
-            n, w.shape[0], h, w_in)
+        w_stack = numpy.broadcast_to(w.reshape(w.shape[0], c), (n, w.shape[0], c))
+        return threads.matmul(w_stack, x.reshape(n, c, h * w_in)).reshape(n, w.shape[0], h, w_in)
     return reference.conv2d(x, w, stride, padding)
 
 
@@ -42,7 +42,8 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
         return winograd.conv2d_grad_input(gy, w, padding, TILE)
     if _pointwise(w.shape, stride, padding):
         n, cout, h, w_in = gy.shape
-        return numpy.matmul(w.reshape(cout, -1).T, gy.reshape(n, cout, h * w_in)).reshape(x_shape)
+        w_stack = numpy.broadcast_to(w.reshape(cout, -1).T, (n, w.shape[1], cout))
+        return threads.matmul(w_stack, gy.reshape(n, cout, h * w_in)).reshape(x_shape)
     return reference.conv2d_grad_input(gy, w, x_shape, stride, padding)
 
 
@@ -53,5 +54,5 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     if _pointwise(w_shape, stride, padding):
         n, c = x.shape[:2]
         gy_rows = gy.reshape(n, gy.shape[1], -1)
-        return numpy.matmul(gy_rows, x.reshape(n, c, -1).transpose(0, 2, 1)).sum(axis=0).reshape(w_shape)
+        return threads.matmul(gy_rows, x.reshape(n, c, -1).transpose(0, 2, 1)).sum(axis=0).reshape(w_shape)
     return reference.conv2d_grad_weight(x, gy, w_shape, stride, padding)

@@ -33,7 +33,11 @@ kernels keep fastmath off, the innermost loops run over the contiguous channel a
 import functools
 
 import numpy
-from numba import njit, prange
+
+from . import threads
+
+threads.prefer_workqueue()
+from numba import njit, prange  # noqa: E402 (after the threading layer is chosen)
 
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 
@@ -168,7 +172,7 @@ def conv2d(x, w, padding, m=4):
     n, c, h, w_in = x.shape
     out_hw = (h + 2 * padding - 2, w_in + 2 * padding - 2)
     V = input_tiles(x, m, padding, out_hw)
-    M = numpy.matmul(V, kernel_tiles(w, m).transpose(0, 2, 1))
+    M = threads.matmul(V, kernel_tiles(w, m).transpose(0, 2, 1))
     y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
     _untile_transform(M, matrices(m, x.dtype)[2], _tiles(out_hw[0], m), _tiles(out_hw[1], m), y)
     return y
@@ -188,7 +192,7 @@ def conv2d_grad_weight(x, gy, padding, m=4):
     AT = matrices(m, x.dtype)[2]
     dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
     _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
-    dU = numpy.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
+    dU = threads.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
     alpha, filters = m + 2, gy.shape[1] * x.shape[1]
     G = matrices(m, x.dtype)[1]
     left = (G.T @ dU.reshape(alpha, alpha * filters)).reshape(3, alpha, filters)  # G^T dU

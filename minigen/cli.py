@@ -119,6 +119,9 @@ def limit_threads(n):
     starting Python. Returns whether the BLAS cap could be applied."""
     import numba
 
+    from kernels import threads
+
+    threads.prefer_workqueue()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         from threadpoolctl import threadpool_limits

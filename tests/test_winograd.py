@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels import conv_cpu, reference, winograd
+from kernels import conv_cpu, reference, threads, winograd
 from tests.references import conv2d_loop
 
 
@@ -91,3 +91,22 @@ def test_conv_cpu_matches_the_reference_on_every_branch(dtype, geometry):
     assert y.dtype == gx.dtype == gw.dtype == dtype and gx.shape == x.shape and gw.shape == w.shape
     np.testing.assert_allclose(gx, reference.conv2d_grad_input(gy, w, x.shape, stride, padding), **tol)
     np.testing.assert_allclose(gw, reference.conv2d_grad_weight(x, gy, w.shape, stride, padding), **tol)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_threaded_matmul_is_numpy_matmul(count):
+    """kernels.threads.matmul splits the stack over Numba's thread count, BLAS single-threaded."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(count)
+    a, b = rng.standard_normal((5, 7, 3)), rng.standard_normal((5, 3, 4))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        np.testing.assert_allclose(threads.matmul(a, b), np.matmul(a, b), rtol=1e-13, atol=1e-13)
+        stacked = np.broadcast_to(a[0], (5, 7, 3))
+        np.testing.assert_allclose(threads.matmul(stacked, b), np.matmul(stacked, b),
+                                   rtol=1e-13, atol=1e-13)
+    finally:
+        numba.set_num_threads(previous)
