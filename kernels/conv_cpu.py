@@ -1,7 +1,10 @@
 """The CPU convolution path of the "auto" kernels: each case to its fastest measured method.
 
-- 3x3, stride 1, padding <= 2: Winograd F(4x4, 3x3) (:mod:`kernels.winograd`) for the
-  forward pass, the input gradient and the weight gradient;
+- 3x3, stride 1, padding <= 2, when the operand that im2col would copy (x for the forward
+  pass and the weight gradient, gy for the input gradient) has at least 16 channels:
+  Winograd F(4x4, 3x3) (:mod:`kernels.winograd`); with fewer channels im2col is small and
+  wins (1 and 8 channels measured faster with im2col, 16 about even, 32 and 64 faster
+  with Winograd);
 - 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
   column matrix);
 - everything else (stride 2, other kernel sizes): the im2col + BLAS reference.
@@ -17,8 +20,12 @@ from . import reference, threads, winograd
 TILE = 4  # F(4x4, 3x3): fewer multiplies than F(2x2, 3x3) and faster on every UNet shape
 
 
-def _winograd(w_shape, stride, padding):
-    return w_shape[2:] == (3, 3) and stride == 1 and padding <= 2
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _winograd(w_shape, stride, padding, channels):
+    return (w_shape[2:] == (3, 3) and stride == 1 and padding <= 2
+            and channels >= WINOGRAD_MIN_CHANNELS)
 
 
 def _pointwise(w_shape, stride, padding):
@@ -27,7 +34,7 @@ def _pointwise(w_shape, stride, padding):
 
 def conv2d(x, w, stride=1, padding=0):
     """NCHW cross-correlation without bias (see the module docstring for the method)."""
-    if _winograd(w.shape, stride, padding):
+    if _winograd(w.shape, stride, padding, x.shape[1]):
         return winograd.conv2d(x, w, padding, TILE)
     if _pointwise(w.shape, stride, padding):
         n, c, h, w_in = x.shape
@@ -38,7 +45,7 @@ def conv2d(x, w, stride=1, padding=0):
 
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     """dL/dx of :func:`conv2d` given gy = dL/dy."""
-    if _winograd(w.shape, stride, padding):
+    if _winograd(w.shape, stride, padding, gy.shape[1]):
         return winograd.conv2d_grad_input(gy, w, padding, TILE)
     if _pointwise(w.shape, stride, padding):
         n, cout, h, w_in = gy.shape
@@ -49,7 +56,7 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     """dL/dw of :func:`conv2d` given gy = dL/dy."""
-    if _winograd(w_shape, stride, padding):
+    if _winograd(w_shape, stride, padding, x.shape[1]):
         return winograd.conv2d_grad_weight(x, gy, padding, TILE)
     if _pointwise(w_shape, stride, padding):
         n, c = x.shape[:2]

@@ -76,12 +76,13 @@ def test_tile_size_must_be_known():
 @pytest.mark.parametrize("geometry", [(3, 1, 1), (3, 1, 2), (3, 2, 1), (1, 1, 0), (1, 2, 0),
                                       (1, 1, 1), (2, 1, 0)])
 def test_conv_cpu_matches_the_reference_on_every_branch(dtype, geometry):
-    """Winograd (3x3, stride 1), pointwise (1x1, stride 1, no padding) and the im2col
-    fallback, forward and both gradients, float32 and float64."""
+    """Winograd (3x3, stride 1, enough channels), pointwise (1x1, stride 1, no padding) and
+    the im2col fallback, forward and both gradients, float32 and float64."""
     k, stride, padding = geometry
     rng = np.random.default_rng(k + 10 * stride + 100 * padding)
-    x = rng.standard_normal((3, 6, 9, 10)).astype(dtype)
-    w = rng.standard_normal((5, 6, k, k)).astype(dtype)
+    channels = conv_cpu.WINOGRAD_MIN_CHANNELS
+    x = rng.standard_normal((2, channels, 9, 10)).astype(dtype)
+    w = (rng.standard_normal((channels, channels, k, k)) / k).astype(dtype)
     y = conv_cpu.conv2d(x, w, stride, padding)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y, conv2d_loop(x, w, None, stride, padding), **tol)
@@ -110,3 +111,15 @@ def test_threaded_matmul_is_numpy_matmul(count):
                                    rtol=1e-13, atol=1e-13)
     finally:
         numba.set_num_threads(previous)
+
+
+def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
+    """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""
+    calls = []
+    monkeypatch.setattr(winograd, "conv2d", lambda *a: calls.append(a) or reference.conv2d(a[0], a[1], 1, a[2]))
+    rng = np.random.default_rng(0)
+    few, many = conv_cpu.WINOGRAD_MIN_CHANNELS - 1, conv_cpu.WINOGRAD_MIN_CHANNELS
+    conv_cpu.conv2d(rng.standard_normal((1, few, 6, 6)), rng.standard_normal((2, few, 3, 3)), 1, 1)
+    assert not calls
+    conv_cpu.conv2d(rng.standard_normal((1, many, 6, 6)), rng.standard_normal((2, many, 3, 3)), 1, 1)
+    assert len(calls) == 1
