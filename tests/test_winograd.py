@@ -123,3 +123,23 @@ def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     assert not calls
     conv_cpu.conv2d(rng.standard_normal((1, many, 6, 6)), rng.standard_normal((2, many, 3, 3)), 1, 1)
     assert len(calls) == 1
+
+
+def test_numba_threads_use_the_workqueue_layer_unless_chosen():
+    """kernels.threads.prefer_workqueue: the layer whose idle threads sleep, unless
+    NUMBA_THREADING_LAYER names one (run in fresh interpreters: the layer is per process)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from kernels import conv_cpu; import numba; "
+            "x = np.ones((1, 16, 4, 4)); conv_cpu.conv2d(x, np.ones((2, 16, 3, 3)), 1, 1); "
+            "print(numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "workqueue"
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "NUMBA_THREADING_LAYER": "omp"}, check=False)
+    if chosen.returncode == 0:  # the OpenMP layer exists in this Numba build
+        assert chosen.stdout.strip() == "omp"
