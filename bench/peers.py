@@ -89,6 +89,13 @@ def _per_sample(table, t, ndim):
     return table[t].reshape((-1,) + (1,) * (ndim - 1))
 
 
+def _noisy_batch(rng, tab, x0, T):
+    """Timesteps, noise and x_t (eq. 4) for one training step of the 2-D DDPM (NumPy)."""
+    t = rng.integers(0, T, len(x0))
+    noise = rng.standard_normal(x0.shape, dtype=np.float32)
+    return t, noise, _per_sample(tab["sqrt_abar"], t, 2) * x0 + _per_sample(tab["sqrt_1m"], t, 2) * noise
+
+
 def _mlp_sizes():
     c = wl.MLP_CONFIG
     return (c["in_features"] + c["time_dim"],) + tuple(c["hidden"]) + (c["out_features"],)
@@ -127,9 +134,7 @@ def _dezero():
         x0 = wl.datasets.s_curve(sizes["batch"], seed=wl.SEED).astype(np.float32)
 
         def step():
-            t = rng.integers(0, T, len(x0))
-            noise = rng.standard_normal(x0.shape, dtype=np.float32)
-            xt = _per_sample(tab["sqrt_abar"], t, 2) * x0 + _per_sample(tab["sqrt_1m"], t, 2) * noise
+            t, noise, xt = _noisy_batch(rng, tab, x0, T)
             loss = F.mean_squared_error(model(xt, t), noise)
             model.cleargrads()
             loss.backward()
@@ -202,9 +207,7 @@ def _tinygrad():
         x0 = wl.datasets.s_curve(sizes["batch"], seed=wl.SEED).astype(np.float32)
 
         def step():
-            t = rng.integers(0, T, len(x0))
-            noise = rng.standard_normal(x0.shape, dtype=np.float32)
-            xt = _per_sample(tab["sqrt_abar"], t, 2) * x0 + _per_sample(tab["sqrt_1m"], t, 2) * noise
+            t, noise, xt = _noisy_batch(rng, tab, x0, T)
             with Context(TRAINING=1):
                 loss = ((model(Tensor(xt), t) - Tensor(noise)) ** 2).mean()
                 opt.zero_grad()
