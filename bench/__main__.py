@@ -15,7 +15,7 @@ import gc
 import sys
 import traceback
 
-from bench import harness, machine, report
+from bench import harness, machine, peers, report
 from bench import workloads as wl
 
 DEFAULT_OUT = "bench/results"
@@ -26,6 +26,8 @@ def _jsonable(sizes):
 
 
 def _build(workload, column, sizes):
+    if column.framework in peers.FRAMEWORKS:
+        return peers.build(column.framework, workload.key, sizes)
     if column.framework == "torch":
         from bench import torch_ref
 
@@ -62,7 +64,7 @@ def run_workload(workload, columns, quick, log):
 
     runs = {}
     for column in columns:
-        reason = harness.unavailable(column)
+        reason = harness.unavailable(column, workload.key)
         if reason is not None:
             entry["results"][column.key] = {"na": reason}
             continue

@@ -1,7 +1,7 @@
 """The measuring machinery: the columns of the table, the kernel switch, the timer.
 
 A column is one way to run a workload: minigen on NumPy or CuPy with the reference or the
-Numba kernels, or PyTorch on CPU or CUDA. Columns that cannot run here report why ("n/a: no
+Numba kernels, PyTorch on CPU or CUDA, or a from-scratch peer (:mod:`bench.peers`). Columns that cannot run here report why ("n/a: no
 GPU") instead of failing. Timings are medians of ``reps`` runs after ``warmup`` runs, all in
 this process, the columns of a workload timed round-robin (``measure_interleaved``); on a
 GPU the device is synchronised before every clock read, so a run's time includes its queued
@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import kernels
+from bench import peers
 from minigen import backend
 
 
@@ -22,7 +23,7 @@ from minigen import backend
 class Column:
     key: str
     label: str
-    framework: str  # "minigen" or "torch"
+    framework: str  # "minigen", "torch" or one of the peers (bench.peers.FRAMEWORKS)
     device: str  # "cpu" or "cuda"
     kernels: str = "auto"  # MINIGEN_KERNELS while a minigen column runs: "reference" or "auto"
 
@@ -39,6 +40,9 @@ COLUMNS = (
     Column("cupy-numba-cuda", "minigen CuPy + Numba-CUDA kernels", "minigen", "cuda", "auto"),
     Column("torch-cpu", "PyTorch CPU", "torch", "cpu"),
     Column("torch-cuda", "PyTorch CUDA", "torch", "cuda"),
+    Column("dezero", "DeZero", "dezero", "cpu"),
+    Column("tinygrad", "tinygrad CPU", "tinygrad", "cpu"),
+    Column("jax-cpu", "JAX CPU (jit)", "jax", "cpu"),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 
@@ -55,8 +59,11 @@ def torch_module():
     return torch
 
 
-def unavailable(column):
-    """Why ``column`` cannot run on this machine ("n/a: ..."), or None when it can."""
+def unavailable(column, workload=None):
+    """Why ``column`` cannot run (workload ``workload``) on this machine ("n/a: ..."), or
+    None when it can."""
+    if column.framework in peers.FRAMEWORKS:
+        return peers.unavailable(column.framework, workload)
     if column.framework == "torch":
         torch = torch_module()
         if torch is None:

@@ -55,6 +55,9 @@ def set_threads(n):
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(n)
+    from bench import peers
+
+    peers.set_threads(n)
     return notes
 
 

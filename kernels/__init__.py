@@ -9,10 +9,10 @@ arrays C-contiguous, and hands them to one of three flavours with identical sign
   every call while the environment variable ``MINIGEN_KERNELS=reference`` is set (read at
   call time). The reference formulas run on NumPy and CuPy arrays alike.
 
-Convolutions use the im2col + GEMM reference on both devices (BLAS on the CPU, cuBLAS
-through CuPy on the GPU; the stride-1 input gradient as a full convolution with the flipped
-kernel), which measured faster than the Numba direct-convolution kernels on both
-(docs/performance.md); those stay available with ``MINIGEN_KERNELS=numba``.
+Convolutions on the CPU go through :mod:`kernels.conv_cpu` (Winograd F(4x4, 3x3) for the
+stride-1 3x3 convolutions, plain GEMMs for 1x1, im2col + BLAS otherwise; measurements in
+docs/performance.md); on the GPU through the im2col + GEMM reference on cuBLAS. The Numba
+direct-convolution kernels stay available with ``MINIGEN_KERNELS=numba``.
 
 Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use.
 """
@@ -36,7 +36,7 @@ _CHOICES = ("auto", "reference", "numba")
 def requested_backend():
     """``MINIGEN_KERNELS``: "reference" (plain array formulas everywhere), "numba" (Numba
     kernels everywhere, convolutions included) or "auto" (the default: Numba for the fused
-    elementwise kernels, im2col + BLAS / cuBLAS for convolutions)."""
+    elementwise kernels, kernels.conv_cpu / cuBLAS for convolutions)."""
     value = os.environ.get("MINIGEN_KERNELS", "auto") or "auto"
     if value not in _CHOICES:
         raise ValueError(f"MINIGEN_KERNELS must be one of {_CHOICES}, got {value!r}")
@@ -70,10 +70,14 @@ def available():
 
 def backend_for(x, gemm=False):
     """The flavour module that the dispatch functions use for data array ``x``; ``gemm``
-    marks the convolutions, which "auto" runs on (cu)BLAS through the reference."""
+    marks the convolutions, which "auto" runs through :mod:`kernels.conv_cpu` (Winograd
+    and BLAS) on NumPy arrays and on cuBLAS through the reference on CuPy arrays."""
     mode = requested_backend()
-    if mode == "reference" or (mode == "auto" and gemm):
+    if mode == "reference":
         return reference
+    if mode == "auto" and gemm:
+        cpu_path = None if is_cupy(x) else _flavour("conv_cpu")
+        return reference if cpu_path is None else cpu_path
     flavour = _flavour("cuda" if is_cupy(x) else "cpu")
     return reference if flavour is None else flavour
 

@@ -132,6 +132,9 @@ def limit_threads(n):
     before starting Python. Returns notes on what could not be capped (empty when all was)."""
     import numba
 
+    from kernels import threads
+
+    threads.prefer_workqueue()  # before Numba's pool starts: its idle threads then sleep
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         from threadpoolctl import threadpool_limits

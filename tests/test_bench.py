@@ -227,3 +227,15 @@ def test_torch_sampling_arithmetic_matches_minigen_ddpm():
                                ddpm.q_sample(x, t, noise), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(torch_ref.p_sample_step(tab, tx, tx, tt, tn).numpy(),
                                ddpm.p_sample(x, t, noise), rtol=1e-4, atol=1e-5)
+
+
+def test_peer_columns_say_why_they_cannot_run(monkeypatch):
+    """A peer column is "n/a: <why>" when its package is missing or the workload is not ported."""
+    from bench import peers
+
+    column = next(c for c in harness.COLUMNS if c.key == "dezero")
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    assert harness.unavailable(column, "W3") == "n/a: dezero not installed"
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: object())
+    assert harness.unavailable(column, "W2") == "n/a: UNet not ported (GroupNorm, attention)"
+    assert harness.unavailable(column, "W3") is None

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kernels
-from kernels import cpu, reference
+from kernels import conv_cpu, cpu, reference
 from tests.references import conv2d_loop
 
 DTYPES = [np.float32, np.float64]
@@ -332,9 +332,9 @@ def test_numpy_arrays_dispatch_to_numba_cpu(monkeypatch):
     assert kernels.backend_for(np.zeros(1)) is cpu
 
 
-def test_auto_runs_convolutions_on_blas_and_numba_mode_on_numba(monkeypatch):
+def test_auto_runs_convolutions_on_conv_cpu_and_numba_mode_on_numba(monkeypatch):
     monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
-    assert kernels.backend_for(np.zeros(1), gemm=True) is reference
+    assert kernels.backend_for(np.zeros(1), gemm=True) is conv_cpu
     monkeypatch.setenv("MINIGEN_KERNELS", "numba")
     assert kernels.backend_for(np.zeros(1), gemm=True) is cpu
     assert kernels.backend_for(np.zeros(1)) is cpu

@@ -37,7 +37,10 @@ def kernel_hw(v, name):
 
 
 def _with_bias(y, b):
-    return y if b is None else y + b.reshape(1, -1, 1, 1)
+    """y + b per channel, in place: y is the fresh array a kernel just returned."""
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
 
 
 class Conv2d(Function):

@@ -1,0 +1,65 @@
+"""The CPU convolution path of the "auto" kernels: each case to its fastest measured method.
+
+- 3x3, stride 1, padding <= 2, when the operand that im2col would copy (x for the forward
+  pass and the weight gradient, gy for the input gradient) has at least 16 channels:
+  Winograd F(4x4, 3x3) (:mod:`kernels.winograd`); with fewer channels im2col is small and
+  wins (1 and 8 channels measured faster with im2col, 16 about even, 32 and 64 faster
+  with Winograd);
+- 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
+  column matrix);
+- everything else (stride 2, other kernel sizes): the im2col + BLAS reference.
+
+Same names and signatures as :mod:`kernels.reference`; inputs validated and C-contiguous.
+Why these choices (times against the reference and PyTorch's oneDNN) is in
+docs/performance.md.
+"""
+import numpy
+
+from . import reference, threads, winograd
+
+TILE = 4  # F(4x4, 3x3): fewer multiplies than F(2x2, 3x3) and faster on every UNet shape
+
+
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _winograd(w_shape, stride, padding, channels):
+    return (w_shape[2:] == (3, 3) and stride == 1 and padding <= 2
+            and channels >= WINOGRAD_MIN_CHANNELS)
+
+
+def _pointwise(w_shape, stride, padding):
+    return w_shape[2:] == (1, 1) and stride == 1 and padding == 0
+
+
+def conv2d(x, w, stride=1, padding=0):
+    """NCHW cross-correlation without bias (see the module docstring for the method)."""
+    if _winograd(w.shape, stride, padding, x.shape[1]):
+        return winograd.conv2d(x, w, padding, TILE)
+    if _pointwise(w.shape, stride, padding):
+        n, c, h, w_in = x.shape
+        w_stack = numpy.broadcast_to(w.reshape(w.shape[0], c), (n, w.shape[0], c))
+        return threads.matmul(w_stack, x.reshape(n, c, h * w_in)).reshape(n, w.shape[0], h, w_in)
+    return reference.conv2d(x, w, stride, padding)
+
+
+def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
+    """dL/dx of :func:`conv2d` given gy = dL/dy."""
+    if _winograd(w.shape, stride, padding, gy.shape[1]):
+        return winograd.conv2d_grad_input(gy, w, padding, TILE)
+    if _pointwise(w.shape, stride, padding):
+        n, cout, h, w_in = gy.shape
+        w_stack = numpy.broadcast_to(w.reshape(cout, -1).T, (n, w.shape[1], cout))
+        return threads.matmul(w_stack, gy.reshape(n, cout, h * w_in)).reshape(x_shape)
+    return reference.conv2d_grad_input(gy, w, x_shape, stride, padding)
+
+
+def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
+    """dL/dw of :func:`conv2d` given gy = dL/dy."""
+    if _winograd(w_shape, stride, padding, x.shape[1]):
+        return winograd.conv2d_grad_weight(x, gy, padding, TILE)
+    if _pointwise(w_shape, stride, padding):
+        n, c = x.shape[:2]
+        gy_rows = gy.reshape(n, gy.shape[1], -1)
+        return threads.matmul(gy_rows, x.reshape(n, c, -1).transpose(0, 2, 1)).sum(axis=0).reshape(w_shape)
+    return reference.conv2d_grad_weight(x, gy, w_shape, stride, padding)

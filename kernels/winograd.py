@@ -1,0 +1,227 @@
+"""Winograd minimal-filtering convolution F(m x m, 3 x 3) (Lavin & Gray 2016) on the CPU.
+
+A 3x3 cross-correlation computes each m x m output tile from an alpha x alpha input tile d
+(alpha = m + 2) as
+
+    Y = A^T [ sum_c (G g_c G^T) . (B^T d_c B) ] A                    (Lavin & Gray, eq. 8)
+
+with elementwise products ".": alpha^2 multiplies per tile and channel pair instead of
+9 m^2. Summed over the channels, the products of one position (a, b) of the alpha x alpha
+grid are a matrix product over all tiles at once:
+
+    M[a, b] = V[a, b] @ U[a, b]^T,  V (P tiles, C), U (Cout, C)      (eq. 10, one GEMM each)
+
+so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS, through
+``numpy.matmul`` on stacked matrices) and an output transform (``_untile_transform``).
+
+The backward passes use the same pieces. The input gradient of a stride-1 convolution is
+the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
+gradient is the adjoint of the formula above: with dM = A dY A^T the transform of the
+output-gradient tiles (the same gather kernel with A in place of B^T),
+
+    dg_{o,c} = G^T [ sum_tiles dM_o . (B^T d_c B) ] G,
+
+again alpha^2 GEMMs, dM[a, b]^T @ V[a, b]. Tiles that overhang the output read zeros of gy,
+so the adjoint is exact.
+
+Numerics: the transforms multiply by exact small integers and, for F(4x4), by 1/6, 1/12 and
+1/24 (rounded to the data dtype), so the float32 result differs from the direct sum by more
+than the direct sum's own rounding: ``error_bound`` gives the first-order bound, which
+tests/test_winograd.py checks. Each parallel task (``prange``) owns one image's tiles; the
+kernels keep fastmath off, the innermost loops run over the contiguous channel axis.
+"""
+import functools
+
+import numpy
+
+from . import threads
+
+threads.prefer_workqueue()
+from numba import njit, prange  # noqa: E402 (after the threading layer is chosen)
+
+_PARALLEL = dict(parallel=True, cache=True, fastmath=False)
+
+# The transform matrices of Lavin & Gray 2016, section 4.1 (F(2x2, 3x3)) and 4.2 (F(4x4, 3x3)):
+# interpolation points 0, 1, -1 (F(2x2)) and 0, 1, -1, 2, -2 (F(4x4)), plus infinity.
+_MATRICES = {
+    2: dict(
+        BT=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        G=[[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        AT=[[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: dict(
+        BT=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+           [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        AT=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+            [0, 1, -1, 8, -8, 1]],
+    ),
+}
+TILE_SIZES = tuple(_MATRICES)
+
+
+@functools.lru_cache(maxsize=None)
+def matrices(m, dtype):
+    """(B^T, G, A^T) of F(m x m, 3 x 3) in ``dtype`` (shared: not to be written to)."""
+    if m not in _MATRICES:
+        raise ValueError(f"winograd: tile size m must be one of {TILE_SIZES}, got {m}")
+    return tuple(numpy.array(_MATRICES[m][k], dtype=dtype) for k in ("BT", "G", "AT"))
+
+
+@njit(**_PARALLEL)
+def _tile_transform(src, T, step, offset, tiles_h, tiles_w, out):
+    """out[a*alpha + b, p, c] = sum_{i, j} T[a, i] T[b, j] src[n, c, step*ty + i - offset,
+    step*tx + j - offset] for tile p = (n, ty, tx), reading zeros outside src.
+    T: (alpha, size) with size the tile's extent in src; out: (alpha^2, N*tiles_h*tiles_w, C).
+    Each image is first copied channels-last into a zero-bordered buffer, and the vertical
+    transform runs once per band of tile rows, over whole image rows (the tiles overlap)."""
+    n_batch, channels, h, w = src.shape
+    alpha, size = T.shape
+    ph, pw = step * (tiles_h - 1) + size, step * (tiles_w - 1) + size
+    for n in prange(n_batch):
+        image = numpy.zeros((ph, pw, channels), dtype=src.dtype)
+        for c in range(channels):
+            for y in range(max(0, -offset), min(h, ph - offset)):
+                for x in range(max(0, -offset), min(w, pw - offset)):
+                    image[y + offset, x + offset, c] = src[n, c, y, x]
+        band = numpy.empty((alpha, pw, channels), dtype=src.dtype)
+        for ty in range(tiles_h):
+            y0 = step * ty
+            band[:] = 0
+            for a in range(alpha):
+                for i in range(size):
+                    t = T[a, i]
+                    if t != 0:
+                        for x in range(pw):
+                            for c in range(channels):
+                                band[a, x, c] += t * image[y0 + i, x, c]
+            for tx in range(tiles_w):
+                p = (n * tiles_h + ty) * tiles_w + tx
+                x0 = step * tx
+                for a in range(alpha):
+                    for b in range(alpha):
+                        k = a * alpha + b
+                        out[k, p, :] = 0
+                        for j in range(size):
+                            t = T[b, j]
+                            if t != 0:
+                                for c in range(channels):
+                                    out[k, p, c] += t * band[a, x0 + j, c]
+
+
+@njit(**_PARALLEL)
+def _untile_transform(M, S, tiles_h, tiles_w, y):
+    """y[n, o, m*ty + i, m*tx + j] = sum_{a, b} S[i, a] S[j, b] M[a*alpha + b, p, o] for the
+    positions inside y; S = A^T (m, alpha), M (alpha^2, N*tiles_h*tiles_w, Cout). Each image
+    is assembled channels-last and copied out once."""
+    n_batch, c_out, h, w = y.shape
+    m, alpha = S.shape
+    for n in prange(n_batch):
+        half = numpy.empty((m, alpha, c_out), dtype=y.dtype)
+        image = numpy.zeros((m * tiles_h, m * tiles_w, c_out), dtype=y.dtype)
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                p = (n * tiles_h + ty) * tiles_w + tx
+                half[:] = 0
+                for i in range(m):
+                    for a in range(alpha):
+                        s = S[i, a]
+                        if s != 0:
+                            for b in range(alpha):
+                                for o in range(c_out):
+                                    half[i, b, o] += s * M[a * alpha + b, p, o]
+                for i in range(m):
+                    for j in range(m):
+                        for b in range(alpha):
+                            s = S[j, b]
+                            if s != 0:
+                                for o in range(c_out):
+                                    image[m * ty + i, m * tx + j, o] += s * half[i, b, o]
+        for o in range(c_out):
+            for yy in range(h):
+                for xx in range(w):
+                    y[n, o, yy, xx] = image[yy, xx, o]
+
+
+def _tiles(size, m):
+    return -(-size // m)
+
+
+def input_tiles(x, m, padding, out_hw):
+    """V = B^T d B for every input tile of the padded x: (alpha^2, P, C)."""
+    BT = matrices(m, x.dtype)[0]
+    th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
+    V = numpy.empty(((m + 2) ** 2, x.shape[0] * th * tw, x.shape[1]), dtype=x.dtype)
+    _tile_transform(x, BT, m, padding, th, tw, V)
+    return V
+
+
+def kernel_tiles(w, m):
+    """U = G g G^T for every filter: (alpha^2, Cout, C) from w (Cout, C, 3, 3)."""
+    G = matrices(m, w.dtype)[1]
+    alpha, filters = m + 2, w.shape[0] * w.shape[1]
+    right = (w.reshape(filters * 3, 3) @ G.T).reshape(filters, 3, alpha)  # g G^T
+    both = G @ right.transpose(1, 0, 2).reshape(3, filters * alpha)  # G g G^T as (a, f, b)
+    U = both.reshape(alpha, filters, alpha).transpose(0, 2, 1)
+    return numpy.ascontiguousarray(U).reshape(alpha * alpha, w.shape[0], w.shape[1])
+
+
+def conv2d(x, w, padding, m=4):
+    """Stride-1 3x3 cross-correlation of x (N, C, H, W) with w (Cout, C, 3, 3) by F(m x m, 3x3)."""
+    n, c, h, w_in = x.shape
+    out_hw = (h + 2 * padding - 2, w_in + 2 * padding - 2)
+    V = input_tiles(x, m, padding, out_hw)
+    M = threads.matmul(V, kernel_tiles(w, m).transpose(0, 2, 1))
+    y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
+    _untile_transform(M, matrices(m, x.dtype)[2], _tiles(out_hw[0], m), _tiles(out_hw[1], m), y)
+    return y
+
+
+def conv2d_grad_input(gy, w, padding, m=4):
+    """dL/dx of the stride-1 3x3 conv2d with the given padding (<= 2): the convolution of gy
+    with the flipped, transposed kernel and padding 2 - padding."""
+    w_flipped = numpy.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return conv2d(gy, w_flipped, 2 - padding, m)
+
+
+def conv2d_grad_weight(x, gy, padding, m=4):
+    """dL/dw of the stride-1 3x3 conv2d: G^T [sum_tiles (A dY A^T) . (B^T d B)] G."""
+    th, tw = _tiles(gy.shape[2], m), _tiles(gy.shape[3], m)
+    V = input_tiles(x, m, padding, gy.shape[2:])
+    AT = matrices(m, x.dtype)[2]
+    dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
+    _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
+    dU = threads.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
+    alpha, filters = m + 2, gy.shape[1] * x.shape[1]
+    G = matrices(m, x.dtype)[1]
+    left = (G.T @ dU.reshape(alpha, alpha * filters)).reshape(3, alpha, filters)  # G^T dU
+    both = left.transpose(0, 2, 1).reshape(3 * filters, alpha) @ G  # (i, f, j)
+    return numpy.ascontiguousarray(both.reshape(3, filters, 3).transpose(1, 0, 2)).reshape(
+        gy.shape[1], x.shape[1], 3, 3)
+
+
+def error_bound(x, w, padding, m):
+    """A first-order bound on |F(m) result - exact convolution|, elementwise, for data in the
+    dtype of x: gamma_k * A^T [sum_c |G||g||G|^T . |B^T||d||B|] |A| with |.| elementwise and
+    gamma_k = k u / (1 - k u), u the unit roundoff, k the longest chain of roundings (the
+    transforms' sums, the channel sum, the products and the rounded entries of G).
+
+    This is the standard bound for a product of matrices evaluated in floating point
+    (Higham 2002, section 3.5), applied to the three transforms and the channel sum."""
+    u = numpy.finfo(x.dtype).eps / 2
+    alpha = m + 2
+    C = x.shape[1]
+    k = C + 2 * alpha + 2 * 3 + 2 * alpha + 4
+    gamma = k * u / (1 - k * u)
+    ax, aw = numpy.abs(x.astype(numpy.float64)), numpy.abs(w.astype(numpy.float64))
+    BT, G, AT = (numpy.abs(numpy.array(_MATRICES[m][key], dtype=numpy.float64))
+                 for key in ("BT", "G", "AT"))
+    out_hw = (x.shape[2] + 2 * padding - 2, x.shape[3] + 2 * padding - 2)
+    V = numpy.empty((alpha * alpha, x.shape[0] * _tiles(out_hw[0], m) * _tiles(out_hw[1], m), C))
+    _tile_transform(ax, BT, m, padding, _tiles(out_hw[0], m), _tiles(out_hw[1], m), V)
+    U = numpy.einsum("ai,ocij,bj->aboc", G, aw, G).reshape(alpha * alpha, w.shape[0], C)
+    M = numpy.matmul(V, U.transpose(0, 2, 1))
+    y = numpy.empty((x.shape[0], w.shape[0]) + out_hw)
+    _untile_transform(M, AT, _tiles(out_hw[0], m), _tiles(out_hw[1], m), y)
+    return gamma * y

@@ -1,0 +1,145 @@
+"""Winograd F(m x m, 3x3) (kernels.winograd) against the direct definition, its float32
+error against the stated bound, and the CPU convolution path (kernels.conv_cpu) that uses it."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kernels import conv_cpu, reference, threads, winograd
+from tests.references import conv2d_loop
+
+
+@st.composite
+def winograd_case(draw):
+    """A stride-1 3x3 geometry (any padding the path accepts, sizes not multiples of m)."""
+    n, c, c_out = (draw(st.integers(1, 3)) for _ in range(3))
+    padding = draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, 3 - 2 * padding), 9))
+    w_in = draw(st.integers(max(1, 3 - 2 * padding), 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return (rng.standard_normal((n, c, h, w_in)), rng.standard_normal((c_out, c, 3, 3)),
+            padding, draw(st.sampled_from(winograd.TILE_SIZES)))
+
+
+@given(case=winograd_case())
+def test_winograd_float64_is_the_direct_convolution_and_its_adjoints(case):
+    x, w, padding, m = case
+    y = winograd.conv2d(x, w, padding, m)
+    np.testing.assert_allclose(y, conv2d_loop(x, w, None, 1, padding), rtol=1e-10, atol=1e-10)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(winograd.conv2d_grad_input(gy, w, padding, m),
+                               reference.conv2d_grad_input(gy, w, x.shape, 1, padding),
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(winograd.conv2d_grad_weight(x, gy, padding, m),
+                               reference.conv2d_grad_weight(x, gy, w.shape, 1, padding),
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
+@pytest.mark.parametrize("shape", [(4, 32, 32, 16), (2, 64, 64, 8), (3, 5, 7, 11)])
+def test_winograd_float32_error_is_within_the_bound(m, shape):
+    """|F(m) in float32 - exact| <= gamma_k A^T[sum_c |G||g||G|^T . |B^T||d||B|]|A| for the
+    forward pass and for the input gradient (a forward pass with the flipped kernel)."""
+    n, c, c_out, size = shape
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal((n, c, size, size)).astype(np.float32)
+    w = (rng.standard_normal((c_out, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    exact = reference.conv2d(x.astype(np.float64), w.astype(np.float64), 1, 1)
+    error = np.abs(winograd.conv2d(x, w, 1, m) - exact)
+    assert (error <= winograd.error_bound(x, w, 1, m)).all()
+    gy = rng.standard_normal(exact.shape).astype(np.float32)
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    exact_gx = reference.conv2d_grad_input(gy.astype(np.float64), w.astype(np.float64), x.shape, 1, 1)
+    error_gx = np.abs(winograd.conv2d_grad_input(gy, w, 1, m) - exact_gx)
+    assert (error_gx <= winograd.error_bound(gy, w_flipped, 1, m)).all()
+
+
+def test_error_bound_is_attained_in_order_of_magnitude():
+    """The bound is not vacuous: float32 F(4x4) errors reach a visible fraction of it,
+    and exceed those of F(2x2) (larger transform coefficients)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) / 17).astype(np.float32)
+    exact = reference.conv2d(x.astype(np.float64), w.astype(np.float64), 1, 1)
+    err = {m: np.abs(winograd.conv2d(x, w, 1, m) - exact).max() for m in winograd.TILE_SIZES}
+    bound = winograd.error_bound(x, w, 1, 4).max()
+    assert err[4] > err[2]
+    assert err[4] > 1e-3 * bound
+
+
+def test_tile_size_must_be_known():
+    with pytest.raises(ValueError, match="tile size m must be one of"):
+        winograd.matrices(3, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", [(3, 1, 1), (3, 1, 2), (3, 2, 1), (1, 1, 0), (1, 2, 0),
+                                      (1, 1, 1), (2, 1, 0)])
+def test_conv_cpu_matches_the_reference_on_every_branch(dtype, geometry):
+    """Winograd (3x3, stride 1, enough channels), pointwise (1x1, stride 1, no padding) and
+    the im2col fallback, forward and both gradients, float32 and float64."""
+    k, stride, padding = geometry
+    rng = np.random.default_rng(k + 10 * stride + 100 * padding)
+    channels = conv_cpu.WINOGRAD_MIN_CHANNELS
+    x = rng.standard_normal((2, channels, 9, 10)).astype(dtype)
+    w = (rng.standard_normal((channels, channels, k, k)) / k).astype(dtype)
+    y = conv_cpu.conv2d(x, w, stride, padding)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y, conv2d_loop(x, w, None, stride, padding), **tol)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = conv_cpu.conv2d_grad_input(gy, w, x.shape, stride, padding)
+    gw = conv_cpu.conv2d_grad_weight(x, gy, w.shape, stride, padding)
+    assert y.dtype == gx.dtype == gw.dtype == dtype and gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gx, reference.conv2d_grad_input(gy, w, x.shape, stride, padding), **tol)
+    np.testing.assert_allclose(gw, reference.conv2d_grad_weight(x, gy, w.shape, stride, padding), **tol)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_threaded_matmul_is_numpy_matmul(count):
+    """kernels.threads.matmul splits the stack over Numba's thread count, BLAS single-threaded."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(count)
+    a, b = rng.standard_normal((5, 7, 3)), rng.standard_normal((5, 3, 4))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        np.testing.assert_allclose(threads.matmul(a, b), np.matmul(a, b), rtol=1e-13, atol=1e-13)
+        stacked = np.broadcast_to(a[0], (5, 7, 3))
+        np.testing.assert_allclose(threads.matmul(stacked, b), np.matmul(stacked, b),
+                                   rtol=1e-13, atol=1e-13)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
+    """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""
+    calls = []
+    monkeypatch.setattr(winograd, "conv2d", lambda *a: calls.append(a) or reference.conv2d(a[0], a[1], 1, a[2]))
+    rng = np.random.default_rng(0)
+    few, many = conv_cpu.WINOGRAD_MIN_CHANNELS - 1, conv_cpu.WINOGRAD_MIN_CHANNELS
+    conv_cpu.conv2d(rng.standard_normal((1, few, 6, 6)), rng.standard_normal((2, few, 3, 3)), 1, 1)
+    assert not calls
+    conv_cpu.conv2d(rng.standard_normal((1, many, 6, 6)), rng.standard_normal((2, many, 3, 3)), 1, 1)
+    assert len(calls) == 1
+
+
+def test_numba_threads_use_the_workqueue_layer_unless_chosen():
+    """kernels.threads.prefer_workqueue: the layer whose idle threads sleep, unless
+    NUMBA_THREADING_LAYER names one (run in fresh interpreters: the layer is per process)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from kernels import conv_cpu; import numba; "
+            "x = np.ones((1, 16, 4, 4)); conv_cpu.conv2d(x, np.ones((2, 16, 3, 3)), 1, 1); "
+            "print(numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "workqueue"
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "NUMBA_THREADING_LAYER": "omp"}, check=False)
+    if chosen.returncode == 0:  # the OpenMP layer exists in this Numba build
+        assert chosen.stdout.strip() == "omp"
