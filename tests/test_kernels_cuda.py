@@ -5,6 +5,7 @@ Runs in Numba's CUDA simulator on NumPy arrays:
 and on a real GPU on CuPy arrays (``-m cudasim`` without the variable). Skipped when neither
 is available. Shapes stay tiny: the simulator runs every GPU thread as a Python thread.
 """
+import importlib
 import os
 
 import numpy as np
@@ -189,6 +190,9 @@ def test_dispatch_routes_by_array_type(xp, monkeypatch):
     assert kernels.available()["cuda"]
     expected = gpu if xp.__name__ == "cupy" else kernels.cpu
     assert kernels.backend_for(xp.zeros(1)) is expected
-    assert kernels.backend_for(xp.zeros(1), gemm=True) is reference  # convolutions: (cu)BLAS
+    # convolutions: Winograd/BLAS (kernels.conv_cpu) on NumPy arrays, cuBLAS via the reference
+    # on CuPy arrays
+    conv_path = reference if xp.__name__ == "cupy" else importlib.import_module("kernels.conv_cpu")
+    assert kernels.backend_for(xp.zeros(1), gemm=True) is conv_path
     monkeypatch.setenv("MINIGEN_KERNELS", "numba")
     assert kernels.backend_for(xp.zeros(1), gemm=True) is expected
