@@ -15,16 +15,19 @@ generator, whose state the checkpoint holds: a resumed run ends bit-identical to
 uninterrupted one, on the GPU too.
 """
 import os
+import warnings
 
 import numpy as np
 
 from minigen import backend, nn, optim
-from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
+from minigen.errors import InvalidInput
+from minigen.nn.module import eval_mode
+from minigen.tensor import no_grad
 from minigen.trainer import (
-    CHECKPOINT_FILE, Trainer, check_options, denormalize, fit_normalization, normalize, read_run,
-    read_run_config,
+    Trainer, check_options, check_resume_data, data_fingerprint, denormalize, fit_normalization,
+    ignored_on_resume, load_data, normalize, open_run, read_run, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -54,7 +57,7 @@ def defaults_for(data):
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in VECTOR_DEFAULTS.items()}
     if data.ndim == 4:
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in IMAGE_DEFAULTS.items()}
-    raise ValueError(
+    raise InvalidInput(
         "DDPMTrainer: data must be vectors (n, d) or images (n, C, H, W), got shape "
         f"{data.shape}"
     )
@@ -69,7 +72,7 @@ def denoiser_config(name, config, data_shape):
         config.setdefault("out_features", data_shape[1])
     elif name == "UNet":
         if data_shape[2] != data_shape[3]:
-            raise ValueError(
+            raise InvalidInput(
                 "DDPMTrainer: the UNet needs square images, got "
                 f"{data_shape[2]}x{data_shape[3]}"
             )
@@ -99,12 +102,13 @@ class DDPMTrainer(Trainer):
         data = np.asarray(data)
         opts = check_options("DDPMTrainer", options, defaults_for(data))
         if not np.all(np.isfinite(data)):
-            raise ValueError("DDPMTrainer: data contains NaN or inf values")
+            raise InvalidInput("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
-            raise ValueError(f"DDPMTrainer: need at least 2 training examples, got {len(data)}")
+            raise InvalidInput(f"DDPMTrainer: need at least 2 training examples, got {len(data)}")
         normalization = normalization or fit_normalization(data)
         config = {"data": data_name, "data_shape": list(data.shape[1:]),
-                  "normalization": normalization, **opts}
+                  "data_fingerprint": data_fingerprint(data), "normalization": normalization,
+                  **opts}
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=checkpoint_every,
                          progress=progress, config=config)
         self.opts, self.figures, self.device = opts, figures, device
@@ -120,6 +124,14 @@ class DDPMTrainer(Trainer):
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
         self.samples, self.quality = None, {}  # of the latest figures (EMA weights)
+        # a fixed batch, t and noise for health_metrics (its own generator: the training's
+        # random stream is not touched)
+        probe = np.random.default_rng(0)
+        self._probe_batch = (
+            self.data[backend.to_device(probe.integers(0, len(data), size=min(len(data), 256)),
+                                        device)],
+            int(probe.integers(2**31)),
+        )
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
@@ -147,6 +159,12 @@ class DDPMTrainer(Trainer):
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+    def health_metrics(self):
+        """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""
+        x0, seed = self._probe_batch
+        with no_grad(), eval_mode(self.model):
+            return {"loss": self.ddpm.loss(x0, seed=seed).item()}
 
     def on_checkpoint(self, step):
         if self.figures:
@@ -177,62 +195,83 @@ class DDPMTrainer(Trainer):
                                sampler, steps, eta, seed, progress, return_trajectory)
 
 
+SAMPLE_CHUNK_ELEMENTS = 1 << 18
+"""Values per sampling chunk (131072 2-D points, 4096 8x8 images): the chain's memory is
+bounded by the chunk, not by ``n``."""
+
+
 def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None, eta=0.0, seed=0,
-                progress=False, return_trajectory=False):
+                progress=False, return_trajectory=False, out=None, check_finite=False):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
     ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps) or "ddim" (``steps``, default 50,
-    with ``eta``). With ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory
-    left in model units (it is what the model sees)."""
-    shape = (int(n),) + tuple(sample_shape)
+    with ``eta``). The chains run in chunks of :data:`SAMPLE_CHUNK_ELEMENTS` values, one
+    generator (``seed``) drawing for all of them in turn; ``out`` (n, *sample_shape) receives
+    them if given, ``check_finite`` refuses NaN/inf samples (see
+    :func:`minigen.trainer.sample_in_chunks`). With ``return_trajectory`` (one chunk: all
+    ``n`` at once) returns ``(samples, {t: x_t})``, the trajectory left in model units (it is
+    what the model sees)."""
     if sampler == "ddpm":
         if steps not in (None, ddpm.schedule.T):
-            raise ValueError(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
-                             f"use --sampler ddim for {steps} steps")
-        out = ddpm.sample(shape, progress=progress, seed=seed, return_trajectory=return_trajectory)
-    elif sampler == "ddim":
-        out = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, progress=progress,
-                               seed=seed, return_trajectory=return_trajectory)
-    else:
-        raise ValueError(f"sample: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+            raise InvalidInput(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
+                               f"use --sampler ddim for {steps} steps")
+    elif sampler != "ddim":
+        raise InvalidInput(f"sample: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    if seed is not None and not hasattr(seed, "standard_normal"):
+        seed = backend.xp_for(ddpm.model.parameters()[0].device).random.default_rng(seed)
+
+    def draw(m, return_trajectory=False):
+        shape = (m, *sample_shape)
+        if sampler == "ddpm":
+            x = ddpm.sample(shape, progress=progress, seed=seed,
+                            return_trajectory=return_trajectory)
+        else:
+            x = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta,
+                                 progress=progress, seed=seed, return_trajectory=return_trajectory)
+        if return_trajectory is not False:
+            return x
+        x = backend.to_numpy(x)
+        return x, denormalize(x, normalization)
+
     if return_trajectory is not False:
-        x, trajectory = out
+        x, trajectory = draw(int(n), return_trajectory)
         return denormalize(backend.to_numpy(x), normalization), trajectory
-    return denormalize(backend.to_numpy(out), normalization)
+    chunk = max(1, SAMPLE_CHUNK_ELEMENTS // int(np.prod(sample_shape)))
+    return sample_in_chunks(draw, n, chunk, out=out, check_finite=check_finite)
 
 
-def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figures=True,
-               checkpoint_every=1000, device="cpu", **options):
+def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, figures=True,
+               checkpoint_every=1000, device="cpu", overwrite=False, **options):
     """Train a DDPM in ``out_dir`` and return the :class:`DDPMTrainer` (``minigen train ddpm``).
 
-    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``; "digits" are
-    the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array. ``options``: see
-    :class:`DDPMTrainer`. With ``resume`` and a checkpoint in ``out_dir`` the run continues
-    (to ``steps``) with the seed, options and normalisation it was started with, bit for bit
-    as if it had never stopped; without a checkpoint it starts afresh. ``device`` ("cpu" or
-    "cuda") is where the model trains; a run may resume on the other device."""
-    resuming = resume and os.path.exists(os.path.join(os.fspath(out_dir), CHECKPOINT_FILE))
-    if resuming:
-        config = read_run_config(out_dir)
-        if config.get("kind") != "ddpm":
-            raise ValueError(
-                f"train_ddpm: {out_dir!s} holds a {config.get('kind')!r} run, not a "
-                "DDPM"
-            )
-        seed = config["seed"]
-    data_name = None
-    if isinstance(data, (str, os.PathLike)):
-        data_name = os.fspath(data)
-        data = datasets.load_dataset(data_name, seed=seed)
-    if resuming:
-        options = {k: config[k] for k in defaults_for(data)}
-        options["normalization"] = config["normalization"]
+    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``, default 0;
+    "digits" are the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array.
+    ``options``: see :class:`DDPMTrainer`. ``out_dir`` belongs to one run
+    (:func:`minigen.trainer.open_run`): a directory that holds a run is refused unless
+    ``resume`` or ``overwrite``. With ``resume`` the run continues (to ``steps``) with the
+    seed, options and normalisation it was started with, bit for bit as if it had never
+    stopped, after checking that it is a DDPM run and ``data`` are its data; options given
+    that it ignores are named in a warning; without a checkpoint it starts afresh.
+    ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the other
+    device."""
+    saved = open_run(out_dir, "ddpm", resume, overwrite)
+    if saved is not None:
+        notice = ignored_on_resume({"seed": seed, **options}, saved)
+        if notice:
+            warnings.warn(notice, stacklevel=2)
+        seed = saved["seed"]
+    seed = 0 if seed is None else seed
+    data, data_name = load_data(data, seed)
+    if saved is not None:
+        check_resume_data(saved, data, out_dir)
+        options = {k: saved[k] for k in defaults_for(data)}
+        options["normalization"] = saved["normalization"]
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                           checkpoint_every=checkpoint_every, data_name=data_name, device=device,
                           **options)
-    if resuming:
+    if saved is not None and os.path.exists(trainer.checkpoint_path):
         trainer.resume()
-    trainer.fit()
+    trainer.fit(overwrite=overwrite or saved is not None)
     return trainer
 
 
@@ -253,9 +292,10 @@ def load_run(run_dir, use_ema=True, device="cpu"):
 
 
 def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
-               device="cpu"):
+               device="cpu", out=None):
     """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
-    computed on ``device``."""
+    computed on ``device`` in bounded memory (written into ``out`` if given). NaN/inf samples
+    raise ``NonFiniteSamples`` (``minigen.errors``)."""
     ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
-                       eta, seed, progress)
+                       eta, seed, progress, out=out, check_finite=True)
