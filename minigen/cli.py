@@ -6,25 +6,32 @@
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
 
-Mistakes in the arguments or the data (unknown dataset, unreadable or malformed file, a run
-directory that holds no run) print one line on stderr and exit with status 2, without a
-traceback; a diverging run (NaN loss) exits with status 1.
+Mistakes in the arguments, the data, the run directory or the output path
+(``minigen.errors.UserError``), and OS and memory errors, print one line on stderr and exit
+with status 2, without a traceback (``--debug`` shows it); any other exception is a bug and
+shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1, Ctrl-C
+with 130 after saving a checkpoint of the current step. ``train`` refuses a directory that
+holds a run unless ``--resume`` or ``--overwrite``.
 """
 import argparse
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 
 from minigen import backend
 from minigen import data as datasets
+from minigen.errors import InvalidInput, UserError
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
+MAX_COUNT = 2**31 - 1  # --n, --batch-size, --steps: beyond this no run fits in memory or time
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad command line: reported as one line, exit status 2."""
 
 
@@ -38,8 +45,20 @@ def _positive_int(text):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_COUNT}, got "
+                                         f"{value}")
+    return value
+
+
+def _unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (0: deterministic DDIM, "
+                                         f"1: DDPM-like noise), got {value}")
     return value
 
 
@@ -55,19 +74,25 @@ def build_parser():
     parser = _Parser(prog="minigen", description="Train and sample DDPMs and GANs built on "
                      "minigen's from-scratch autograd engine.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the traceback of user errors too")
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     for kind in ("ddpm", "gan"):
-        p = kinds.add_parser(kind, help=f"train a {kind.upper()}")
+        p = kinds.add_parser(kind, help=f"train a {kind.upper()}", parents=[common])
         p.add_argument("--data", required=True, type=_data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
         p.add_argument("--out", required=True, help="run directory (checkpoint, config, figures)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, help="default 0 (a resumed run keeps its own)")
         p.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint")
+                       help="continue the run in --out from its checkpoint (same data and "
+                            "kind; the run keeps its seed and options)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace the run that --out holds (without it, train refuses)")
         p.add_argument("--checkpoint-every", type=_positive_int,
                        help="steps between checkpoints and figures (default 1000)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,23 +110,25 @@ def build_parser():
                            "default 1)")
             p.add_argument("--loss", choices=("nonsaturating", "minimax"), default=None,
                            help="default: nonsaturating (tuned preset), minimax (paper)")
-            p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
+            p.add_argument("--preset", choices=("tuned", "paper"), default=None,
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
 
-    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample = commands.add_parser("sample", help="draw samples from a trained run",
+                                 parents=[common])
     sample.add_argument("run_dir")
     sample.add_argument("--n", required=True, type=_positive_int, help="number of samples")
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
                         help="DDPM runs: ancestral (all T steps) or DDIM")
     sample.add_argument("--steps", type=_positive_int, help="DDIM steps (default 50)")
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
+    sample.add_argument("--eta", type=_unit_interval, default=0.0,
+                        help="DDIM eta in [0, 1] (0: deterministic)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
-                               "write its figures")
+                               "write its figures", parents=[common])
     demo.add_argument("--out", default="minigen-demo")
     demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS)
     demo.add_argument("--seed", type=int, default=0)
@@ -128,44 +155,89 @@ def _train(args):
 
         options.update(k=args.k, loss=args.loss, preset=args.preset)
     trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
-                    progress=not args.quiet, figures=not args.no_figures, device=args.device,
-                    **options)
+                    overwrite=args.overwrite, progress=not args.quiet,
+                    figures=not args.no_figures, device=args.device, **options)
     print(f"trained {args.kind} to step {trainer.step}: {os.path.abspath(args.out)}")
 
 
 def _sample(args):
-    if not args.out.endswith(".npy"):
-        raise ValueError(f"--out must name a .npy file, got {args.out!r}")
-    from minigen.diffusion.trainer import sample_run
     from minigen.trainer import read_run_config
 
-    kind = read_run_config(args.run_dir).get("kind")
-    if kind == "ddpm":
-        samples = sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                             eta=args.eta, seed=args.seed, progress=True, device=args.device)
-    elif kind == "gan":
-        import minigen.gan as gan
+    _check_npy_target(args.out)
+    config = read_run_config(args.run_dir)
+    kind = config.get("kind")
+    if kind not in ("ddpm", "gan"):
+        raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    if kind == "gan" and (args.sampler != "ddpm" or args.steps is not None):
+        raise InvalidInput("--sampler/--steps apply to DDPM runs; this is a GAN run")
+    shape = tuple(config["data_shape"])
+    with _npy_output(args.out, (args.n, *shape)) as out:
+        if kind == "ddpm":
+            from minigen.diffusion.trainer import sample_run
 
-        if args.sampler != "ddpm" or args.steps is not None:
-            raise ValueError("--sampler/--steps apply to DDPM runs; this is a GAN run")
-        samples = gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device)
-    else:
-        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+            sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
+                       eta=args.eta, seed=args.seed, progress=True, device=args.device, out=out)
+        else:
+            import minigen.gan as gan
+
+            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
+    print(f"wrote {args.n} samples of shape {shape} to {args.out}")
+
+
+def _check_npy_target(path):
+    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory."""
+    if not path.endswith(".npy"):
+        raise InvalidInput(f"--out must name a .npy file, got {path!r}")
+    if os.path.isdir(path):
+        raise InvalidInput(f"--out {path} is a directory; name a .npy file")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InvalidInput(f"--out {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InvalidInput(f"--out {path}: the directory {directory} is not writable")
+
+
+@contextlib.contextmanager
+def _npy_output(path, shape):
+    """A float32 ``.npy`` array of ``shape`` mapped from a temporary file next to ``path``
+    (the samples go to disk chunk by chunk: memory stays bounded for any --n), renamed to
+    ``path`` when the block succeeds and deleted when it fails; refused when the disk has no
+    room for it."""
     import numpy as np
 
-    np.save(args.out, samples)
-    print(f"wrote {len(samples)} samples of shape {tuple(samples.shape[1:])} to {args.out}")
+    from minigen.checkpoint import temporary_path
+
+    directory = os.path.dirname(os.path.abspath(path))
+    size = 4 * int(np.prod(shape, dtype=object))
+    free = shutil.disk_usage(directory).free
+    if size > free:
+        raise InvalidInput(f"--out {path}: {shape[0]} samples take {size / 2**30:.3g} GiB, "
+                           f"{directory} has {free / 2**30:.3g} GiB free; use a smaller --n")
+    tmp = temporary_path(path)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        yield out
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True):
     """Train a DDPM on the S-curve and write its figures to ``out`` (the README's first
-    command). Returns ``(trainer, seconds)``; ``trainer.quality`` holds the numbers of 2000
-    ancestral samples (:func:`minigen.evaluate.evaluate_samples`)."""
+    command), replacing an earlier demo there (any other run is refused). Returns
+    ``(trainer, seconds)``; ``trainer.quality`` holds the numbers of 2000 ancestral samples
+    (:func:`minigen.evaluate.evaluate_samples`)."""
     from minigen.diffusion.trainer import train_ddpm
+    from minigen.trainer import CONFIG_FILE, read_run_config
 
+    earlier = os.path.isfile(os.path.join(out, CONFIG_FILE)) and read_run_config(out)
+    is_demo = bool(earlier) and earlier.get("kind") == "ddpm" and earlier.get("data") == "s_curve"
     start = time.perf_counter()
     trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
-                         checkpoint_every=steps)
+                         checkpoint_every=steps, overwrite=is_demo)
     seconds = time.perf_counter() - start
     return trainer, seconds
 
@@ -189,7 +261,7 @@ def _bench(args):
     never imports the bench tool)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isfile(os.path.join(root, "bench", "__main__.py")):
-        raise FileNotFoundError(
+        raise InvalidInput(
             "minigen bench runs bench/ of a source checkout; none next to "
             f"{os.path.dirname(os.path.abspath(__file__))}"
         )
@@ -201,31 +273,58 @@ COMMANDS = {"train": _train, "sample": _sample, "demo": _demo, "bench": _bench}
 
 def main(argv=None):
     """Entry point of ``minigen`` and ``python -m minigen``; returns the exit status."""
-    from minigen.trainer import TrainingDiverged
+    from minigen.trainer import TrainingDiverged, TrainingInterrupted
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
-        _check_device(getattr(args, "device", "cpu"))
-        status = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice
+            # NaN/inf are reported by the divergence and sample checks, in one line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            args = build_parser().parse_args(argv)
+            _check_device(getattr(args, "device", "cpu"))
+            status = COMMANDS[args.command](args)
     except UsageError as err:
         print(f"{err}  (see minigen --help)", file=sys.stderr)
         return 2
-    except USER_ERRORS as err:
-        print(f"minigen: error: {_one_line(err)}", file=sys.stderr)
+    except (UserError, OSError, MemoryError) as err:
+        if debug:
+            raise
+        print(f"minigen: error: {_describe(err)}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"minigen: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as err:
+        print(f"minigen: {_one_line(err)}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("minigen: interrupted", file=sys.stderr)
+        print("minigen: interrupted (nothing saved since the last checkpoint)", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0
 
 
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    """Warnings (e.g. ``errors.IgnoredOptions``) as one line, without source location."""
+    print(f"minigen: note: {_one_line(message)}", file=sys.stderr)
+
+
 def _check_device(device):
     if device == "cuda" and not backend.cuda_available():
-        raise ValueError("--device cuda: no CUDA GPU usable through CuPy here (install the "
-                         "extra: pip install 'minigen[gpu]')")
+        raise InvalidInput("--device cuda: no CUDA GPU usable through CuPy here (install the "
+                           "extra: pip install 'minigen[gpu]')")
+
+
+def _describe(err):
+    """One line for a user, OS or memory error."""
+    if isinstance(err, MemoryError):
+        return (f"out of memory ({_one_line(err) or 'MemoryError'}): use a smaller --batch-size "
+                "or --n")
+    if isinstance(err, OSError) and not isinstance(err, UserError) and err.strerror:
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror}{where}"
+    return _one_line(err)
 
 
 def _one_line(err):

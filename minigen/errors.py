@@ -29,3 +29,7 @@ class RunMismatch(UserError, ValueError):
 
 class NonFiniteSamples(UserError, ValueError):
     """Samples with NaN or infinite values (diverged weights, or overflow in data units)."""
+
+
+class IgnoredOptions(UserWarning):
+    """Options given to a resume that the resumed run does not use (it keeps its own)."""

@@ -22,7 +22,7 @@ import numpy as np
 from minigen import backend, nn, optim
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.errors import InvalidInput
+from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 from minigen.trainer import (
@@ -258,7 +258,7 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     if saved is not None:
         notice = ignored_on_resume({"seed": seed, **options}, saved)
         if notice:
-            warnings.warn(notice, stacklevel=2)
+            warnings.warn(notice, IgnoredOptions, stacklevel=2)
         seed = saved["seed"]
     seed = 0 if seed is None else seed
     data, data_name = load_data(data, seed)

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from minigen import backend, nn, optim
-from minigen.errors import InvalidInput
+from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
 from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
@@ -368,7 +368,7 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
         notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"],
                                            "preset": saved.get("preset", preset)})
         if notice:
-            warnings.warn(notice, stacklevel=2)
+            warnings.warn(notice, IgnoredOptions, stacklevel=2)
         options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
                               if name in options}}
         seed, preset = saved["seed"], saved.get("preset", preset)
