@@ -13,8 +13,10 @@ Dict keys must be non-empty strings without ``/``, backslash or NUL (they name z
 
 Writing goes to a temporary file in the target's directory, which is flushed, fsync'ed and
 then renamed over the target with ``os.replace`` (atomic on POSIX and Windows), so a crash in
-the middle of a save leaves the previous checkpoint untouched. GPU (CuPy) arrays are copied to
-the host with ``backend.to_numpy``; the live arrays are not moved. ``load`` returns NumPy arrays.
+the middle of a save leaves the previous checkpoint untouched (``atomic_write``; the
+temporary file a ``kill -9`` leaves is deleted by ``remove_temporaries``). GPU (CuPy)
+arrays are copied to the host with ``backend.to_numpy``; the live arrays are not moved.
+``load`` returns NumPy arrays.
 """
 import json
 import os
@@ -163,7 +165,8 @@ def load(path):
     """Read a checkpoint written by ``save``: the same nested structure, arrays as NumPy.
 
     Raises FileNotFoundError (``errors.MissingFile``) for a missing file and ValueError
-    (``errors.InvalidInput``) naming the file for a truncated or corrupt file, an ``.npz`` that minigen did not write, or a newer format.
+    (``errors.InvalidInput``) naming the file for a truncated or corrupt file, an ``.npz``
+    that minigen did not write, or a newer format.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -1,6 +1,6 @@
 """The ``minigen`` command line (also ``python -m minigen``).
 
-    minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--seed 0] [--resume]
+    minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
     minigen demo [--out minigen-demo] [--steps 6000]

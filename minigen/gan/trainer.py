@@ -187,7 +187,8 @@ class GANTrainer(Trainer):
             self._snapshot(0)
         # a fixed real batch and noise for health_metrics (own generator: the training's
         # random stream is not touched)
-        probe, m = np.random.default_rng(0), o["pack"] * max(1, min(o["batch_size"], 256) // o["pack"])
+        probe = np.random.default_rng(0)
+        m = o["pack"] * max(1, min(o["batch_size"], 256) // o["pack"])
         self._probe_batch = [backend.to_device(a, self.device) for a in (
             self.data[probe.integers(len(self.data), size=m)],
             noise_prior(m, o["latent_dim"], o["noise"], probe))]
