@@ -300,7 +300,9 @@ def main(argv=None):
         print(f"minigen: {_one_line(err)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("minigen: interrupted (nothing saved since the last checkpoint)", file=sys.stderr)
+        lost = ("nothing was saved since the last checkpoint" if argv[:1] == ["train"] else
+                "nothing was written")
+        print(f"minigen: interrupted ({lost})", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0
 
