@@ -288,8 +288,8 @@ def main(argv=None):
     except UsageError as err:
         print(f"{err}  (see minigen --help)", file=sys.stderr)
         return 2
-    except (UserError, OSError, MemoryError) as err:
-        if debug:
+    except (UserError, OSError, MemoryError, ModuleNotFoundError) as err:
+        if debug or _is_bug(err):
             raise
         print(f"minigen: error: {_describe(err)}", file=sys.stderr)
         return 2
@@ -318,8 +318,17 @@ def _check_device(device):
                            "extra: pip install 'minigen[gpu]')")
 
 
+def _is_bug(err):
+    """A missing module of minigen itself is a bug (its traceback shows); a missing optional
+    package is the user's to install."""
+    return (isinstance(err, ModuleNotFoundError)
+            and (err.name or "minigen").split(".")[0] in ("minigen", "kernels"))
+
+
 def _describe(err):
     """One line for a user, OS or memory error."""
+    if isinstance(err, ModuleNotFoundError):
+        return f"{_one_line(err)}: a package this command needs is not installed"
     if isinstance(err, MemoryError):
         return (f"out of memory ({_one_line(err) or 'MemoryError'}): use a smaller --batch-size "
                 "or --n")

@@ -181,14 +181,15 @@ def check_writable_directory(path, option):
 
 def load_data(data, seed):
     """``(array, name)`` of the training data: a dataset name of ``minigen.data.DATASETS``
-    (drawn with ``seed``) or a ``.npy``/``.npz`` path, loaded (bad ones raise
-    ``InvalidInput``), or an array, returned as it is with name None."""
+    (drawn with ``seed``) or a ``.npy``/``.npz`` path, loaded (bad ones, or a set whose
+    optional package is missing, raise ``InvalidInput``), or an array, returned as it is with
+    name None."""
     if not isinstance(data, (str, os.PathLike)):
         return data, None
     name = os.fspath(data)
     try:
         return datasets.load_dataset(name, seed=seed), name
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ImportError) as err:
         raise InvalidInput(str(err)) from err
 
 

@@ -337,6 +337,7 @@ def test_read_only_directories_give_one_line(run_dir, tmp_path, capsys):
 @pytest.mark.parametrize("error,fragment", [
     (MemoryError("Unable to allocate 7.28 TiB"), "out of memory"),
     (OSError(28, "No space left on device", "run/checkpoint.npz"), "No space left on device"),
+    (ModuleNotFoundError("No module named 'sklearn'", name="sklearn"), "not installed"),
 ])
 def test_os_and_memory_errors_give_one_line(tmp_path, error, fragment, capsys, monkeypatch):
     def fails(*args, **kwargs):
@@ -356,10 +357,14 @@ def test_library_bugs_keep_their_traceback_and_debug_shows_user_errors(run_dir, 
     def bug(*args, **kwargs):
         raise ValueError("an internal shape mismatch")
 
-    monkeypatch.setattr(ddpm_trainer, "train_ddpm", bug)
-    with pytest.raises(ValueError, match="internal"):
-        cli.main(["train", "ddpm", "--data", "s_curve", "--steps", "2", "--out",
-                  str(tmp_path / "r")])
+    def missing_module_of_minigen(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'minigen.gone'", name="minigen.gone")
+
+    for error, fails in [(ValueError, bug), (ModuleNotFoundError, missing_module_of_minigen)]:
+        monkeypatch.setattr(ddpm_trainer, "train_ddpm", fails)
+        with pytest.raises(error):
+            cli.main(["train", "ddpm", "--data", "s_curve", "--steps", "2", "--out",
+                      str(tmp_path / "r")])
 
 
 @pytest.mark.parametrize("argv,fragment", [
