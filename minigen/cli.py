@@ -133,6 +133,8 @@ def build_parser():
     demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace the run that --out holds (an earlier demo)")
     demo.add_argument("--threads", type=_positive_int, default=1,
                       help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads)")
 
@@ -225,26 +227,24 @@ def _npy_output(path, shape):
             os.unlink(tmp)
 
 
-def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True):
+def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=False):
     """Train a DDPM on the S-curve and write its figures to ``out`` (the README's first
-    command), replacing an earlier demo there (any other run is refused). Returns
-    ``(trainer, seconds)``; ``trainer.quality`` holds the numbers of 2000 ancestral samples
+    command; a run already there is refused unless ``overwrite``). Returns ``(trainer,
+    seconds)``; ``trainer.quality`` holds the numbers of 2000 ancestral samples
     (:func:`minigen.evaluate.evaluate_samples`)."""
     from minigen.diffusion.trainer import train_ddpm
-    from minigen.trainer import CONFIG_FILE, read_run_config
 
-    earlier = os.path.isfile(os.path.join(out, CONFIG_FILE)) and read_run_config(out)
-    is_demo = bool(earlier) and earlier.get("kind") == "ddpm" and earlier.get("data") == "s_curve"
     start = time.perf_counter()
     trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
-                         checkpoint_every=steps, overwrite=is_demo)
+                         checkpoint_every=steps, overwrite=overwrite)
     seconds = time.perf_counter() - start
     return trainer, seconds
 
 
 def _demo(args):
     backend.limit_threads(args.threads)
-    trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet)
+    trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet,
+                            overwrite=args.overwrite)
     q = trainer.quality
     print(f"trained a DDPM on the S-curve for {trainer.step} steps in {seconds:.0f} s "
           f"(training, 2000 samples and figures)")
