@@ -13,17 +13,21 @@ Dict keys must be non-empty strings without ``/``, backslash or NUL (they name z
 
 Writing goes to a temporary file in the target's directory, which is flushed, fsync'ed and
 then renamed over the target with ``os.replace`` (atomic on POSIX and Windows), so a crash in
-the middle of a save leaves the previous checkpoint untouched. GPU (CuPy) arrays are copied to
-the host with ``backend.to_numpy``; the live arrays are not moved. ``load`` returns NumPy arrays.
+the middle of a save leaves the previous checkpoint untouched (``atomic_write``; the
+temporary file a ``kill -9`` leaves is deleted by ``remove_temporaries``). GPU (CuPy)
+arrays are copied to the host with ``backend.to_numpy``; the live arrays are not moved.
+``load`` returns NumPy arrays.
 """
 import json
 import os
+import re
 import uuid
 import zipfile
 
 import numpy as np
 
 from minigen import backend
+from minigen.errors import InvalidInput, MissingFile
 
 FORMAT = "minigen-checkpoint"
 FORMAT_VERSION = 1
@@ -32,6 +36,8 @@ ARRAY_MARKER = "__ndarray__"
 SEPARATOR = "/"
 # Not allowed in keys: in zip entry names "/" nests, "\\" becomes "/" on Windows, NUL ends the name.
 BAD_KEY_CHARS = SEPARATOR + "\\\0"
+TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what temporary_path makes
 
 
 def _is_array(value):
@@ -103,18 +109,31 @@ def save(state, path):
     """
     if not isinstance(state, dict):
         raise TypeError(f"minigen.save: state must be a dict, got {type(state).__name__}")
-    path = os.fspath(path)
     arrays = {}
     tree = _encode(state, [], arrays)
     meta = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tree": tree})
     arrays[META_KEY] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    atomic_write(path, lambda f: _write_npz(f, arrays))
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+
+def temporary_path(path):
+    """Where :func:`atomic_write` puts the data for ``path`` before the rename: a hidden,
+    unique name in the same directory (``.NAME.<12 hex>.tmp``)."""
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    return os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}{TEMPORARY_SUFFIX}")
+
+
+def atomic_write(path, write, binary=True):
+    """Create or replace the file ``path`` with what ``write(f)`` writes, atomically: into a
+    temporary file of the same directory, flushed and fsync'ed, then renamed over ``path``
+    (``os.replace``). A crash at any moment leaves either the old file or the new one, and at
+    worst a temporary file that :func:`remove_temporaries` deletes."""
+    path = os.fspath(path)
+    tmp = temporary_path(path)
     try:
-        with open(tmp, "xb") as f:
-            _write_npz(f, arrays)
+        with open(tmp, "xb" if binary else "x") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -123,22 +142,35 @@ def save(state, path):
             os.unlink(tmp)
         raise
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
 
+def remove_temporaries(directory):
+    """Delete the temporary files that interrupted :func:`atomic_write` calls left in
+    ``directory`` (e.g. after ``kill -9``); returns their names."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    stale = sorted(name for name in os.listdir(directory) if TEMPORARY_NAME.match(name))
+    for name in stale:
+        os.unlink(os.path.join(directory, name))
+    return stale
+
+
 def load(path):
     """Read a checkpoint written by ``save``: the same nested structure, arrays as NumPy.
 
-    Raises FileNotFoundError for a missing file and ValueError naming the file for a
-    truncated or corrupt file, an ``.npz`` that minigen did not write, or a newer format.
+    Raises FileNotFoundError (``errors.MissingFile``) for a missing file and ValueError
+    (``errors.InvalidInput``) naming the file for a truncated or corrupt file, an ``.npz``
+    that minigen did not write, or a newer format.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"minigen.load: no checkpoint file at {path!r}")
+        raise MissingFile(f"minigen.load: no checkpoint file at {path!r}")
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":
@@ -158,7 +190,7 @@ def load(path):
         return _decode(meta["tree"], arrays)
     except Exception as error:  # zipfile.BadZipFile, OSError, EOFError, zlib/JSON errors ...
         detail = error if type(error) is ValueError else f"{type(error).__name__}: {error}"
-        raise ValueError(
+        raise InvalidInput(
             f"minigen.load: {path!r} is not a readable minigen checkpoint (truncated, corrupt "
             f"or foreign file): {detail}"
         ) from error

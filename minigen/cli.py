@@ -1,6 +1,6 @@
 """The ``minigen`` command line (also ``python -m minigen``).
 
-    minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--seed 0] [--resume]
+    minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
@@ -12,27 +12,34 @@
     minigen bench ...
     mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
 
-Mistakes in the arguments or the data (unknown dataset, unreadable or malformed file, a run
-directory that holds no run) print one line on stderr and exit with status 2, without a
-traceback; a diverging run (NaN loss) exits with status 1. Under ``mpiexec`` an error on any
-rank ends the whole job with that rank's traceback (``distributed.abort_on_error``).
+Mistakes in the arguments, the data, the run directory or the output path
+(``minigen.errors.UserError``), and OS and memory errors, print one line on stderr and exit
+with status 2, without a traceback (``--debug`` shows it); any other exception is a bug and
+shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1, Ctrl-C
+with 130 after saving a checkpoint of the current step. ``train`` refuses a directory that
+holds a run unless ``--resume`` or ``--overwrite``. Under ``mpiexec`` an error on any rank
+ends the whole job with that rank's traceback (``distributed.abort_on_error``).
 """
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 
 from minigen import backend, distributed
 from minigen import data as datasets
+from minigen.errors import InvalidInput, UserError
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
+MAX_COUNT = 2**31 - 1  # --n, --batch-size, --steps: beyond this no run fits in memory or time
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad command line: reported as one line, exit status 2."""
 
 
@@ -46,8 +53,20 @@ def _positive_int(text):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_COUNT}, got "
+                                         f"{value}")
+    return value
+
+
+def _unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (0: deterministic DDIM, "
+                                         f"1: DDPM-like noise), got {value}")
     return value
 
 
@@ -63,19 +82,25 @@ def build_parser():
     parser = _Parser(prog="minigen", description="Train and sample DDPMs and GANs built on "
                      "minigen's from-scratch autograd engine.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the traceback of user errors too")
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     for kind in ("ddpm", "gan"):
-        p = kinds.add_parser(kind, help=f"train a {kind.upper()}")
+        p = kinds.add_parser(kind, help=f"train a {kind.upper()}", parents=[common])
         p.add_argument("--data", required=True, type=_data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
         p.add_argument("--out", required=True, help="run directory (checkpoint, config, figures)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, help="default 0 (a resumed run keeps its own)")
         p.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint")
+                       help="continue the run in --out from its checkpoint (same data and "
+                            "kind; the run keeps its seed and options)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace the run that --out holds (without it, train refuses)")
         p.add_argument("--checkpoint-every", type=_positive_int,
                        help="steps between checkpoints and figures (default 1000)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,31 +122,37 @@ def build_parser():
             p.add_argument("--loss", choices=("nonsaturating", "minimax", "wasserstein"),
                            default=None,
                            help="default: nonsaturating (tuned preset), minimax (paper)")
-            p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
+            p.add_argument("--preset", choices=("tuned", "paper"), default=None,
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
         _add_option_arguments(p, kind)
 
-    sample = commands.add_parser("sample", help="draw samples from a trained run")
+    sample = commands.add_parser("sample", help="draw samples from a trained run",
+                                 parents=[common])
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
     sample.add_argument("--out", required=True, help="output .npy file")
-    sample.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default="ddpm",
-                        help="DDPM runs: ancestral (all T steps), DDIM or DPM-Solver++(2M)")
+    sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m"),
+                        default="ancestral",
+                        help="DDPM runs: ancestral (Algorithm 2, all T steps; 'ddpm' is the same), "
+                             "DDIM or DPM-Solver++(2M)")
     sample.add_argument("--steps", type=_positive_int,
                         help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
+    sample.add_argument("--eta", type=_unit_interval, default=0.0,
+                        help="DDIM eta in [0, 1] (0: deterministic)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
     _add_guidance_arguments(sample)
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
-                               "write its figures")
+                               "write its figures", parents=[common])
     demo.add_argument("--out", default="minigen-demo")
     demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace the run that --out holds (an earlier demo)")
     demo.add_argument("--threads", type=_positive_int, default=1,
                       help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads)")
 
@@ -179,7 +210,7 @@ def _trainer_options(args):
     for text in args.set:
         key, sep, value = text.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {text!r}")
+            raise InvalidInput(f"--set expects KEY=VALUE, got {text!r}")
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
@@ -223,20 +254,21 @@ def _add_guidance_arguments(sample):
 
 
 def _guided_sample(args, kind):
-    """The DDPM run's output for --from (SDEdit), --inpaint (RePaint) or plain --n."""
+    """The DDPM run's outputs for --from (SDEdit) or --inpaint (RePaint), one per input row;
+    None for plain sampling (--n)."""
     from minigen.diffusion import trainer
 
     if kind != "ddpm":
         if args.label is not None or args.guidance or args.from_file or args.inpaint:
-            raise ValueError("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
+            raise InvalidInput("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
                              f"{kind} run")
         return None
     if args.from_file and args.inpaint:
-        raise ValueError("use one of --from and --inpaint")
+        raise InvalidInput("use one of --from and --inpaint")
     if args.strength is not None and not args.from_file:
-        raise ValueError("--strength applies to --from (SDEdit)")
+        raise InvalidInput("--strength applies to --from (SDEdit)")
     if (args.from_file or args.inpaint) and args.n is not None:
-        raise ValueError("--n does not apply to --from/--inpaint: one output per input row")
+        raise InvalidInput("--n does not apply to --from/--inpaint: one output per input row")
     common = dict(seed=args.seed, progress=True, device=args.device, label=args.label,
                   guidance=args.guidance)
     if args.from_file:
@@ -247,13 +279,10 @@ def _guided_sample(args, kind):
     if args.inpaint:
         known = _read_array(args.inpaint, ".npz")
         if set(known) != {"x", "mask"}:
-            raise ValueError(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
+            raise InvalidInput(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
         return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample,
                                    args.jump, **common)
-    if args.n is None:
-        raise ValueError("--n is required (or --from/--inpaint)")
-    return trainer.sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                              eta=args.eta, **common)
+    return None
 
 
 def _read_array(path, ext):
@@ -261,12 +290,12 @@ def _read_array(path, ext):
     import numpy as np
 
     if not path.endswith(ext) or not os.path.isfile(path):
-        raise ValueError(f"{path}: expected an existing {ext} file")
+        raise InvalidInput(f"{path}: expected an existing {ext} file")
     try:
         loaded = np.load(path, allow_pickle=False)
         return dict(loaded) if ext == ".npz" else loaded
     except Exception as err:
-        raise ValueError(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
+        raise InvalidInput(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
 
 
 def _train(args):
@@ -290,51 +319,104 @@ def _train(args):
     options.update(_trainer_options(args))
     with distributed.abort_on_error(comm):
         trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
-                        progress=not args.quiet, figures=not args.no_figures,
-                        device=args.device, comm=comm, **options)
+                        overwrite=args.overwrite, progress=not args.quiet,
+                        figures=not args.no_figures, device=args.device, comm=comm, **options)
     distributed.on_main(print, f"trained {args.kind} to step {trainer.step}: "
                         f"{os.path.abspath(args.out)}", comm=comm)
 
 
 def _sample(args):
-    if not args.out.endswith(".npy"):
-        raise ValueError(f"--out must name a .npy file, got {args.out!r}")
     from minigen.trainer import read_run_config
 
-    kind = read_run_config(args.run_dir).get("kind")
+    _check_npy_target(args.out)
+    config = read_run_config(args.run_dir)
+    kind = config.get("kind")
     if kind not in ("ddpm", "gan"):
-        raise ValueError(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
-    samples = _guided_sample(args, kind)
-    if kind == "gan":
-        import minigen.gan as gan
+        raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    if kind == "gan" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
+        raise InvalidInput("--sampler/--steps apply to DDPM runs; this is a GAN run")
+    rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
+    if rows is not None:
+        with _npy_output(args.out, rows.shape) as out:
+            out[...] = rows
+        print(f"wrote {len(rows)} samples of shape {rows.shape[1:]} to {args.out}")
+        return
+    if args.n is None:
+        raise InvalidInput("--n is required (or --from/--inpaint)")
+    shape = tuple(config["data_shape"])
+    with _npy_output(args.out, (args.n, *shape)) as out:
+        if kind == "ddpm":
+            from minigen.diffusion.trainer import sample_run
 
-        if args.sampler != "ddpm" or args.steps is not None:
-            raise ValueError("--sampler/--steps apply to DDPM runs; this is a GAN run")
-        if args.n is None:
-            raise ValueError("--n is required")
-        samples = gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device)
+            sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
+                       eta=args.eta, seed=args.seed, progress=True, device=args.device,
+                       label=args.label, guidance=args.guidance, out=out)
+        else:
+            import minigen.gan as gan
+
+            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
+    print(f"wrote {args.n} samples of shape {shape} to {args.out}")
+
+
+def _check_npy_target(path):
+    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory."""
+    if not path.endswith(".npy"):
+        raise InvalidInput(f"--out must name a .npy file, got {path!r}")
+    if os.path.isdir(path):
+        raise InvalidInput(f"--out {path} is a directory; name a .npy file")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InvalidInput(f"--out {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InvalidInput(f"--out {path}: the directory {directory} is not writable")
+
+
+@contextlib.contextmanager
+def _npy_output(path, shape):
+    """A float32 ``.npy`` array of ``shape`` mapped from a temporary file next to ``path``
+    (the samples go to disk chunk by chunk: memory stays bounded for any --n), renamed to
+    ``path`` when the block succeeds and deleted when it fails; refused when the disk has no
+    room for it."""
     import numpy as np
 
-    np.save(args.out, samples)
-    print(f"wrote {len(samples)} samples of shape {tuple(samples.shape[1:])} to {args.out}")
+    from minigen.checkpoint import temporary_path
+
+    directory = os.path.dirname(os.path.abspath(path))
+    size = 4 * int(np.prod(shape, dtype=object))
+    free = shutil.disk_usage(directory).free
+    if size > free:
+        raise InvalidInput(f"--out {path}: {shape[0]} samples take {size / 2**30:.3g} GiB, "
+                           f"{directory} has {free / 2**30:.3g} GiB free; use a smaller --n")
+    tmp = temporary_path(path)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        yield out
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
-def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True):
+def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=False):
     """Train a DDPM on the S-curve and write its figures to ``out`` (the README's first
-    command). Returns ``(trainer, seconds)``; ``trainer.quality`` holds the numbers of 2000
-    ancestral samples (:func:`minigen.evaluate.evaluate_samples`)."""
+    command; a run already there is refused unless ``overwrite``). Returns ``(trainer,
+    seconds)``; ``trainer.quality`` holds the numbers of 2000 ancestral samples
+    (:func:`minigen.evaluate.evaluate_samples`)."""
     from minigen.diffusion.trainer import train_ddpm
 
     start = time.perf_counter()
     trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
-                         checkpoint_every=steps)
+                         checkpoint_every=steps, overwrite=overwrite)
     seconds = time.perf_counter() - start
     return trainer, seconds
 
 
 def _demo(args):
     backend.limit_threads(args.threads)
-    trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet)
+    trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet,
+                            overwrite=args.overwrite)
     q = trainer.quality
     print(f"trained a DDPM on the S-curve for {trainer.step} steps in {seconds:.0f} s "
           f"(training, 2000 samples and figures)")
@@ -351,7 +433,7 @@ def _bench(args):
     never imports the bench tool)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isfile(os.path.join(root, "bench", "__main__.py")):
-        raise FileNotFoundError(
+        raise InvalidInput(
             "minigen bench runs bench/ of a source checkout; none next to "
             f"{os.path.dirname(os.path.abspath(__file__))}"
         )
@@ -363,31 +445,71 @@ COMMANDS = {"train": _train, "sample": _sample, "demo": _demo, "bench": _bench}
 
 def main(argv=None):
     """Entry point of ``minigen`` and ``python -m minigen``; returns the exit status."""
-    from minigen.trainer import TrainingDiverged
+    from minigen.trainer import TrainingDiverged, TrainingInterrupted
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
-        _check_device(getattr(args, "device", "cpu"))
-        status = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice
+            # NaN/inf are reported by the divergence and sample checks, in one line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            args = build_parser().parse_args(argv)
+            if getattr(args, "sampler", None) == "ancestral":
+                args.sampler = "ddpm"  # the library's name for Algorithm 2's sampler
+            _check_device(getattr(args, "device", "cpu"))
+            status = COMMANDS[args.command](args)
     except UsageError as err:
         print(f"{err}  (see minigen --help)", file=sys.stderr)
         return 2
-    except USER_ERRORS as err:
-        print(f"minigen: error: {_one_line(err)}", file=sys.stderr)
+    except (UserError, OSError, MemoryError, ModuleNotFoundError) as err:
+        if debug or _is_bug(err):
+            raise
+        print(f"minigen: error: {_describe(err)}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"minigen: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as err:
+        print(f"minigen: {_one_line(err)}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("minigen: interrupted", file=sys.stderr)
+        lost = ("nothing was saved since the last checkpoint" if argv[:1] == ["train"] else
+                "nothing was written")
+        print(f"minigen: interrupted ({lost})", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0
 
 
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    """Warnings (e.g. ``errors.IgnoredOptions``) as one line, without source location."""
+    print(f"minigen: note: {_one_line(message)}", file=sys.stderr)
+
+
 def _check_device(device):
     if device == "cuda" and not backend.cuda_available():
-        raise ValueError("--device cuda: no CUDA GPU usable through CuPy here (install the "
-                         "extra: pip install 'minigen[gpu]')")
+        raise InvalidInput("--device cuda: no CUDA GPU usable through CuPy here (install the "
+                           "extra: pip install 'minigen[gpu]')")
+
+
+def _is_bug(err):
+    """A missing module of minigen itself is a bug (its traceback shows); a missing optional
+    package is the user's to install."""
+    return (isinstance(err, ModuleNotFoundError)
+            and (err.name or "minigen").split(".")[0] in ("minigen", "kernels"))
+
+
+def _describe(err):
+    """One line for a user, OS or memory error."""
+    if isinstance(err, ModuleNotFoundError):
+        return f"{_one_line(err)}: a package this command needs is not installed"
+    if isinstance(err, MemoryError):
+        return (f"out of memory ({_one_line(err) or 'MemoryError'}): use a smaller --batch-size "
+                "or --n")
+    if isinstance(err, OSError) and not isinstance(err, UserError) and err.strerror:
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror}{where}"
+    return _one_line(err)
 
 
 def _one_line(err):

@@ -160,6 +160,16 @@ def on_main(fn, *args, comm=None, **kwargs):
     return fn(*args, **kwargs) if is_main(comm) else None
 
 
+
+def any_rank(flag, comm=None):
+    """True when ``flag`` is true on any rank: one one-number reduction, so it is also the
+    point where all ranks agree (e.g. that a run directory may be written, or that Ctrl-C
+    reached one of them and every rank stops at the same step). One process: ``flag``."""
+    comm = world() if comm is None else comm
+    if comm.size == 1:
+        return bool(flag)
+    return bool(comm.allreduce_(np.array([float(bool(flag))]))[0] > 0)
+
 # --- the global batch ------------------------------------------------------------------
 def shard(n_global, rank, size):
     """The slice of a global batch of ``n_global`` examples that ``rank`` of ``size`` keeps:

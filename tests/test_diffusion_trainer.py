@@ -82,8 +82,9 @@ def test_resume_is_bit_exact(tmp_path):
                          checkpoint_every=20, **TINY)
     T.train_ddpm(x, 20, tmp_path / "split", seed=3, progress=False, figures=False,
                  checkpoint_every=20, **TINY)
-    resumed = T.train_ddpm(x, 40, tmp_path / "split", seed=99, resume=True, progress=False,
-                           figures=False, checkpoint_every=20)
+    with pytest.warns(UserWarning, match=r"ignores seed=99 \(the run's: 3\)"):
+        resumed = T.train_ddpm(x, 40, tmp_path / "split", seed=99, resume=True, progress=False,
+                               figures=False, checkpoint_every=20)
     assert resumed.step == 40 and resumed.seed == 3 and resumed.opts["batch_size"] == 32
     a, b = _flat_state(whole), _flat_state(resumed)
     assert a.keys() == b.keys()
@@ -103,7 +104,7 @@ def test_nan_loss_stops_training_with_a_clear_message(tmp_path):
     x = D.moons(200, seed=0)
     trainer = T.DDPMTrainer(x, tmp_path, 50, progress=False, figures=False, checkpoint_every=1,
                             lr=1e30, warmup_steps=0, grad_clip=None, **TINY)
-    with pytest.raises(TrainingDiverged, match=r"'loss' is (nan|inf) at step \d+"):
+    with pytest.raises(TrainingDiverged, match=r"'loss' is (nan|inf)"):
         trainer.fit()
     assert trainer.step < 50
 

@@ -179,6 +179,6 @@ def test_misuse(tmp_path):
     with pytest.raises(ValueError, match=r"reserved keys \['step'\]"):
         Reserved(tmp_path, 2, progress=False).fit()
     with pytest.raises(NotImplementedError, match="train_step"):
-        Trainer(tmp_path, 2, progress=False).fit()
+        Trainer(tmp_path / "bare", 2, progress=False).fit()
     with pytest.raises(ValueError, match="checkpoint_every"):
         Trainer(tmp_path, 2, checkpoint_every=0)

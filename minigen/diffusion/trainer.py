@@ -15,6 +15,7 @@ generator, whose state the checkpoint holds: a resumed run ends bit-identical to
 uninterrupted one, on the GPU too.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -22,9 +23,12 @@ from minigen import backend, distributed, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
+from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.nn.module import eval_mode
+from minigen.tensor import no_grad
 from minigen.trainer import (
-    CHECKPOINT_FILE, Trainer, check_options, denormalize, fit_normalization, normalize, read_run,
-    read_run_config,
+    Trainer, check_options, check_resume_data, data_fingerprint, denormalize, fit_normalization,
+    ignored_on_resume, load_data, normalize, open_run, read_run, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -59,7 +63,7 @@ def defaults_for(data):
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in VECTOR_DEFAULTS.items()}
     if data.ndim == 4:
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in IMAGE_DEFAULTS.items()}
-    raise ValueError(
+    raise InvalidInput(
         "DDPMTrainer: data must be vectors (n, d) or images (n, C, H, W), got shape "
         f"{data.shape}"
     )
@@ -74,7 +78,7 @@ def denoiser_config(name, config, data_shape):
         config.setdefault("out_features", data_shape[1])
     elif name == "UNet":
         if data_shape[2] != data_shape[3]:
-            raise ValueError(
+            raise InvalidInput(
                 "DDPMTrainer: the UNet needs square images, got "
                 f"{data_shape[2]}x{data_shape[3]}"
             )
@@ -115,13 +119,14 @@ class DDPMTrainer(Trainer):
         data = np.asarray(data)
         opts = check_options("DDPMTrainer", options, defaults_for(data))
         if not np.all(np.isfinite(data)):
-            raise ValueError("DDPMTrainer: data contains NaN or inf values")
+            raise InvalidInput("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
-            raise ValueError(f"DDPMTrainer: need at least 2 training examples, got {len(data)}")
+            raise InvalidInput(f"DDPMTrainer: need at least 2 training examples, got {len(data)}")
         self.labels = _check_labels(labels, data, opts) if opts["conditional"] else None
         normalization = normalization or fit_normalization(data)
         config = {"data": data_name, "data_shape": list(data.shape[1:]),
-                  "normalization": normalization, **opts}
+                  "data_fingerprint": data_fingerprint(data), "normalization": normalization,
+                  **opts}
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=checkpoint_every,
                          progress=progress, config=config, comm=comm)
         self.opts, self.figures, self.device = opts, figures, device
@@ -139,6 +144,14 @@ class DDPMTrainer(Trainer):
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
         self.samples, self.quality = None, {}  # of the latest figures (EMA weights)
+        # a fixed batch, t and noise for health_metrics (its own generator: the training's
+        # random stream is not touched)
+        probe = np.random.default_rng(0)
+        self._probe_batch = (
+            self.data[backend.to_device(probe.integers(0, len(data), size=min(len(data), 256)),
+                                        device)],
+            int(probe.integers(2**31)),
+        )
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
@@ -178,6 +191,12 @@ class DDPMTrainer(Trainer):
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
 
+    def health_metrics(self):
+        """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""
+        x0, seed = self._probe_batch
+        with no_grad(), eval_mode(self.model):
+            return {"loss": self.ddpm.loss(x0, seed=seed).item()}
+
     def on_checkpoint(self, step):
         if self.figures:
             from minigen.diffusion import figures
@@ -210,89 +229,120 @@ class DDPMTrainer(Trainer):
 
 def _check_labels(labels, data, opts):
     if labels is None:
-        raise ValueError("DDPMTrainer: conditional=True needs labels, one per row of the data "
+        raise InvalidInput("DDPMTrainer: conditional=True needs labels, one per row of the data "
                          "(labelled sets: digits, " + ", ".join(datasets.MIXTURES)
                          + ", or a .npz holding x and y)")
     labels = np.asarray(labels)
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or labels.min() < 0:
-        raise ValueError(f"DDPMTrainer: labels must be {len(data)} integers >= 0 (one per row "
+        raise InvalidInput(f"DDPMTrainer: labels must be {len(data)} integers >= 0 (one per row "
                          f"of the data), got dtype {labels.dtype} and shape {labels.shape}")
     if not 0 <= opts["label_dropout"] < 1:
-        raise ValueError(f"DDPMTrainer: label_dropout must lie in [0, 1), got "
+        raise InvalidInput(f"DDPMTrainer: label_dropout must lie in [0, 1), got "
                          f"{opts['label_dropout']!r}")
     return labels.astype(np.int64)
 
 
+SAMPLE_CHUNK_ELEMENTS = 1 << 18
+"""Values per sampling chunk (131072 2-D points, 4096 8x8 images): the chain's memory is
+bounded by the chunk, not by ``n``."""
+
+
 def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None, eta=0.0, seed=0,
-                progress=False, return_trajectory=False, y=None, guidance=0.0):
+                progress=False, return_trajectory=False, y=None, guidance=0.0, out=None,
+                check_finite=False):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
     ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps), "ddim" (``steps``, default 50,
     with ``eta``) or "dpm++2m" (DPM-Solver++(2M), ``steps``, default 20); ``y`` (labels) and
-    ``guidance`` as in :meth:`DDPM.model_output`. With
-    ``return_trajectory`` returns ``(samples, {t: x_t})``, the trajectory left in model units
-    (it is what the model sees)."""
-    shape = (int(n),) + tuple(sample_shape)
-    kw = dict(progress=progress, seed=seed, return_trajectory=return_trajectory, y=y,
-              guidance=guidance)
+    ``guidance`` as in :meth:`DDPM.model_output`. The chains run in chunks of
+    :data:`SAMPLE_CHUNK_ELEMENTS` values, one generator (``seed``) drawing for all of them in
+    turn; ``out`` (n, *sample_shape) receives them if given, ``check_finite`` refuses NaN/inf
+    samples (see :func:`minigen.trainer.sample_in_chunks`). With ``return_trajectory`` (one
+    chunk: all ``n`` at once) returns ``(samples, {t: x_t})``, the trajectory left in model
+    units (it is what the model sees)."""
     if sampler == "ddpm":
         if steps not in (None, ddpm.schedule.T):
-            raise ValueError(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
-                             f"use --sampler ddim for {steps} steps")
-        out = ddpm.sample(shape, **kw)
-    elif sampler == "ddim":
-        out = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, **kw)
-    elif sampler == "dpm++2m":
-        out = ddpm.dpm_solver_sample(shape, 20 if steps is None else steps, **kw)
-    else:
-        raise ValueError(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', got "
-                         f"{sampler!r}")
+            raise InvalidInput(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
+                               f"use --sampler ddim for {steps} steps")
+    elif sampler not in ("ddim", "dpm++2m"):
+        raise InvalidInput(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', got "
+                           f"{sampler!r}")
+    if seed is not None and not hasattr(seed, "standard_normal"):
+        seed = backend.xp_for(ddpm.model.parameters()[0].device).random.default_rng(seed)
+    per_row = None if y is None or np.ndim(y) == 0 else np.asarray(backend.to_numpy(y))
+    done = [0]  # samples drawn so far: per-row labels follow the chunks
+
+    def draw(m, return_trajectory=False):
+        shape = (m, *sample_shape)
+        labels = y if per_row is None else per_row[done[0]:done[0] + m]
+        done[0] += m
+        kw = dict(progress=progress, seed=seed, return_trajectory=return_trajectory, y=labels,
+                  guidance=guidance)
+        if sampler == "ddpm":
+            x = ddpm.sample(shape, **kw)
+        elif sampler == "ddim":
+            x = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, **kw)
+        else:
+            x = ddpm.dpm_solver_sample(shape, 20 if steps is None else steps, **kw)
+        if return_trajectory is not False:
+            return x
+        x = backend.to_numpy(x)
+        return x, denormalize(x, normalization)
+
     if return_trajectory is not False:
-        x, trajectory = out
+        x, trajectory = draw(int(n), return_trajectory)
         return denormalize(backend.to_numpy(x), normalization), trajectory
-    return denormalize(backend.to_numpy(out), normalization)
+    chunk = max(1, SAMPLE_CHUNK_ELEMENTS // int(np.prod(sample_shape)))
+    return sample_in_chunks(draw, n, chunk, out=out, check_finite=check_finite)
 
 
-def train_ddpm(data, steps, out_dir, seed=0, resume=False, progress=True, figures=True,
-               checkpoint_every=1000, device="cpu", labels=None, comm=None, **options):
+def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, figures=True,
+               checkpoint_every=1000, device="cpu", labels=None, overwrite=False, comm=None,
+               **options):
     """Train a DDPM in ``out_dir`` and return the :class:`DDPMTrainer` (``minigen train ddpm``).
 
-    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``; "digits" are
-    the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with ``labels`` for a
-    ``conditional`` run; a named set or file brings its own: see
-    :func:`minigen.data.load_labelled`). ``options``: see
-    :class:`DDPMTrainer`. With ``resume`` and a checkpoint in ``out_dir`` the run continues
-    (to ``steps``) with the seed, options and normalisation it was started with, bit for bit
-    as if it had never stopped; without a checkpoint it starts afresh. ``device`` ("cpu" or
-    "cuda") is where the model trains; a run may resume on the other device. ``comm``: the
-    ranks that train together (default: all ranks of ``mpiexec``, or this process alone); a
-    run may resume at another number of ranks."""
-    resuming = resume and os.path.exists(os.path.join(os.fspath(out_dir), CHECKPOINT_FILE))
-    if resuming:
-        config = read_run_config(out_dir)
-        if config.get("kind") != "ddpm":
-            raise ValueError(
-                f"train_ddpm: {out_dir!s} holds a {config.get('kind')!r} run, not a "
-                "DDPM"
-            )
-        seed = config["seed"]
-    data_name = None
-    if isinstance(data, (str, os.PathLike)):
+    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``, default 0;
+    "digits" are the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with
+    ``labels`` for a ``conditional`` run; a named set or file brings its own: see
+    :func:`minigen.data.load_labelled`). ``options``: see :class:`DDPMTrainer`. ``out_dir``
+    belongs to one run (:func:`minigen.trainer.open_run`): a directory that holds a run is
+    refused unless ``resume`` or ``overwrite``. With ``resume`` the run continues (to
+    ``steps``) with the seed, options and normalisation it was started with, bit for bit as if
+    it had never stopped, after checking that it is a DDPM run and ``data`` are its data;
+    options given that it ignores are named in a warning; without a checkpoint it starts
+    afresh. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
+    other device. ``comm``: the ranks that train together (default: all ranks of
+    ``mpiexec``, or this process alone); a run may resume at another number of ranks."""
+    saved = open_run(out_dir, "ddpm", resume, overwrite)
+    if saved is not None:
+        notice = ignored_on_resume({"seed": seed, **options}, saved)
+        if notice:
+            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        seed = saved["seed"]
+    seed = 0 if seed is None else seed
+    conditional = (saved if saved is not None else options).get("conditional")
+    if conditional and isinstance(data, (str, os.PathLike)):
         data_name = os.fspath(data)
-        data, labels = datasets.load_labelled(data_name, seed=seed)
-        conditional = config.get("conditional") if resuming else options.get("conditional")
-        if labels is None and conditional:
-            raise ValueError(f"--conditional: {data_name!r} has no labels (labelled sets: digits, "
-                             + ", ".join(datasets.MIXTURES) + ", or a .npz holding x and y)")
-    if resuming:
-        options = {k: config.get(k, v) for k, v in defaults_for(data).items()}
-        options["normalization"] = config["normalization"]
+        try:
+            data, labels = datasets.load_labelled(data_name, seed=seed)
+        except (ValueError, OSError, ImportError) as err:
+            raise InvalidInput(str(err)) from err
+        if labels is None:
+            raise InvalidInput(f"--conditional: {data_name!r} has no labels (labelled sets: "
+                               "digits, " + ", ".join(datasets.MIXTURES)
+                               + ", or a .npz holding x and y)")
+    else:
+        data, data_name = load_data(data, seed)
+    if saved is not None:
+        check_resume_data(saved, data, out_dir)
+        options = {k: saved.get(k, v) for k, v in defaults_for(data).items()}
+        options["normalization"] = saved["normalization"]
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                           checkpoint_every=checkpoint_every, data_name=data_name, device=device,
                           labels=labels, comm=comm, **options)
-    if resuming:
+    if saved is not None and os.path.exists(trainer.checkpoint_path):
         trainer.resume()
-    trainer.fit()
+    trainer.fit(overwrite=overwrite or saved is not None)
     return trainer
 
 
@@ -313,13 +363,16 @@ def load_run(run_dir, use_ema=True, device="cpu"):
 
 
 def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
-               device="cpu", label=None, guidance=0.0):
+               device="cpu", label=None, guidance=0.0, out=None):
     """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
-    computed on ``device``; ``label`` (an int; None: the null class) and ``guidance`` for
-    class-conditional runs (:meth:`DDPM.model_output`)."""
+    computed on ``device`` in bounded memory (written into ``out`` if given); ``label`` (an
+    int; None: the null class) and ``guidance`` for class-conditional runs
+    (:meth:`DDPM.model_output`). NaN/inf samples raise ``NonFiniteSamples``
+    (``minigen.errors``)."""
     ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
-                       eta, seed, progress, y=label, guidance=guidance)
+                       eta, seed, progress, y=label, guidance=guidance, out=out,
+                       check_finite=True)
 
 
 def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, progress=False,
@@ -342,7 +395,7 @@ def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, de
     ddpm, config = load_run(run_dir, device=device)
     x, mask = _inputs(x, config, "inpaint_run"), np.asarray(mask)
     if mask.shape != x.shape:
-        raise ValueError(f"inpaint_run: mask has shape {mask.shape}, x has {x.shape}; they "
+        raise InvalidInput(f"inpaint_run: mask has shape {mask.shape}, x has {x.shape}; they "
                          "must be equal")
     out = ddpm.inpaint(backend.to_device(normalize(x, config["normalization"]), device), mask,
                        resample=resample, jump=jump, y=label, guidance=guidance, seed=seed,
@@ -358,6 +411,6 @@ def _inputs(x, config, fn):
     if x.ndim == len(shape) and len(shape) == 3:
         x = x[:, None]
     if x.shape[1:] != shape or not np.all(np.isfinite(x)):
-        raise ValueError(f"{fn}: expected finite rows of shape {shape} (the run's data), got an "
+        raise InvalidInput(f"{fn}: expected finite rows of shape {shape} (the run's data), got an "
                          f"array of shape {x.shape}")
     return x

@@ -11,18 +11,23 @@ settings work at any scale.
 """
 import contextlib
 import os
+import warnings
 
 import numpy as np
 
-from minigen import backend, checkpoint, data as datasets, nn, optim
+from minigen import backend, nn, optim
+from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
 from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
-from minigen.gan.losses import LOSSES
+from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
-from minigen.trainer import CHECKPOINT_FILE, Trainer, check_options, fit_normalization, read_run
+from minigen.trainer import (
+    Trainer, check_options, check_resume_data, data_fingerprint, fit_normalization,
+    ignored_on_resume, load_data, open_run, read_run, sample_in_chunks,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -80,7 +85,7 @@ def defaults_for(data, preset="tuned"):
     """The default options for data of this shape, vectors (n, d) or images (n, C, H, W):
     the ``preset`` "tuned" (``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``)."""
     if preset not in PRESETS:
-        raise ValueError(f"GANTrainer: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        raise InvalidInput(f"GANTrainer: preset must be one of {sorted(PRESETS)}, got {preset!r}")
     if preset == "tuned" and np.ndim(data) == 4:
         return dict(IMAGE_DEFAULTS)
     return dict(PRESETS[preset])
@@ -89,27 +94,27 @@ def defaults_for(data, preset="tuned"):
 def _check_options(options, defaults):
     o = check_options("GANTrainer", options, defaults)
     if o["loss"] not in LOSSES:
-        raise ValueError(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
+        raise InvalidInput(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
     if o["penalty"] not in PENALTIES:
-        raise ValueError(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
+        raise InvalidInput(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
     if o["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"GANTrainer: optimizer must be one of {OPTIMIZERS}, got "
+        raise InvalidInput(f"GANTrainer: optimizer must be one of {OPTIMIZERS}, got "
                          f"{o['optimizer']!r}")
     if o["noise"] not in NOISES:
-        raise ValueError(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
+        raise InvalidInput(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
     for name in ("k", "batch_size", "latent_dim", "hidden", "depth", "pack", "base_channels"):
         if int(o[name]) != o[name] or o[name] < 1:
-            raise ValueError(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
+            raise InvalidInput(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
     if not o["input_scale"] > 0:
-        raise ValueError(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
+        raise InvalidInput(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
     if not 0 <= o["ema_decay"] < 1:
-        raise ValueError(f"GANTrainer: ema_decay must be in [0, 1), got {o['ema_decay']!r}")
+        raise InvalidInput(f"GANTrainer: ema_decay must be in [0, 1), got {o['ema_decay']!r}")
     if not 0 < o["top_k"] <= 1:
-        raise ValueError(f"GANTrainer: top_k must be in (0, 1], got {o['top_k']!r}")
+        raise InvalidInput(f"GANTrainer: top_k must be in (0, 1], got {o['top_k']!r}")
     if not 0 <= o["top_k_until"] <= 1:
-        raise ValueError(f"GANTrainer: top_k_until must be in [0, 1], got {o['top_k_until']!r}")
+        raise InvalidInput(f"GANTrainer: top_k_until must be in [0, 1], got {o['top_k_until']!r}")
     if o["batch_size"] % o["pack"]:
-        raise ValueError(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
+        raise InvalidInput(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
                          f"pack {o['pack']}")
     o["betas"] = tuple(o["betas"])
     return o
@@ -154,7 +159,7 @@ class GANTrainer(Trainer):
         self.figures = figures
         x = np.asarray(data, dtype=np.float32)
         if x.ndim not in (2, 4) or len(x) < 2:
-            raise ValueError(f"GANTrainer: data must be vectors (n, d) or images (n, C, H, W) "
+            raise InvalidInput(f"GANTrainer: data must be vectors (n, d) or images (n, C, H, W) "
                              f"with n >= 2, got shape {x.shape}")
         normalization = fit_normalization(x, per_feature_scale=False)
         self.shift = normalization["shift"] if x.ndim == 2 else normalization["shift"][0]
@@ -172,6 +177,8 @@ class GANTrainer(Trainer):
         self.config = {
             "dataset": dataset,
             "data_shape": list(x.shape[1:]),
+            "data_fingerprint": data_fingerprint(data),
+            "preset": preset,
             "shift": self.shift,
             "scale": self.scale,
             "generator": _spec(self.generator),
@@ -180,6 +187,13 @@ class GANTrainer(Trainer):
         }
         if self._one_d():
             self._snapshot(0)
+        # a fixed real batch and noise for health_metrics (own generator: the training's
+        # random stream is not touched)
+        probe = np.random.default_rng(0)
+        m = o["pack"] * max(1, min(o["batch_size"], 256) // o["pack"])
+        self._probe_batch = [backend.to_device(a, self.device) for a in (
+            self.data[probe.integers(len(self.data), size=m)],
+            noise_prior(m, o["latent_dim"], o["noise"], probe))]
 
     # --- networks and optimizers ---------------------------------------------------------
     def _default_generator(self):
@@ -192,7 +206,7 @@ class GANTrainer(Trainer):
         o, shape = self.options, self.data.shape
         if len(shape) == 4:
             if shape[2] != shape[3]:
-                raise ValueError(f"GANTrainer: images must be square, got {shape[1:]}")
+                raise InvalidInput(f"GANTrainer: images must be square, got {shape[1:]}")
             return DCGANDiscriminator(shape[1] * o["pack"], shape[2], o["base_channels"])
         return nn.MLP(shape[1] * o["pack"], 1, (o["hidden"],) * o["depth"], activation="leaky_relu")
 
@@ -233,6 +247,15 @@ class GANTrainer(Trainer):
         :func:`plots.moments` (the one before training is taken in ``__init__``)."""
         if self._one_d() and step in plots.moments(self.steps):
             self._snapshot(step)
+
+    def health_metrics(self):
+        """D's and G's losses (no penalty, all fakes) on a fixed batch at the current weights."""
+        real, z = (Tensor(a) for a in self._probe_batch)
+        loss = self.options["loss"]
+        with no_grad(), eval_mode(self.generator), eval_mode(self.discriminator):
+            fake_logits = self.gan.D(self.generator(z))
+            return {"d_loss": discriminator_loss(self.gan.D(real), fake_logits, loss).item(),
+                    "g_loss": generator_loss(fake_logits, loss).item()}
 
     def _one_d(self):
         return self.data.ndim == 2 and self.data.shape[1] == 1
@@ -304,55 +327,65 @@ def _spec(model):
     return {"class": type(model).__name__, "config": config}
 
 
-def _sample(generator, n, config, seed=None):
+def _sample(generator, n, config, seed=None, out=None, check_finite=False):
+    """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``)."""
     rng = np.random.default_rng(seed)
-    out = []
-    with no_grad(), eval_mode(generator):
-        for start in range(0, n, 1000):
-            z = noise_prior(min(1000, n - start), config["latent_dim"], config["noise"], rng)
-            z = backend.to_device(z, generator.parameters()[0].device)
-            out.append(backend.to_numpy(generator(Tensor(z)).data))
-    x = np.concatenate(out) if out else np.zeros((0, *config["data_shape"]), np.float32)
     shift = np.asarray(config["shift"], dtype=np.float32)
-    return (x * np.float32(config["scale"]) + shift).astype(np.float32)
+
+    def draw(m):
+        z = backend.to_device(noise_prior(m, config["latent_dim"], config["noise"], rng),
+                              generator.parameters()[0].device)
+        x = backend.to_numpy(generator(Tensor(z)).data)
+        with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
+            return x, (x * np.float32(config["scale"]) + shift).astype(np.float32)
+
+    with no_grad(), eval_mode(generator):
+        return sample_in_chunks(draw, n, 1000, out=out, check_finite=check_finite)
 
 
-def train_gan(data, steps, out_dir, seed=0, k=None, loss=None, resume=False, progress=True,
-              figures=True, device="cpu", preset="tuned", comm=None, **options):
+def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, progress=True,
+              figures=True, device="cpu", preset=None, overwrite=False, comm=None, **options):
     """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
 
-    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``), a path to a
-    ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (``DEFAULTS`` /
-    ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``, ``loss`` and
-    ``options`` override it.
-    With ``resume`` and a checkpoint in ``out_dir``, the run continues (to ``steps``) with the
-    seed and options it was started with, bit for bit as if it had never stopped; without a
-    checkpoint it starts afresh. Runs saved before an option existed resume with the value
-    that reproduces them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random
-    draws stay on the CPU generator, so a run may resume on either device. ``comm``: the
-    ranks that train together (default: all ranks of ``mpiexec``, or this process alone); a
-    run may resume at another number of ranks.
+    ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``, default 0), a
+    path to a ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (default:
+    ``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``,
+    ``loss`` and ``options`` override it. ``out_dir`` belongs to one run
+    (:func:`minigen.trainer.open_run`): a directory that holds a run is refused unless
+    ``resume`` or ``overwrite``. With ``resume`` the run continues (to ``steps``, with
+    ``checkpoint_every`` if given) with the seed and options it was started with, bit for bit
+    as if it had never stopped, after checking that it is a GAN run and ``data`` are its
+    data; options given that it ignores are named in a warning; without a checkpoint it
+    starts afresh. Runs saved before an option existed resume with the value that reproduces
+    them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random draws stay on
+    the CPU generator, so a run may resume on either device. ``comm``: the ranks that train
+    together (default: all ranks of ``mpiexec``, or this process alone); a run may resume at
+    another number of ranks.
     """
     given = {"k": k, "loss": loss}
     options = {**{name: v for name, v in given.items() if v is not None}, **options}
-    saved = os.path.join(os.fspath(out_dir), CHECKPOINT_FILE)
-    resuming = resume and os.path.exists(saved)
-    if resuming:
-        config = checkpoint.load(saved)["config"]
-        if config.get("kind") != "gan":
-            raise ValueError(f"train_gan: {saved} holds a {config.get('kind')!r} run, not a GAN")
-        options = {name: config[name] if name in config else ADDED_OPTIONS[name]
-                   for name in DEFAULTS}
-        seed = config["seed"]
-    dataset = None
-    if isinstance(data, (str, os.PathLike)):
-        dataset = os.fspath(data)
-        data = datasets.load_dataset(dataset, seed=seed)
+    saved = open_run(out_dir, "gan", resume, overwrite)
+    if saved is not None:
+        kept = {name: saved.get(name, ADDED_OPTIONS.get(name)) for name in DEFAULTS}
+        asked = {"seed": seed, "preset": preset, **options}
+        asked.pop("checkpoint_every", None)
+        notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"],
+                                           "preset": saved.get("preset", preset)})
+        if notice:
+            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
+                              if name in options}}
+        seed, preset = saved["seed"], saved.get("preset", preset)
+    seed = 0 if seed is None else seed
+    data, dataset = load_data(data, seed)
+    if saved is not None:
+        check_resume_data(saved, data, out_dir)
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                         dataset=dataset, device=device, preset=preset, comm=comm, **options)
-    if resuming:
+                         dataset=dataset, device=device, preset=preset or "tuned", comm=comm,
+                         **options)
+    if saved is not None and os.path.exists(trainer.checkpoint_path):
         trainer.resume()
-    trainer.fit()
+    trainer.fit(overwrite=overwrite or saved is not None)
     return trainer
 
 
@@ -362,7 +395,7 @@ def load_generator(run_dir, use_ema=True):
     config, state = read_run(run_dir, "gan")
     spec = config["generator"]
     if spec is None:
-        raise ValueError(f"load_generator: the generator of {run_dir} has no .config to "
+        raise InvalidInput(f"load_generator: the generator of {run_dir} has no .config to "
                          "rebuild it from")
     generator = build_model(spec["class"], spec["config"])
     generator.load_state_dict(state["generator"])
@@ -371,10 +404,11 @@ def load_generator(run_dir, use_ema=True):
     return generator.eval(), config
 
 
-def sample_run(run_dir, n, seed=None, device="cpu"):
+def sample_run(run_dir, n, seed=None, device="cpu", out=None):
     """n samples (float32 NumPy array, data units) from the generator saved in ``run_dir``,
-    computed on ``device``."""
+    computed on ``device`` in bounded memory (written into ``out`` if given). NaN/inf samples
+    raise ``NonFiniteSamples`` (``minigen.errors``)."""
     if int(n) < 1:
-        raise ValueError(f"sample_run: n must be >= 1, got {n}")
+        raise InvalidInput(f"sample_run: n must be >= 1, got {n}")
     generator, config = load_generator(run_dir)
-    return _sample(generator.to(device), int(n), config, seed)
+    return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True)
