@@ -25,6 +25,7 @@ import numpy as np
 
 from minigen import backend
 from minigen.dataloader import DataLoader, Dataset, TensorDataset  # noqa: F401  (re-exported)
+from minigen.errors import InvalidInput
 
 DEFAULT_N = 10_000
 """Number of points :func:`load_dataset` draws from a generated set when ``n`` is None."""
@@ -36,14 +37,14 @@ def _count(n, fn: str, name: str = "n") -> int:
     except TypeError:
         raise TypeError(f"{fn}: {name} must be an integer, got {type(n).__name__}") from None
     if n < 1:
-        raise ValueError(f"{fn}: {name} must be >= 1, got {n}")
+        raise InvalidInput(f"{fn}: {name} must be >= 1, got {n}")
     return n
 
 
 def _nonnegative(value, name: str, fn: str) -> float:
     value = float(value)
     if not value >= 0.0 or not np.isfinite(value):
-        raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {value}")
+        raise InvalidInput(f"{fn}: {name} must be a finite number >= 0, got {value}")
     return value
 
 
@@ -193,9 +194,9 @@ def digits(seed=None, size: int = 8, pad: int = 0) -> tuple[np.ndarray, np.ndarr
     size = operator.index(size)
     pad = operator.index(pad)
     if size < 8 or size % 8:
-        raise ValueError(f"digits: size must be a positive multiple of 8, got {size}")
+        raise InvalidInput(f"digits: size must be a positive multiple of 8, got {size}")
     if pad < 0:
-        raise ValueError(f"digits: pad must be >= 0, got {pad}")
+        raise InvalidInput(f"digits: pad must be >= 0, got {pad}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -231,9 +232,9 @@ def load_array(path) -> np.ndarray:
     path = os.fspath(path)
     fn = f"load_array({path!r})"
     if not path.endswith((".npy", ".npz")):
-        raise ValueError(f"{fn}: expected a .npy or .npz file")
+        raise InvalidInput(f"{fn}: expected a .npy or .npz file")
     if not os.path.isfile(path):
-        raise ValueError(f"{fn}: no such file")
+        raise InvalidInput(f"{fn}: no such file")
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -245,28 +246,28 @@ def load_array(path) -> np.ndarray:
         else:
             array = loaded
     except Exception as err:
-        raise ValueError(f"{fn}: cannot read the file ({type(err).__name__}: {err})") from err
+        raise InvalidInput(f"{fn}: cannot read the file ({type(err).__name__}: {err})") from err
     if array is None:
-        raise ValueError(
+        raise InvalidInput(
             f"{fn}: the .npz holds {keys}; store a single array or name it 'x' or 'data'"
         )
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == np.bool_):
-        raise ValueError(f"{fn}: expected real numbers, got dtype {array.dtype}")
+        raise InvalidInput(f"{fn}: expected real numbers, got dtype {array.dtype}")
     if array.ndim == 3:
         array = array[:, None]
     if array.ndim not in (2, 4):
-        raise ValueError(
+        raise InvalidInput(
             f"{fn}: expected vectors (n, d) or images (n, C, H, W) / (n, H, W), "
             f"got shape {array.shape}"
         )
     if array.size == 0:
-        raise ValueError(f"{fn}: the array is empty, shape {array.shape}")
+        raise InvalidInput(f"{fn}: the array is empty, shape {array.shape}")
     with np.errstate(over="ignore"):  # overflow to inf is reported just below
         out = np.ascontiguousarray(array, dtype=np.float32)
     bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
     if bad:
-        raise ValueError(f"{fn}: {bad} values are NaN or inf (after conversion to float32)")
+        raise InvalidInput(f"{fn}: {bad} values are NaN or inf (after conversion to float32)")
     return out
 
 
@@ -298,19 +299,19 @@ def load_dataset(name_or_path, n: int | None = None, seed=None) -> np.ndarray:
         if n is None:
             return data
         if n > len(data):
-            raise ValueError(
+            raise InvalidInput(
                 f"load_dataset: n={n} exceeds the {len(data)} rows of {os.fspath(name_or_path)!r}"
             )
         return data[np.random.default_rng(seed).choice(len(data), size=n, replace=False)]
     if name_or_path not in DATASETS:
-        raise ValueError(
+        raise InvalidInput(
             f"load_dataset: unknown dataset {name_or_path!r}; valid names are "
             f"{', '.join(DATASETS)}, or a path to a .npy / .npz file"
         )
     if name_or_path == "digits":
         images, _ = digits(seed=seed)
         if n is not None and n > len(images):
-            raise ValueError(f"load_dataset: n={n} exceeds the {len(images)} digits images")
+            raise InvalidInput(f"load_dataset: n={n} exceeds the {len(images)} digits images")
         return images[:n]
     return DATASETS[name_or_path](DEFAULT_N if n is None else n, seed=seed)
 
@@ -340,13 +341,13 @@ def load_labelled(name_or_path, n: int | None = None, seed=None):
         labels = loaded["y"]
     fn = f"load_labelled({path!r})"
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{fn}: labels y must be a 1-D integer array, got dtype {labels.dtype} "
+        raise InvalidInput(f"{fn}: labels y must be a 1-D integer array, got dtype {labels.dtype} "
                          f"and shape {labels.shape}")
     full = load_array(path)
     if len(labels) != len(full):
-        raise ValueError(f"{fn}: y has {len(labels)} labels but x has {len(full)} rows")
+        raise InvalidInput(f"{fn}: y has {len(labels)} labels but x has {len(full)} rows")
     if labels.size and labels.min() < 0:
-        raise ValueError(f"{fn}: labels y must be >= 0, got {labels.min()}")
+        raise InvalidInput(f"{fn}: labels y must be >= 0, got {labels.min()}")
     if n is not None:
         labels = labels[np.random.default_rng(seed).choice(len(labels), size=n, replace=False)]
     return data, labels.astype(np.int64)
@@ -368,18 +369,18 @@ def batches(data, batch_size: int, seed=None, drop_last: bool = True,
     as_tuple = isinstance(data, tuple)
     arrays = tuple(np.asarray(a) for a in data) if as_tuple else (np.asarray(data),)
     if any(a.ndim == 0 for a in arrays):
-        raise ValueError("batches: data must have a leading sample axis, got a scalar")
+        raise InvalidInput("batches: data must have a leading sample axis, got a scalar")
     sizes = {len(a) for a in arrays}
     if len(sizes) != 1:
-        raise ValueError(f"batches: arrays differ in length: {[a.shape for a in arrays]}")
+        raise InvalidInput(f"batches: arrays differ in length: {[a.shape for a in arrays]}")
     n = sizes.pop()
     batch_size = _count(batch_size, "batches", "batch_size")
     if epochs is not None:
         epochs = operator.index(epochs)
     if n == 0:
-        raise ValueError("batches: data is empty")
+        raise InvalidInput("batches: data is empty")
     if drop_last and batch_size > n:
-        raise ValueError(
+        raise InvalidInput(
             f"batches: batch_size={batch_size} exceeds the {n} samples with drop_last=True "
             "(no batch would ever be produced)"
         )

@@ -48,6 +48,7 @@ import kernels
 from minigen import backend
 from minigen import functional as F
 from minigen.diffusion.schedule import NoiseSchedule
+from minigen.errors import InvalidInput
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
 
@@ -84,11 +85,11 @@ class DDPM:
                 f"{type(schedule).__name__}"
             )
         if variance not in VARIANCES:
-            raise ValueError(f"DDPM: variance must be one of {VARIANCES}, got {variance!r}")
+            raise InvalidInput(f"DDPM: variance must be one of {VARIANCES}, got {variance!r}")
         if prediction not in PREDICTIONS:
-            raise ValueError(f"DDPM: prediction must be one of {PREDICTIONS}, got {prediction!r}")
+            raise InvalidInput(f"DDPM: prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if clip_x0 is not None and not (np.isfinite(clip_x0) and clip_x0 > 0):
-            raise ValueError(f"DDPM: clip_x0 must be None or a positive number, got {clip_x0!r}")
+            raise InvalidInput(f"DDPM: clip_x0 must be None or a positive number, got {clip_x0!r}")
         self.model, self.schedule = model, schedule
         self.variance, self.prediction = variance, prediction
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
@@ -125,7 +126,7 @@ class DDPM:
         t = self._timesteps(t, raw, "q_sample")
         noise = self._noise(raw, seed) if noise is None else _raw(noise)
         if noise.shape != raw.shape:
-            raise ValueError(f"DDPM.q_sample: noise shape {noise.shape} != x0 shape {raw.shape}")
+            raise InvalidInput(f"DDPM.q_sample: noise shape {noise.shape} != x0 shape {raw.shape}")
         noise = noise.astype(raw.dtype, copy=False)
         s = self.schedule
         if fused and not (isinstance(x0, Tensor) and x0.requires_grad):
@@ -312,7 +313,7 @@ class DDPM:
         T = self.schedule.T
         integer = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
         if not integer or not 1 <= steps <= T:
-            raise ValueError(
+            raise InvalidInput(
                 f"DDPM.ddim_timesteps: steps must be an integer in [1, {T}], got "
                 f"{steps!r}"
             )
@@ -323,7 +324,7 @@ class DDPM:
         elif spacing == "trailing":
             ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64)[::-1] - 1
         else:
-            raise ValueError(
+            raise InvalidInput(
                 f"DDPM.ddim_timesteps: spacing must be one of {SPACINGS}, got "
                 f"{spacing!r}"
             )
@@ -393,9 +394,9 @@ class DDPM:
         forgets it (up to sqrt(abar_T) x). ``y`` and ``guidance`` as in :meth:`model_output`.
         Returns a raw array of x's shape."""
         if not (np.isfinite(strength) and 0 < strength <= 1):
-            raise ValueError(f"DDPM.edit: strength must lie in (0, 1], got {strength!r}")
+            raise InvalidInput(f"DDPM.edit: strength must lie in (0, 1], got {strength!r}")
         if sampler not in ("ddpm", "ddim"):
-            raise ValueError(f"DDPM.edit: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+            raise InvalidInput(f"DDPM.edit: sampler must be 'ddpm' or 'ddim', got {sampler!r}")
         x0, rng, keep = self._start(_raw(x).shape, seed, None, False, x, "edit")
         self._labels(y, len(x0), guidance)
         start = max(1, int(round(strength * self.schedule.T)))
@@ -404,7 +405,7 @@ class DDPM:
             return self._ancestral(x, start, rng, keep, y, guidance, progress)[0]
         _check_eta(eta, "edit")
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
-            raise ValueError(f"DDPM.edit: steps must be a positive integer, got {steps!r}")
+            raise InvalidInput(f"DDPM.edit: steps must be a positive integer, got {steps!r}")
         ts = np.unique(np.round(np.linspace(0, start - 1, min(steps, start))).astype(np.int64))
         return self._ddim(x, ts, eta, rng, keep, y, guidance, progress)[0]
 
@@ -425,10 +426,10 @@ class DDPM:
         self._labels(y, len(x0), guidance)
         mask = backend.to_numpy(_raw(mask))
         if mask.shape != x0.shape:
-            raise ValueError(f"DDPM.inpaint: mask has shape {mask.shape}, x_known has "
+            raise InvalidInput(f"DDPM.inpaint: mask has shape {mask.shape}, x_known has "
                              f"{x0.shape}; they must be equal")
         if not np.isin(mask, (0, 1)).all():
-            raise ValueError("DDPM.inpaint: mask must hold only 0 (unknown) and 1 (known), got "
+            raise InvalidInput("DDPM.inpaint: mask must hold only 0 (unknown) and 1 (known), got "
                              f"values {np.unique(mask)[:5].tolist()}")
         known = backend.to_device(mask.astype(bool), backend.device_of(x0))
         xp = backend.xp_of(x0)
@@ -462,10 +463,10 @@ class DDPM:
         """``y`` as (batch,) int64 host labels (an int is broadcast), checked against the
         model's classes; None stays None (the null class)."""
         if not (np.isfinite(guidance) and guidance >= 0):
-            raise ValueError(f"DDPM: guidance must be a number >= 0, got {guidance!r}")
+            raise InvalidInput(f"DDPM: guidance must be a number >= 0, got {guidance!r}")
         classes = getattr(self.model, "num_classes", None)
         if classes is None and (y is not None or guidance):
-            raise ValueError("DDPM: labels y and guidance need a class-conditional model "
+            raise InvalidInput("DDPM: labels y and guidance need a class-conditional model "
                              "(trained with labels); this model is unconditional")
         if y is None:
             return None
@@ -475,16 +476,16 @@ class DDPM:
         if y.dtype.kind not in "iu":
             raise TypeError(f"DDPM: labels y must be integers, got dtype {y.dtype}")
         if y.shape != (batch,):
-            raise ValueError(f"DDPM: labels y must have shape ({batch},), got {y.shape}")
+            raise InvalidInput(f"DDPM: labels y must have shape ({batch},), got {y.shape}")
         if y.size and (y.min() < 0 or y.max() > classes):
-            raise ValueError(f"DDPM: labels y must lie in [0, {classes - 1}] (or {classes}, the "
+            raise InvalidInput(f"DDPM: labels y must lie in [0, {classes - 1}] (or {classes}, the "
                              f"null class), got values in [{y.min()}, {y.max()}]")
         return y.astype(np.int64, copy=False)
 
     def _start(self, shape, seed, dtype, return_trajectory, x_T, fn):
         shape = tuple(int(n) for n in shape)
         if not shape or min(shape) < 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"DDPM.{fn}: shape must be (batch, ...) with positive sizes, got "
                 f"{shape}"
             )
@@ -496,7 +497,7 @@ class DDPM:
         else:
             x = backend.to_device(backend.xp_of(_raw(x_T)).asarray(_raw(x_T), dtype=dtype), device)
             if x.shape != shape:
-                raise ValueError(f"DDPM.{fn}: x_T has shape {x.shape}, expected {shape}")
+                raise InvalidInput(f"DDPM.{fn}: x_T has shape {x.shape}, expected {shape}")
         if return_trajectory is True:
             keep = set(range(self.schedule.T + 1))
         elif return_trajectory is False:
@@ -513,12 +514,12 @@ class DDPM:
         if t.dtype.kind not in "iu":
             raise TypeError(f"DDPM.{fn}: t must be integers, got dtype {t.dtype}")
         if t.shape != (x.shape[0],):
-            raise ValueError(
+            raise InvalidInput(
                 f"DDPM.{fn}: t must have shape (batch,) = ({x.shape[0]},), got "
                 f"{t.shape}"
             )
         if t.size and (t.min() < 0 or t.max() >= self.schedule.T):
-            raise ValueError(f"DDPM.{fn}: t must lie in [0, {self.schedule.T}), got values in "
+            raise InvalidInput(f"DDPM.{fn}: t must lie in [0, {self.schedule.T}), got values in "
                              f"[{t.min()}, {t.max()}]")
         return t.astype(np.int64, copy=False)
 
@@ -531,7 +532,7 @@ class DDPM:
         out = self.model(*args)
         out = out if isinstance(out, Tensor) else Tensor(out)
         if out.shape != x.shape:
-            raise ValueError(
+            raise InvalidInput(
                 f"DDPM: the model returned shape {out.shape} for x_t of shape {x.shape}; "
                 "it must predict an array of the input's shape"
             )
@@ -548,7 +549,7 @@ def repaint_schedule(T, resample=1, jump=1):
     """
     for name, value in (("resample", resample), ("jump", jump)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
-            raise ValueError(f"repaint_schedule: {name} must be a positive integer, got "
+            raise InvalidInput(f"repaint_schedule: {name} must be a positive integer, got "
                              f"{value!r}")
     states = [T]
     for s in range(T - 1, -1, -1):
@@ -561,7 +562,7 @@ def repaint_schedule(T, resample=1, jump=1):
 
 def _check_eta(eta, fn):
     if not (np.isfinite(eta) and eta >= 0):
-        raise ValueError(f"DDPM.{fn}: eta must be a number >= 0, got {eta!r}")
+        raise InvalidInput(f"DDPM.{fn}: eta must be a number >= 0, got {eta!r}")
 
 
 def _raw(x):

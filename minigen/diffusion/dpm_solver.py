@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minigen import backend
+from minigen.errors import InvalidInput
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 
@@ -55,7 +56,7 @@ def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
     T = schedule.T
     integer = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
     if not integer or not 1 <= steps <= T:
-        raise ValueError(f"dpm_solver_timesteps: steps must be an integer in [1, {T}], "
+        raise InvalidInput(f"dpm_solver_timesteps: steps must be an integer in [1, {T}], "
                          f"got {steps!r}")
     if spacing == "linspace":
         ts = np.linspace(0, T - 1, steps + 1).round()[::-1][:-1]
@@ -68,7 +69,7 @@ def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
         targets = np.linspace(lam[-1], lam[0], steps)
         ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
     else:
-        raise ValueError(f"dpm_solver_timesteps: spacing must be one of {SPACINGS}, "
+        raise InvalidInput(f"dpm_solver_timesteps: spacing must be one of {SPACINGS}, "
                          f"got {spacing!r}")
     return np.unique(ts.astype(np.int64))[::-1]
 

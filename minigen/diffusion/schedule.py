@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from minigen.errors import InvalidInput
+
 MAX_FINAL_ALPHA_CUMPROD = 1e-2
 """A schedule whose alphas_cumprod[-1] exceeds this warns: x_T still carries
 sqrt(alphas_cumprod[-1]) of the data, so sampling from x_T ~ N(0, I) starts off the
@@ -38,12 +40,12 @@ class NoiseSchedule:
     def __init__(self, betas, config=None):
         betas = np.array(betas, dtype=np.float64)
         if betas.ndim != 1 or betas.size == 0:
-            raise ValueError(
+            raise InvalidInput(
                 "NoiseSchedule: betas must be a non-empty 1-D array, got shape "
                 f"{betas.shape}"
             )
         if not np.all(np.isfinite(betas)) or betas.min() <= 0.0 or betas.max() >= 1.0:
-            raise ValueError(
+            raise InvalidInput(
                 "NoiseSchedule: betas must lie in (0, 1), got values in "
                 f"[{betas.min()}, {betas.max()}]"
             )
@@ -141,7 +143,7 @@ class NoiseSchedule:
         if kind == "custom":
             return cls(config["betas"])
         if kind not in ("linear", "quadratic", "cosine", "sigmoid"):
-            raise ValueError(
+            raise InvalidInput(
                 f"NoiseSchedule.from_config: unknown kind {kind!r}; expected linear, quadratic, "
                 "cosine, sigmoid or custom"
             )
@@ -150,5 +152,5 @@ class NoiseSchedule:
 
 def _steps(name, T):
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"NoiseSchedule.{name}: T must be a positive integer, got {T!r}")
+        raise InvalidInput(f"NoiseSchedule.{name}: T must be a positive integer, got {T!r}")
     return int(T)

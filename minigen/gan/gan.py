@@ -31,6 +31,7 @@ import contextlib
 import numpy as np
 
 from minigen import backend, distributed
+from minigen.errors import InvalidInput
 from minigen.gan.losses import discriminator_loss, generator_loss
 from minigen.gan.models import pack
 from minigen.gan.penalties import r1_penalty, wgan_gp_penalty
@@ -47,7 +48,7 @@ def noise_prior(n, latent_dim, noise, rng):
     elif noise == "normal":
         z = rng.standard_normal((n, latent_dim))
     else:
-        raise ValueError(f"noise_prior: noise must be one of {NOISES}, got {noise!r}")
+        raise InvalidInput(f"noise_prior: noise must be one of {NOISES}, got {noise!r}")
     return z.astype(np.float32)
 
 

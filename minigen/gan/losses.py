@@ -15,6 +15,7 @@ of WGAN (Arjovsky et al. 2017, eq. 3), meant to be used with the WGAN-GP penalty
 """
 from minigen import backend
 from minigen import functional as F
+from minigen.errors import InvalidInput
 from minigen.tensor import Tensor
 
 LOSSES = ("minimax", "nonsaturating", "wasserstein")
@@ -27,12 +28,12 @@ def _full_like(t, value):
 
 def _check_loss(fn, loss):
     if loss not in LOSSES:
-        raise ValueError(f"{fn}: loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        raise InvalidInput(f"{fn}: loss must be one of {', '.join(LOSSES)}, got {loss!r}")
 
 
 def _check_smoothing(fn, label_smoothing):
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"{fn}: label_smoothing must be in [0, 1), got {label_smoothing}")
+        raise InvalidInput(f"{fn}: label_smoothing must be in [0, 1), got {label_smoothing}")
 
 
 def discriminator_loss(real_logits, fake_logits, loss="nonsaturating", label_smoothing=0.0):
@@ -49,7 +50,7 @@ def discriminator_loss(real_logits, fake_logits, loss="nonsaturating", label_smo
     _check_smoothing(fn, label_smoothing)
     if loss == "wasserstein":
         if label_smoothing:
-            raise ValueError(f"{fn}: label_smoothing does not apply to the wasserstein loss")
+            raise InvalidInput(f"{fn}: label_smoothing does not apply to the wasserstein loss")
         return fake_logits.mean() - real_logits.mean()
     real_target = _full_like(real_logits, 1.0 - label_smoothing)
     fake_target = _full_like(fake_logits, 0.0)

@@ -13,6 +13,7 @@ import numpy as np
 
 from minigen import nn
 from minigen.creation import DEFAULT_DTYPE
+from minigen.errors import InvalidInput
 from minigen.nn.conv import Conv2d, ConvTranspose2d
 from minigen.nn.norm import BatchNorm2d
 
@@ -22,7 +23,7 @@ def pack(x, m):
     sample of the discriminator, concatenated along the feature (vectors (n, d) ->
     (n/m, m d)) or channel axis (images (n, C, H, W) -> (n/m, m C, H, W))."""
     if x.shape[0] % m:
-        raise ValueError(f"pack: batch of {x.shape[0]} samples is not a multiple of pack={m}")
+        raise InvalidInput(f"pack: batch of {x.shape[0]} samples is not a multiple of pack={m}")
     return x.reshape((x.shape[0] // m, x.shape[1] * m) + tuple(x.shape[2:]))
 
 
@@ -30,7 +31,7 @@ def _levels(image_size, who):
     """Number of stride-2 stages between 4x4 and ``image_size`` (a power of two >= 4)."""
     n = int(round(math.log2(image_size))) if image_size >= 1 else -1
     if n < 2 or 2**n != image_size:
-        raise ValueError(f"{who}: image_size must be a power of two >= 4, got {image_size}")
+        raise InvalidInput(f"{who}: image_size must be a power of two >= 4, got {image_size}")
     return n - 2
 
 
@@ -59,7 +60,7 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z):
         if z.ndim != 2 or z.shape[1] != self.config["latent_dim"]:
-            raise ValueError(f"DCGANGenerator: expected z of shape "
+            raise InvalidInput(f"DCGANGenerator: expected z of shape "
                              f"(batch, {self.config['latent_dim']}), got {z.shape}")
         return self.net(z.reshape(z.shape[0], z.shape[1], 1, 1))
 
@@ -88,7 +89,7 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x):
         c = self.config
         if x.ndim != 4 or x.shape[1:] != (c["channels"], c["image_size"], c["image_size"]):
-            raise ValueError(f"DCGANDiscriminator: expected images (batch, {c['channels']}, "
+            raise InvalidInput(f"DCGANDiscriminator: expected images (batch, {c['channels']}, "
                              f"{c['image_size']}, {c['image_size']}), got {x.shape}")
         return self.net(x).reshape(x.shape[0], 1)
 

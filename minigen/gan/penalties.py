@@ -6,6 +6,7 @@ its own, so the penalty can itself be differentiated with respect to D's paramet
 added to the discriminator's loss.
 """
 from minigen import backend
+from minigen.errors import InvalidInput
 from minigen.tensor import Tensor, grad
 
 PENALTIES = ("none", "r1", "wgan-gp")
@@ -32,7 +33,7 @@ def r1_penalty(discriminator, x_real, gamma=10.0):
     game around its equilibrium. ``x_real`` is a Tensor or array batch (m, ...).
     """
     if gamma < 0:
-        raise ValueError(f"r1_penalty: gamma must be >= 0, got {gamma}")
+        raise InvalidInput(f"r1_penalty: gamma must be >= 0, got {gamma}")
     g = input_gradient(discriminator, _as_tensor(x_real))
     return _per_sample_sq_norm(g).mean() * (gamma / 2.0)
 
@@ -47,9 +48,9 @@ def wgan_gp_penalty(discriminator, x_real, x_fake, weight=10.0, rng=None, eps=No
     """
     x_real, x_fake = _as_tensor(x_real), _as_tensor(x_fake)
     if x_real.shape != x_fake.shape:
-        raise ValueError(f"wgan_gp_penalty: real batch {x_real.shape} != fake batch {x_fake.shape}")
+        raise InvalidInput(f"wgan_gp_penalty: real batch {x_real.shape} != fake batch {x_fake.shape}")
     if weight < 0:
-        raise ValueError(f"wgan_gp_penalty: weight must be >= 0, got {weight}")
+        raise InvalidInput(f"wgan_gp_penalty: weight must be >= 0, got {weight}")
     xp = backend.xp_of(x_real.data)
     if eps is None:
         rng = backend.rng(x_real.device) if rng is None else rng

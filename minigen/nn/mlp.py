@@ -9,6 +9,7 @@ import numpy as np
 
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
+from minigen.errors import InvalidInput
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding, as_batch_array
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import GELU, LeakyReLU, Linear, ReLU, SiLU, Tanh
@@ -26,7 +27,7 @@ ACTIVATIONS = {
 def make_activation(name):
     """A new activation module by name: silu, relu, leaky_relu (slope 0.2), tanh, gelu."""
     if name not in ACTIVATIONS:
-        raise ValueError(
+        raise InvalidInput(
             f"make_activation: unknown activation {name!r}; valid names are {sorted(ACTIVATIONS)}"
         )
     return ACTIVATIONS[name]()
@@ -51,12 +52,12 @@ class MLP(Module):
         hidden = tuple(int(h) for h in hidden)
         self.act = make_activation(activation)
         if min((in_features, out_features) + hidden) < 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"MLP: sizes must be >= 1, got in_features {in_features}, hidden {hidden}, "
                 f"out_features {out_features}"
             )
         if num_classes is not None and (time_dim is None or num_classes < 1):
-            raise ValueError(f"MLP: num_classes must be >= 1 and needs time_dim, got "
+            raise InvalidInput(f"MLP: num_classes must be >= 1 and needs time_dim, got "
                              f"num_classes {num_classes}, time_dim {time_dim}")
         self.config = dict(in_features=in_features, out_features=out_features, hidden=hidden,
                            activation=activation, time_dim=time_dim, dtype=np.dtype(dtype).name)
@@ -80,18 +81,18 @@ class MLP(Module):
 
     def forward(self, x, t=None, y=None):
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"MLP: expected x of shape (batch, {self.in_features}), got {x.shape}")
+            raise InvalidInput(f"MLP: expected x of shape (batch, {self.in_features}), got {x.shape}")
         if self.fourier is not None:
             x = self.fourier(x)
         if self.time_dim is not None:
             if t is None:
-                raise ValueError("MLP: this model is time-conditioned (time_dim set): pass t")
+                raise InvalidInput("MLP: this model is time-conditioned (time_dim set): pass t")
             emb = self.embed(t, device=x.device)
             if emb.shape[0] != x.shape[0]:
-                raise ValueError(f"MLP: t has {emb.shape[0]} entries but x has {x.shape[0]} rows")
+                raise InvalidInput(f"MLP: t has {emb.shape[0]} entries but x has {x.shape[0]} rows")
             x = F.cat([x, emb] + self._label_embedding(y, x.shape[0]), axis=1)
         elif t is not None:
-            raise ValueError("MLP: t given but the model has no time embedding (time_dim=None)")
+            raise InvalidInput("MLP: t given but the model has no time embedding (time_dim=None)")
         for layer in self.layers[:-1]:
             x = self.act(layer(x))
         return self.layers[-1](x)
@@ -100,12 +101,12 @@ class MLP(Module):
         """[class embedding of y] for a class-conditional MLP, [] otherwise."""
         if self.class_embed is None:
             if y is not None:
-                raise ValueError("MLP: labels y given but the model is unconditional "
+                raise InvalidInput("MLP: labels y given but the model is unconditional "
                                  "(num_classes=None)")
             return []
         y = np.full(batch, self.num_classes) if y is None else as_batch_array(y, "MLP")
         if y.shape[0] != batch:
-            raise ValueError(f"MLP: y has {y.shape[0]} entries but x has {batch} rows")
+            raise InvalidInput(f"MLP: y has {y.shape[0]} entries but x has {batch} rows")
         return [self.class_embed(y)]
 
     def extra_repr(self):

@@ -20,6 +20,7 @@ import numpy as np
 
 from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
+from minigen.errors import InvalidInput
 from minigen.nn.attention import SelfAttention2d
 from minigen.nn.conv import Conv2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding, as_batch_array
@@ -108,7 +109,7 @@ def _check_config(in_channels, base_channels, channel_mults, num_res_blocks,
     if num_classes is not None and num_classes < 1:
         problems.append(f"num_classes must be None or >= 1, got {num_classes}")
     if problems:
-        raise ValueError("UNet: " + "; ".join(problems))
+        raise InvalidInput("UNet: " + "; ".join(problems))
 
 
 class UNet(Module):
@@ -178,23 +179,23 @@ class UNet(Module):
         """The conditioning vector (batch, time_dim) fed to every res block."""
         t = as_batch_array(t, "UNet")
         if t.shape[0] != batch:
-            raise ValueError(f"UNet: t has {t.shape[0]} entries but x has batch size {batch}")
+            raise InvalidInput(f"UNet: t has {t.shape[0]} entries but x has batch size {batch}")
         temb = self.time_mlp[1](F.silu(self.time_mlp[0](self.time_embed(t, device=device))))
         if self.class_embed is None:
             if y is not None:
-                raise ValueError(
+                raise InvalidInput(
                     "UNet: labels y given but the model is unconditional (num_classes=None)"
                 )
             return temb
         y = np.full(batch, self.num_classes) if y is None else as_batch_array(y, "UNet")
         if y.shape[0] != batch:
-            raise ValueError(f"UNet: y has {y.shape[0]} entries but x has batch size {batch}")
+            raise InvalidInput(f"UNet: y has {y.shape[0]} entries but x has batch size {batch}")
         return temb + self.class_embed(y)
 
     def forward(self, x, t, y=None):
         s, c = self.image_size, self.in_channels
         if x.shape[1:] != (c, s, s) or x.ndim != 4:
-            raise ValueError(f"UNet: expected x of shape (N, {c}, {s}, {s}), got {x.shape}")
+            raise InvalidInput(f"UNet: expected x of shape (N, {c}, {s}, {s}), got {x.shape}")
         temb = self.embed(t, y, x.shape[0], x.device)
         h = self.stem(x)
         skips = [h]

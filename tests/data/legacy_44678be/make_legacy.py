@@ -1,6 +1,7 @@
 # Made these files with minigen at commit 44678be (before containers took PyTorch's key names):
 #   PYTHONPATH=<checkout of 44678be> python make_legacy.py   (run in this folder)
-import numpy as np, minigen as mg
+import numpy as np
+import minigen as mg
 from minigen import nn, data
 from minigen.gan.trainer import train_gan, sample_run
 images, _ = data.digits(seed=0)
