@@ -26,6 +26,7 @@ import traceback
 import numpy as np
 
 from minigen import backend
+from minigen.errors import UserError
 from minigen.optim import _named_parameters
 
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
@@ -304,19 +305,22 @@ def broadcast_parameters(params, comm=None, root=0, bucket_bytes=DEFAULT_BUCKET_
 
 @contextlib.contextmanager
 def abort_on_error(comm=None):
-    """Turn an exception on one rank into the end of the whole job: print the traceback with
-    the rank on stderr and ``comm.abort(1)``, instead of leaving the other ranks waiting
-    forever in their next collective. A single process just re-raises."""
+    """Turn an exception on one rank into the end of the whole job: print it with the rank on
+    stderr (one line for a ``minigen.errors.UserError``, the traceback for anything else) and
+    ``comm.abort``, instead of leaving the other ranks waiting forever in their next
+    collective (status 2 for a user error, as the command line's, else 1). A single process
+    just re-raises."""
     comm = world() if comm is None else comm
     try:
         yield comm
     except BaseException as error:
-        exit_code = error.code if isinstance(error, SystemExit) else 1
+        user_error = isinstance(error, UserError)
+        exit_code = error.code if isinstance(error, SystemExit) else 2 if user_error else 1
         if comm.size == 1 or not exit_code:
             raise
-        sys.stderr.write(
-            f"minigen: rank {comm.rank} of {comm.size} failed, aborting all ranks:\n"
-            + "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        )
+        what = (f"error: {' '.join(str(error).split())}\n" if user_error else
+                "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        sys.stderr.write(f"minigen: rank {comm.rank} of {comm.size} failed, aborting all "
+                         f"ranks:\n{what}")
         sys.stderr.flush()
         comm.abort(exit_code if isinstance(exit_code, int) else 1)

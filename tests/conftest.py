@@ -36,3 +36,7 @@ def one_thread():
             yield
     finally:
         numba.set_num_threads(previous)
+
+# tests/data holds fixtures and the scripts that made them, not tests: --doctest-modules must
+# not import (and so run) those scripts
+collect_ignore_glob = ["data/*"]

@@ -300,4 +300,4 @@ def test_an_error_under_mpiexec_ends_the_job_with_the_ranks_message(tmp_path):
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode != 0
     assert "of 2 failed, aborting all ranks" in result.stderr
-    assert "holds a 'gan' run, not a DDPM" in result.stderr
+    assert "holds a 'gan' run, not a 'ddpm' run" in result.stderr
