@@ -27,7 +27,7 @@ from .arrays import is_cupy
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "available", "backend_for", "requested_backend",
+    "adam_update", "erf", "available", "backend_for", "requested_backend",
 ]
 
 _CHOICES = ("auto", "reference", "numba")
@@ -174,6 +174,16 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
     (grad,) = check.contiguous(xp, grad)
     backend_for(param).adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
                                    weight_decay=weight_decay, decoupled=bool(decoupled))
+
+
+def erf(x):
+    """erf(x) elementwise in x's dtype (exact GELU's CDF). Numba-CPU ufunc for NumPy arrays;
+    CuPy has its own erf ufunc (``cupyx.scipy.special``), which the reference calls."""
+    check.arrays("erf", x=x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"erf: x must be a floating-point array, got dtype {x.dtype}")
+    flavour = reference if is_cupy(x) else backend_for(x)
+    return flavour.erf(x)
 
 
 def _check_gy(name, gy, y_shape):

@@ -14,8 +14,10 @@ pass, an input row (n, y) for the input gradient, one filter tap (c, i, j) for t
 gradient. No atomics, deterministic results. The :mod:`kernels` docstring says which
 convolution the NumPy dispatch uses (measurements in docs/performance.md).
 """
+import math
+
 import numpy
-from numba import njit, prange
+from numba import njit, prange, vectorize
 
 from . import elementwise
 from .arrays import rows
@@ -213,3 +215,18 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
     2019); see :func:`kernels.reference.adam_update` for the formula."""
     scalars = adam_scalars(param.dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled)
     _adam_flat(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
+
+
+@vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _erf(x):
+    return math.erf(x)
+
+
+def erf(x):
+    """erf elementwise (see :func:`kernels.reference.erf`): ``math.erf`` compiled into a
+    NumPy ufunc for float32 and float64, a few ns an element."""
+    if x.dtype not in (numpy.float32, numpy.float64):
+        from . import reference
+
+        return reference.erf(x)
+    return numpy.asarray(_erf(x))

@@ -166,3 +166,15 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
     m[...] = b1 * m + rb1 * g
     v[...] = b2 * v + rb2 * g * g
     param[...] = decay * param - step_size * m / (xp.sqrt(v) / sqrt_bias2 + eps)
+
+
+def erf(x):
+    """The error function erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt, elementwise, in x's dtype.
+    NumPy has no erf ufunc, so the reference calls ``math.erf`` per element (about 90 ns an
+    element); CuPy arrays go through ``cupyx.scipy.special.erf``."""
+    xp = array_module(x)
+    if xp.__name__ == "cupy":
+        from cupyx.scipy import special
+
+        return special.erf(x)
+    return xp.asarray(xp.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)

@@ -1,6 +1,8 @@
 """Kernels against the NumPy reference, the reference against independent definitions
 (explicit loops, Ho et al. 2020 Algorithm 2, the adjoint identity), the MINIGEN_KERNELS
 switch and every validation error of the dispatch layer."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -178,6 +180,25 @@ def conv_case(draw, max_batch=3, max_channels=3, max_k=4, max_extra=5):
     x = rng.standard_normal((n, c, h, w_in)).astype(dtype)
     w = rng.standard_normal((c_out, c, kh, kw)).astype(dtype)
     return x, w, stride, padding
+
+
+@pytest.mark.parametrize("flavour", [reference, *[p.values[0] for p in FLAVOURS]])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_erf_is_math_erf(flavour, dtype):
+    x = np.concatenate([np.linspace(-6, 6, 2001), [0.0, -0.0, np.inf, -np.inf, np.nan]])
+    x = x.astype(dtype)
+    y = flavour.erf(x)
+    expected = np.array([math.erf(float(v)) for v in x])
+    assert y.dtype == dtype and y.shape == x.shape
+    ulp = float(np.finfo(dtype).eps)  # |erf| <= 1: one ulp of the largest values
+    np.testing.assert_allclose(y.astype(np.float64), expected, rtol=0, atol=2 * ulp)
+    assert flavour.erf(np.array(0.5, dtype))[()] == pytest.approx(math.erf(0.5), abs=2 * ulp)
+    assert flavour.erf(np.zeros((2, 0), dtype)).shape == (2, 0)
+
+
+def test_erf_refuses_integers():
+    with pytest.raises(TypeError, match="erf: x must be a floating-point array"):
+        kernels.erf(np.arange(3))
 
 
 @given(case=conv_case(max_batch=2, max_channels=2, max_k=3, max_extra=3))
