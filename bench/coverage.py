@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from bench import sets2d  # noqa: E402
 from minigen import gan  # noqa: E402
-from minigen.diffusion.evaluate import MIXTURES  # noqa: E402
+from minigen.evaluate import MIXTURES  # noqa: E402
 
 N_SAMPLES = 2500
 PUBLISHED = {  # PacGAN Table 1, mean over 10 runs: (modes, high quality %, reverse KL)

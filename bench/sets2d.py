@@ -139,7 +139,7 @@ def score(samples, name):
     a fresh sample of set ``name``, plus PacGAN's mode coverage on the mixtures and the curve
     precision on s_curve."""
     from minigen import metrics
-    from minigen.diffusion import evaluate
+    from minigen import evaluate
 
     out = {k: 100.0 * v for k, v in support_quality(samples, reference(name)).items()}
     if name in evaluate.MIXTURES:

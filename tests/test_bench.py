@@ -239,3 +239,41 @@ def test_peer_columns_say_why_they_cannot_run(monkeypatch):
     monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: object())
     assert harness.unavailable(column, "W2") == "n/a: UNet not ported (GroupNorm, attention)"
     assert harness.unavailable(column, "W3") is None
+
+
+def _rows(x):
+    return {tuple(r) for r in np.asarray(x, dtype=np.float32).tolist()}
+
+
+@pytest.mark.parametrize("source", ["ring8", "npy"])
+def test_compare_writes_report_with_a_disjoint_real_baseline(tmp_path, source):
+    from bench import compare
+
+    data = source
+    if source == "npy":
+        data = str(tmp_path / "points.npy")
+        np.save(data, np.random.default_rng(1).normal(size=(400, 2)).astype(np.float32))
+    out = tmp_path / "report"
+    report = compare.main(["--data", data, "--budget", "0.3", "--samples", "100",
+                           "--out", str(out)])
+    for name in ("report.md", "report.json", "compare.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["results"].keys() == {"GAN", "DDPM", "real vs real"}
+    for family in ("GAN", "DDPM"):
+        r = saved["results"][family]
+        assert r["steps"] >= 1 and r["train_s"] > 0 and r["samples_per_s"] > 0
+        assert 0 <= r["precision"] <= 100 and 0 <= r["in_support"] <= 100
+    assert ("modes" in saved["results"]["real vs real"]) == (source == "ring8")
+    assert report["results"]["real vs real"]["precision"] > 80
+    sets = compare.DataSet(data, 0, 100)
+    real = _rows(sets.real)
+    assert len(real) == len(sets.real)
+    assert not real & _rows(sets.train) and not real & _rows(sets.reference)
+
+
+def test_compare_refuses_image_data():
+    from bench import compare
+
+    with pytest.raises(SystemExit, match="only 2-D sets"):
+        compare.main(["--data", "digits", "--budget", "1"])
