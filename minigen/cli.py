@@ -30,9 +30,11 @@ import sys
 import time
 import warnings
 
+import numpy as np
+
 from minigen import backend, distributed
 from minigen import data as datasets
-from minigen.errors import InvalidInput, UserError
+from minigen.errors import InvalidInput, NonFiniteSamples, UserError
 
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
@@ -287,8 +289,6 @@ def _guided_sample(args, kind):
 
 def _read_array(path, ext):
     """The array of a .npy file, or the arrays of a .npz as a dict."""
-    import numpy as np
-
     if not path.endswith(ext) or not os.path.isfile(path):
         raise InvalidInput(f"{path}: expected an existing {ext} file")
     try:
@@ -337,6 +337,10 @@ def _sample(args):
         raise InvalidInput("--sampler/--steps apply to DDPM runs; this is a GAN run")
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
+        bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
+        if bad:
+            raise NonFiniteSamples(f"{bad} of {rows.size} output values are NaN/inf (diverged "
+                                   "weights or overflow in data units); nothing was written")
         with _npy_output(args.out, rows.shape) as out:
             out[...] = rows
         print(f"wrote {len(rows)} samples of shape {rows.shape[1:]} to {args.out}")
@@ -377,8 +381,6 @@ def _npy_output(path, shape):
     (the samples go to disk chunk by chunk: memory stays bounded for any --n), renamed to
     ``path`` when the block succeeds and deleted when it fails; refused when the disk has no
     room for it."""
-    import numpy as np
-
     from minigen.checkpoint import temporary_path
 
     directory = os.path.dirname(os.path.abspath(path))

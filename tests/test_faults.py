@@ -197,6 +197,24 @@ def test_sample_refuses_non_finite_output(run_dir, tmp_path, poison, fragment, c
     assert not target.exists() and os.listdir(tmp_path) == ["run"]
 
 
+def test_sdedit_output_with_nan_is_refused(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "checkpoint.npz"):
+        (run / name).write_bytes((run_dir / name).read_bytes())
+    saved = checkpoint.load(run / "checkpoint.npz")
+    for state in (saved["model"], saved["ema"]["shadow"]):
+        for value in state.values():
+            value[...] = np.nan
+    checkpoint.save(saved, run / "checkpoint.npz")
+    source, target = tmp_path / "x.npy", tmp_path / "s.npy"
+    np.save(source, np.zeros((5, 2), dtype=np.float32))
+    status, _, err = _cli(["sample", run, "--from", source, "--strength", "0.1", "--out",
+                           target, "--sampler", "ddim", "--steps", "3"], capsys)
+    _one_line(status, err.split("\r")[-1], "NaN/inf", "nothing was written")
+    assert not target.exists()
+
+
 # --- 4. Ctrl-C saves the current step ---------------------------------------------------------
 def test_ctrl_c_saves_the_current_step_which_resumes_bit_exactly(tmp_path):
     full = LinearFit(tmp_path / "full", 30, seed=4, checkpoint_every=100, progress=False)
