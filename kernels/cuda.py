@@ -10,7 +10,8 @@ Per-call work, kept to what Numba needs (issue 15):
 
 - Streams: kernels launch on CuPy's current stream for CuPy data (the default stream unless
   the caller is inside ``with cupy.cuda.Stream():``), so they stay ordered with the CuPy work
-  around them and a CuPy stream capture records them (:func:`capture`).
+  around them and a CuPy stream capture records them: :func:`capture` turns a sampling step's
+  launches into a CUDA graph that replays without any of this per-call work.
 - Tables: the per-timestep tables live on the host (float64 NumPy arrays of the schedule);
   :data:`tables` (a :class:`kernels.table_cache.TableCache`) keeps one device copy per
   table, dtype and device, so repeated calls with one schedule copy nothing to the device.
@@ -114,6 +115,31 @@ def _launch(kernel, blocks, threads, x, *args):
     if specialized is None:
         specialized = _specialized[key] = kernel.specialize(*args)
     specialized[blocks, threads, _stream(x)](*args)
+
+
+def capture(launch):
+    """Record the kernel launches of ``launch()`` in a CUDA graph (CuPy stream capture).
+
+    Returns ``(graph, stream)``; ``graph.launch(stream)`` replays the same kernels on the same
+    memory with the same scalar arguments, reading whatever the inputs hold at that time. So
+    ``launch`` must read and write CuPy arrays that outlive the graph (``out`` given, ``t``
+    already an int64 device array) and call this module's launchers rather than the
+    :mod:`kernels` dispatchers, whose checks read ``t`` back to the host (not capturable).
+    ``launch()`` runs once eagerly on the stream first, so that compiling, specialising and
+    copying tables, none of which can be captured, happen outside the capture. The stream is
+    a blocking one: replays wait for work queued before them on the default stream.
+    """
+    import cupy
+
+    stream = cupy.cuda.Stream()
+    with stream:
+        launch()
+        stream.begin_capture()
+        try:
+            launch()
+        finally:
+            graph = stream.end_capture()
+    return graph, stream
 
 
 @cuda.jit
