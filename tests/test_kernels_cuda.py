@@ -282,3 +282,24 @@ def test_cached_tables_give_the_uncached_results(xp, dtype, fresh_tables):
     assert len(fresh_tables) == 7
     if xp is np:
         assert fresh_tables.uploads == uploads + 7  # writable tables: copied at every call
+
+
+def test_each_kernel_is_specialised_once_per_dtype(xp, monkeypatch):
+    """The launchers look up a kernel's overload for the data's dtype once, then reuse it."""
+    monkeypatch.setattr(gpu, "_specialized", {})
+    kernel = gpu._q_sample_kernel
+    original, dtypes_seen = kernel.specialize, []
+
+    def counting(*args):
+        dtypes_seen.append(np.dtype(args[0].dtype))
+        return original(*args)
+
+    monkeypatch.setattr(kernel, "specialize", counting)
+    ddpm, x, _, z, t = ddpm_and_batch(xp, np.float32)
+    s = ddpm.schedule
+    for dtype in (np.float32, np.float32, np.float64, np.float64):
+        gpu.q_sample(x.astype(dtype), z.astype(dtype), t, s.sqrt_alphas_cumprod,
+                     s.sqrt_one_minus_alphas_cumprod)
+    assert dtypes_seen == [np.dtype(np.float32), np.dtype(np.float64)]
+    device = 0 if xp is np else x.device.id
+    assert set(gpu._specialized) == {(kernel, np.dtype(d), device) for d in DTYPES}
