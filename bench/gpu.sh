@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks as one script, for a machine with a CUDA GPU, CuPy, Numba-CUDA and
-# (optionally) PyTorch: the versions, the CPU-vs-GPU benchmark table, then the GPU tests
-# (tests/test_gpu.py and the Numba-CUDA kernels of tests/test_kernels_cuda.py on the real
-# device). Each part has its own time limit, so one that hangs does not hide the others.
+# (optionally) PyTorch: the versions, the CPU-vs-GPU benchmark table, the fused sampling
+# kernels' per-call overhead with and without a CUDA graph (bench/graphs.py), then the GPU
+# tests (tests/test_gpu.py and the Numba-CUDA kernels of tests/test_kernels_cuda.py on the
+# real device). Each part has its own time limit, so one that hangs does not hide the others.
 #
 #     bench/gpu.sh [OUT_DIR]          # default bench/results/gpu
 #     BENCH_ARGS="--columns cupy-ref,torch-cuda" BENCH_LIMIT=120 TESTS_LIMIT=150 bench/gpu.sh
 #
-# Writes OUT_DIR/env.log, bench.log, tests.log and OUT_DIR/bench/bench.{md,json,png}.
+# Writes OUT_DIR/env.log, bench.log, graphs.log, tests.log, OUT_DIR/bench/bench.{md,json,png}
+# and OUT_DIR/graphs/graphs.{md,json}.
 # Exit status: 0 when every part passed, else 1.
 set -u
 out=${1:-bench/results/gpu}
@@ -33,6 +35,8 @@ part env 30 sh -c "nvidia-smi --query-gpu=name,driver_version,memory.total --for
     numpy.__version__, \"numba\", numba.__version__, \"cupy\", cupy.__version__); \
     import torch; print(\"torch\", torch.__version__)'"
 part bench "${BENCH_LIMIT:-300}" "$python" -m bench --out "$out/bench" ${BENCH_ARGS:-}
+part graphs "${GRAPHS_LIMIT:-120}" "$python" -m bench.graphs --out "$out/graphs"
 part tests "${TESTS_LIMIT:-240}" "$python" -m pytest -p no:cacheprovider -m "gpu or cudasim" \
-    tests/test_gpu.py tests/test_kernels_cuda.py tests/test_optim.py tests/test_checkpoint.py -q
+    tests/test_gpu.py tests/test_kernels_cuda.py tests/test_bench_graphs.py tests/test_optim.py \
+    tests/test_checkpoint.py -q
 exit $status

@@ -4,12 +4,24 @@ Launchers take and return arrays of the kind they are given: CuPy arrays on a re
 (passed to the kernels zero-copy through ``__cuda_array_interface__``; results are
 allocated with CuPy, so they come back as CuPy arrays) and NumPy arrays in Numba's CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``). Inputs are assumed validated and C-contiguous (the
-:mod:`kernels` dispatcher does both). Kernels launch on the default stream, which is also
-CuPy's default.
+:mod:`kernels` dispatcher does both).
 
-Importing this module compiles nothing and needs no GPU; kernels are compiled at their
-first launch. The per-timestep tables are cast to the data dtype and moved to the data's
-device by the launcher, then gathered per sample inside the kernel.
+Per-call work, kept to what Numba needs (issue 15):
+
+- Streams: kernels launch on CuPy's current stream for CuPy data (the default stream unless
+  the caller is inside ``with cupy.cuda.Stream():``), so they stay ordered with the CuPy work
+  around them and a CuPy stream capture records them: :func:`capture` turns a sampling step's
+  launches into a CUDA graph that replays without any of this per-call work.
+- Tables: the per-timestep tables live on the host (float64 NumPy arrays of the schedule);
+  :data:`tables` (a :class:`kernels.table_cache.TableCache`) keeps one device copy per
+  table, dtype and device, so repeated calls with one schedule copy nothing to the device.
+  Device copies are Numba device arrays, which the simulator does not write back either.
+- Dispatch: each kernel is specialised once per (dtype, device) at its first launch (Numba
+  compiles it then; importing this module compiles nothing and needs no GPU), and later
+  launches go to that compiled overload without re-deriving the argument types. This is
+  sound because every launcher passes arrays of one layout per dtype: C-contiguous data,
+  int64 timesteps and tables in the data's dtype. Numba caches the launch configuration
+  per grid and block size.
 
 Kernels:
 - ``q_sample`` / ``p_sample_step`` / ``adam_update``: one thread per element (grid-stride loop).
@@ -20,6 +32,7 @@ Kernels:
 - ``conv2d_grad_input`` / ``conv2d_grad_weight``: direct kernels, one thread per element of
   the gradient, each summing its own terms in a fixed order (deterministic, no atomics).
 """
+import functools
 import math
 
 import numba
@@ -33,8 +46,9 @@ if not hasattr(numpy, "row_stack"):
 from numba import cuda  # noqa: E402
 
 from . import elementwise  # noqa: E402
-from .arrays import array_module, rows  # noqa: E402
+from .arrays import array_module, is_cupy, rows  # noqa: E402
 from .reference import adam_scalars  # noqa: E402
+from .table_cache import TableCache  # noqa: E402
 
 THREADS = 128  # threads per block of the 1-D kernels
 TILE = 16  # output tile edge of the conv2d kernel: blocks of TILE x TILE threads
@@ -50,10 +64,82 @@ def _blocks(size):
     return max(1, min(_MAX_BLOCKS, math.ceil(size / THREADS)))
 
 
-def _table(xp, table, dtype):
-    """A fresh copy: the simulator writes kernel arguments back, and schedule tables are
-    read-only."""
-    return xp.array(table, dtype=dtype, order="C")
+def _device(x):
+    """The device that holds the data ``x`` (the simulator has one, 0)."""
+    return x.device.id if is_cupy(x) else 0
+
+
+def _upload(table, dtype, device):
+    """A device copy of a host table, cast to ``dtype``."""
+    with cuda.gpus[device]:
+        return cuda.to_device(numpy.ascontiguousarray(table, dtype=dtype))
+
+
+tables = TableCache(_upload)
+
+
+def _tables(x, *host_tables):
+    """The tables on x's device in x's dtype: cached copies of host tables; a CuPy table is
+    used as it is (cast per call when its dtype differs: it may change between calls)."""
+    dtype, device = numpy.dtype(x.dtype), _device(x)
+    return [array_module(table).ascontiguousarray(table, dtype=dtype) if is_cupy(table)
+            else tables(table, dtype, device) for table in host_tables]
+
+
+def _timesteps(xp, t):
+    """t as a C-contiguous int64 array on the data's device (itself when it already is)."""
+    return xp.asarray(t, dtype=numpy.int64, order="C")
+
+
+@functools.lru_cache(maxsize=None)
+def _external_stream(ptr):
+    return cuda.external_stream(ptr)
+
+
+def _stream(x):
+    """CuPy's current stream for CuPy data (Numba's handle on it), else the default stream."""
+    if not is_cupy(x):
+        return 0
+    ptr = array_module(x).cuda.get_current_stream().ptr
+    return _external_stream(ptr) if ptr else 0
+
+
+_specialized = {}
+
+
+def _launch(kernel, blocks, threads, x, *args):
+    """Launch ``kernel`` on the data ``x``'s stream through its overload for x's dtype and
+    device, compiled and looked up once (see the module docstring)."""
+    key = (kernel, numpy.dtype(x.dtype), _device(x))
+    specialized = _specialized.get(key)
+    if specialized is None:
+        specialized = _specialized[key] = kernel.specialize(*args)
+    specialized[blocks, threads, _stream(x)](*args)
+
+
+def capture(launch):
+    """Record the kernel launches of ``launch()`` in a CUDA graph (CuPy stream capture).
+
+    Returns ``(graph, stream)``; ``graph.launch(stream)`` replays the same kernels on the same
+    memory with the same scalar arguments, reading whatever the inputs hold at that time. So
+    ``launch`` must read and write CuPy arrays that outlive the graph (``out`` given, ``t``
+    already an int64 device array) and call this module's launchers rather than the
+    :mod:`kernels` dispatchers, whose checks read ``t`` back to the host (not capturable).
+    ``launch()`` runs once eagerly on the stream first, so that compiling, specialising and
+    copying tables, none of which can be captured, happen outside the capture. The stream is
+    a blocking one: replays wait for work queued before them on the default stream.
+    """
+    import cupy
+
+    stream = cupy.cuda.Stream()
+    with stream:
+        launch()
+        stream.begin_capture()
+        try:
+            launch()
+        finally:
+            graph = stream.end_capture()
+    return graph, stream
 
 
 @cuda.jit
@@ -69,9 +155,9 @@ def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
     xp = array_module(x0)
     out = xp.empty_like(x0) if out is None else out
     if x0.size:
-        _q_sample_kernel[_blocks(x0.size), THREADS](
-            rows(x0), rows(noise), xp.asarray(t, dtype=numpy.int64),
-            _table(xp, sqrt_abar, x0.dtype), _table(xp, sqrt_one_minus_abar, x0.dtype), rows(out))
+        _launch(_q_sample_kernel, _blocks(x0.size), THREADS, x0,
+                rows(x0), rows(noise), _timesteps(xp, t),
+                *_tables(x0, sqrt_abar, sqrt_one_minus_abar), rows(out))
     return out
 
 
@@ -94,11 +180,10 @@ def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef
     dtype = numpy.dtype(xt.dtype)
     out = xp.empty_like(xt) if out is None else out
     if xt.size:
-        tables = [_table(xp, table, dtype)
-                  for table in (coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma)]
-        _p_sample_kernel[_blocks(xt.size), THREADS](
-            rows(xt), rows(eps), xp.asarray(t, dtype=numpy.int64), rows(noise), *tables,
-            clip is not None, dtype.type(0 if clip is None else clip), rows(out))
+        _launch(_p_sample_kernel, _blocks(xt.size), THREADS, xt,
+                rows(xt), rows(eps), _timesteps(xp, t), rows(noise),
+                *_tables(xt, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma),
+                clip is not None, dtype.type(0 if clip is None else clip), rows(out))
     return out
 
 
@@ -172,8 +257,8 @@ def conv2d(x, w, stride=1, padding=0):
     tile_out = min(TILE, (patch - max(kh, kw)) // stride + 1)
     if y.size:
         grid = (math.ceil(wo / tile_out), math.ceil(ho / tile_out), min(n * c_out, _MAX_BLOCKS))
-        _conv2d_tiled_kernel(numpy.dtype(x.dtype), TILE)[grid, (TILE, TILE)](
-            x, w, stride, padding, tile_out, y)
+        _launch(_conv2d_tiled_kernel(numpy.dtype(x.dtype), TILE), grid, (TILE, TILE), x,
+                x, w, stride, padding, tile_out, y)
     return y
 
 
@@ -229,7 +314,8 @@ def _direct(kernel, like, shape, *args):
     """Launch a one-thread-per-output-element kernel into a new array of ``shape``."""
     out = array_module(like).empty(tuple(shape), dtype=like.dtype)
     if out.size:
-        kernel[_blocks(out.size), THREADS](*args, numpy.dtype(like.dtype).type(0), out)
+        _launch(kernel, _blocks(out.size), THREADS, like, *args, numpy.dtype(like.dtype).type(0),
+                out)
     return out
 
 
@@ -257,5 +343,5 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
     scalars = adam_scalars(numpy.dtype(param.dtype), lr, beta1, beta2, eps, step, weight_decay,
                            decoupled)
     if param.size:
-        _adam_kernel[_blocks(param.size), THREADS](
-            param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
+        _launch(_adam_kernel, _blocks(param.size), THREADS, param,
+                param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)

@@ -176,3 +176,85 @@ def test_cli_trains_and_samples_on_gpu(tmp_path, capsys):
                      "--quiet", "--device", "cuda"]) == 0
     assert cli.main(["sample", gan_run, "--n", "64", "--out", target, "--device", "cuda"]) == 0
     assert np.load(target).shape == (64, 2)
+
+
+# --- the fused sampling kernels on CuPy streams and in CUDA graphs (issue 15) -------------
+SAMPLING_SHAPE = (16, 3, 8, 8)
+
+
+def _sampling_step():
+    """Fixed CuPy buffers, a function that writes new inputs into them, a step that runs
+    kernels.cuda's q_sample then p_sample_step on them (the noise standing in for the
+    network's eps), and the same step through the reference formulas on the host."""
+    import cupy
+
+    from kernels import cuda as gpu_kernels
+    from minigen.diffusion import DDPM, NoiseSchedule
+
+    ddpm = DDPM(lambda x, t: x, NoiseSchedule.linear(1000), clip_x0=1.0)
+    s = ddpm.schedule
+    tables = (ddpm.coef_x0_xt, ddpm.coef_x0_out, s.posterior_mean_coef1, s.posterior_mean_coef2,
+              ddpm.sigmas)
+    x0, noise, xt, x_prev = (cupy.empty(SAMPLING_SHAPE, dtype=np.float32) for _ in range(4))
+    t = cupy.empty(SAMPLING_SHAPE[0], dtype=np.int64)
+
+    def fill(seed):
+        rng = np.random.default_rng(seed)
+        for a in (x0, noise):
+            a[...] = cupy.asarray(rng.standard_normal(SAMPLING_SHAPE, dtype=np.float32))
+        t[...] = cupy.asarray(rng.integers(0, 1000, SAMPLING_SHAPE[0]))
+
+    def step():
+        gpu_kernels.q_sample(x0, noise, t, s.sqrt_alphas_cumprod, s.sqrt_one_minus_alphas_cumprod,
+                             out=xt)
+        gpu_kernels.p_sample_step(xt, noise, t, noise, *tables, clip=1.0, out=x_prev)
+
+    def reference():
+        from kernels import reference as ref
+
+        x0_, noise_, t_ = x0.get(), noise.get(), t.get()
+        xt_ = ref.q_sample(x0_, noise_, t_, s.sqrt_alphas_cumprod,
+                           s.sqrt_one_minus_alphas_cumprod)
+        return xt_, ref.p_sample_step(xt_, noise_, t_, noise_, *tables, clip=1.0)
+
+    return fill, step, reference, (xt, x_prev)
+
+
+def test_fused_sampling_step_replays_from_a_cuda_graph():
+    """q_sample and p_sample_step captured in one CUDA graph (kernels.cuda.capture): each
+    replay reads the inputs the buffers hold then and gives the eager launches' bits. (The
+    kernels' agreement with the reference formulas is tested to float32 round-off in
+    tests/test_kernels_cuda.py; here a looser bound only guards against wrong inputs.)"""
+    from kernels import cuda as gpu_kernels
+
+    fill, step, reference, outputs = _sampling_step()
+    fill(0)
+    graph, stream = gpu_kernels.capture(step)
+    for seed in (1, 2):
+        fill(seed)
+        graph.launch(stream)
+        stream.synchronize()
+        replayed = [a.get() for a in outputs]
+        step()
+        for got, eager, want in zip(replayed, outputs, reference()):
+            np.testing.assert_array_equal(got, eager.get())
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_kernels_launch_on_cupys_current_stream():
+    """Inside ``with stream:`` the Numba kernels go to CuPy's stream, in order with the CuPy
+    work before and after them on that (non-blocking) stream; outside, to the default one."""
+    import cupy
+
+    from kernels import cuda as gpu_kernels
+
+    fill, step, reference, outputs = _sampling_step()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        assert int(gpu_kernels._stream(outputs[0])) == stream.ptr
+        fill(3)
+        step()
+        after = outputs[1] * 2  # CuPy, on the stream, after the kernels
+    stream.synchronize()
+    assert gpu_kernels._stream(outputs[0]) == 0
+    np.testing.assert_allclose(after.get(), 2 * reference()[1], rtol=1e-4, atol=1e-4)

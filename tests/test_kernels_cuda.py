@@ -5,6 +5,7 @@ Runs in Numba's CUDA simulator on NumPy arrays:
 and on a real GPU on CuPy arrays (``-m cudasim`` without the variable). Skipped when neither
 is available. Shapes stay tiny: the simulator runs every GPU thread as a Python thread.
 """
+import gc
 import importlib
 import os
 
@@ -36,6 +37,7 @@ if not ARRAY_MODULES:
 import kernels  # noqa: E402  (after the skip: importing kernels.cuda needs Numba-CUDA)
 from kernels import cuda as gpu  # noqa: E402
 from kernels import reference  # noqa: E402
+from kernels.table_cache import TableCache  # noqa: E402
 
 from tests.test_kernels import (  # noqa: E402
     CONV_TOL, DTYPES, TOL, conv_case, ddpm_tables, step_tables,
@@ -196,3 +198,108 @@ def test_dispatch_routes_by_array_type(xp, monkeypatch):
     assert kernels.backend_for(xp.zeros(1), gemm=True) is conv_path
     monkeypatch.setenv("MINIGEN_KERNELS", "numba")
     assert kernels.backend_for(xp.zeros(1), gemm=True) is expected
+
+
+# --- the device copies of the timestep tables (kernels.table_cache) ---------------------
+def ddpm_and_batch(xp, dtype, T=40, seed=5):
+    from minigen.diffusion import DDPM, NoiseSchedule
+
+    ddpm = DDPM(lambda x, t: x, NoiseSchedule.linear(T, 0.05, 0.3), clip_x0=1.0)
+    rng = np.random.default_rng(seed)
+    x, eps, z = (xp.asarray(a) for a in rng.standard_normal((3, 4, 2, 3)).astype(dtype))
+    t = rng.integers(0, T, 4)
+    t[0] = 0
+    return ddpm, x, eps, z, xp.asarray(t)
+
+
+def step_tables_of(ddpm):
+    s = ddpm.schedule
+    return (ddpm.coef_x0_xt, ddpm.coef_x0_out, s.posterior_mean_coef1, s.posterior_mean_coef2,
+            ddpm.sigmas)
+
+
+def run_both(ddpm, x, eps, z, t, table=lambda a: a):
+    """q_sample and p_sample_step with the DDPM's tables, each passed through ``table``."""
+    s = ddpm.schedule
+    xt = gpu.q_sample(x, z, t, table(s.sqrt_alphas_cumprod),
+                      table(s.sqrt_one_minus_alphas_cumprod))
+    x_prev = gpu.p_sample_step(xt, eps, t, z, *map(table, step_tables_of(ddpm)), clip=1.0)
+    return host(xt), host(x_prev)
+
+
+@pytest.fixture
+def fresh_tables(monkeypatch):
+    """An empty table cache for the test (the module's one keeps earlier tests' copies)."""
+    cache = TableCache(gpu._upload)
+    monkeypatch.setattr(gpu, "tables", cache)
+    return cache
+
+
+def test_tables_are_copied_once_per_schedule_and_dtype(xp, fresh_tables):
+    ddpm, x, eps, z, t = ddpm_and_batch(xp, np.float32)
+    run_both(ddpm, x, eps, z, t)
+    assert fresh_tables.uploads == 7  # 2 q_sample tables + 5 p_sample_step tables
+    run_both(ddpm, x, eps, z, t)
+    assert fresh_tables.uploads == 7  # the second step copies nothing
+    run_both(ddpm, *(a.astype(np.float64) for a in (x, eps, z)), t)
+    assert fresh_tables.uploads == 14  # a new dtype: its own copies
+    other = ddpm_and_batch(xp, np.float32)
+    run_both(*other)
+    assert fresh_tables.uploads == 21  # a new schedule (and DDPM): its own copies
+    assert len(fresh_tables) == 21
+    del other
+    gc.collect()
+    assert len(fresh_tables) == 14  # the collected DDPM's copies are gone
+
+
+def test_cached_tables_are_never_written(xp, fresh_tables):
+    """The kernels only read the tables: after several steps every device copy still holds
+    its host table's values in the data's dtype, and the host tables are unchanged."""
+    ddpm, x, eps, z, t = ddpm_and_batch(xp, np.float32)
+    s = ddpm.schedule
+    host_tables = (s.sqrt_alphas_cumprod, s.sqrt_one_minus_alphas_cumprod) + step_tables_of(ddpm)
+    before = [table.copy() for table in host_tables]
+    for _ in range(3):
+        run_both(ddpm, x, eps, z, t)
+    device = 0 if xp is np else x.device.id
+    for table, saved in zip(host_tables, before):
+        np.testing.assert_array_equal(table, saved)
+        copy = gpu.tables(table, np.float32, device)
+        np.testing.assert_array_equal(copy.copy_to_host(), saved.astype(np.float32))
+    assert fresh_tables.uploads == 7
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cached_tables_give_the_uncached_results(xp, dtype, fresh_tables):
+    """Cached copies of the DDPM's tables, and tables the cache must not keep (writable
+    copies in the simulator, CuPy tables on a GPU), give the same bits."""
+    batch = ddpm_and_batch(xp, dtype)
+    cached = run_both(*batch)
+    uploads = fresh_tables.uploads
+    uncached = run_both(*batch, table=xp.array)
+    for got, want in zip(uncached, cached):
+        np.testing.assert_array_equal(got, want)
+    assert len(fresh_tables) == 7
+    if xp is np:
+        assert fresh_tables.uploads == uploads + 7  # writable tables: copied at every call
+
+
+def test_each_kernel_is_specialised_once_per_dtype(xp, monkeypatch):
+    """The launchers look up a kernel's overload for the data's dtype once, then reuse it."""
+    monkeypatch.setattr(gpu, "_specialized", {})
+    kernel = gpu._q_sample_kernel
+    original, dtypes_seen = kernel.specialize, []
+
+    def counting(*args):
+        dtypes_seen.append(np.dtype(args[0].dtype))
+        return original(*args)
+
+    monkeypatch.setattr(kernel, "specialize", counting)
+    ddpm, x, _, z, t = ddpm_and_batch(xp, np.float32)
+    s = ddpm.schedule
+    for dtype in (np.float32, np.float32, np.float64, np.float64):
+        gpu.q_sample(x.astype(dtype), z.astype(dtype), t, s.sqrt_alphas_cumprod,
+                     s.sqrt_one_minus_alphas_cumprod)
+    assert dtypes_seen == [np.dtype(np.float32), np.dtype(np.float64)]
+    device = 0 if xp is np else x.device.id
+    assert set(gpu._specialized) == {(kernel, np.dtype(d), device) for d in DTYPES}

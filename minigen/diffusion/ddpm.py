@@ -106,6 +106,10 @@ class DDPM:
             log_variance = np.log(np.append(s.posterior_variance[1] if s.T > 1 else s.betas[0],
                                             s.betas[1:]))
         self.sigmas = np.exp(0.5 * log_variance)
+        # Read-only like the schedule's tables, so the fused CUDA kernels can keep one device
+        # copy of each (kernels.table_cache).
+        for table in (self.coef_x0_xt, self.coef_x0_out, self.sigmas):
+            table.setflags(write=False)
 
     @property
     def config(self):
