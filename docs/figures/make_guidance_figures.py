@@ -96,7 +96,7 @@ def main(run_dir="runs/guidance_2d"):
 # --- the digits: a class-conditional UNet ---------------------------------------------------
 DIGITS_FIGURE = pathlib.Path(__file__).with_name("guidance_digits.png")
 DIGITS_STEPS = 3000
-GUIDANCE = 1.0
+GUIDANCE = 0.5
 """The guidance weight docs/tuning.md recommends for the digits."""
 RESAMPLE, JUMP = 3, 10
 """RePaint's resampling recommended there."""
@@ -181,7 +181,7 @@ def digits_figure(ddpm, normalization):
     completed = [denormalize(ddpm.inpaint(x0, mask, resample=r, jump=j, seed=6), normalization)
                  for r, j in ((1, 1), (RESAMPLE, JUMP))]
     panels = [
-        ("guided samples, w = 1", guided, [f"--label {k}" for k in range(10)]),
+        (f"guided samples, w = {GUIDANCE}", guided, [f"--label {k}" for k in range(10)]),
         ("SDEdit (DDIM-50)", np.concatenate([images, *edited]),
          ["input"] + [f"strength {s}" for s in strengths]),
         ("RePaint, top half known", np.concatenate([images, masked, *completed]),
