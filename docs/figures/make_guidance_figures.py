@@ -5,10 +5,10 @@ editing and inpainting on a trained DDPM"):
   modes (the run of tests/test_guidance.py: modes at distance 2 from the origin, std 0.1,
   2000 steps); about a minute on one core.
 - docs/figures/guidance_digits.png: the class-conditional UNet of
-  ``minigen train ddpm --data digits --conditional --steps 3000`` (the image defaults; about
-  40 minutes on the shared 2-core machine), and with ``--measure`` the numbers of
-  docs/tuning.md, "Guidance, SDEdit and RePaint on the digits" (printed as JSON; about 30
-  minutes more).
+  ``minigen train ddpm --data digits --conditional --steps 3000`` (the image defaults; 14
+  minutes on the shared 2-core machine, the figure 3 more), and with ``--measure`` the
+  numbers of docs/tuning.md, "Guidance, SDEdit and RePaint on the digits" (printed as JSON;
+  26 minutes more).
 
 Run from the repository root (a run directory that holds a run is reused):
     python docs/figures/make_guidance_figures.py [run directory, default runs/guidance_2d]
