@@ -242,7 +242,9 @@ def _add_guidance_arguments(sample):
     group.add_argument("--label", type=int, help="class to sample (default: the null class, "
                        "i.e. unconditional); needs a --conditional run")
     group.add_argument("--guidance", type=float, default=0.0,
-                       help="classifier-free guidance weight w >= 0 (default 0)")
+                       help="classifier-free guidance weight w >= 0 (default 0: the "
+                            "conditional model as trained; docs/tuning.md recommends 0.5 on "
+                            "the digits)")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
                        help="SDEdit: edit the rows of this file (data units)")
     group.add_argument("--strength", type=float,

@@ -371,7 +371,7 @@ def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress
     (``minigen.errors``)."""
     ddpm, config = load_run(run_dir, device=device)
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
-                       eta, seed, progress, y=label, guidance=guidance, out=out,
+                       eta, seed, progress, y=_run_label(ddpm, label), guidance=guidance, out=out,
                        check_finite=True)
 
 
@@ -382,8 +382,8 @@ def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, pr
     ddpm, config = load_run(run_dir, device=device)
     x = _inputs(x, config, "edit_run")
     out = ddpm.edit(backend.to_device(normalize(x, config["normalization"]), device), strength,
-                    sampler=sampler, steps=steps, eta=eta, y=label, guidance=guidance, seed=seed,
-                    progress=progress)
+                    sampler=sampler, steps=steps, eta=eta, y=_run_label(ddpm, label),
+                    guidance=guidance, seed=seed, progress=progress)
     return denormalize(backend.to_numpy(out), config["normalization"])
 
 
@@ -393,15 +393,28 @@ def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, de
     with the trained DDPM run in ``run_dir``: one completion per row, in data units, whose
     known entries (``mask`` 1) are ``x``'s exactly."""
     ddpm, config = load_run(run_dir, device=device)
-    x, mask = _inputs(x, config, "inpaint_run"), np.asarray(mask)
+    given, mask = np.shape(x), np.asarray(mask)
+    x = _inputs(x, config, "inpaint_run")
+    if mask.shape == given and len(given) == x.ndim - 1:
+        mask = mask[:, None]  # grayscale (n, H, W), as _inputs takes x
     if mask.shape != x.shape:
         raise InvalidInput(f"inpaint_run: mask has shape {mask.shape}, x has {x.shape}; they "
                          "must be equal")
     out = ddpm.inpaint(backend.to_device(normalize(x, config["normalization"]), device), mask,
-                       resample=resample, jump=jump, y=label, guidance=guidance, seed=seed,
-                       progress=progress)
+                       resample=resample, jump=jump, y=_run_label(ddpm, label),
+                       guidance=guidance, seed=seed, progress=progress)
     out = denormalize(backend.to_numpy(out), config["normalization"])
     return np.where(mask == 1, x, out)  # exact in data units, not round-tripped through float32
+
+
+def _run_label(ddpm, label):
+    """``label`` of the ``*_run`` functions: None (the null class) or a class 0..K-1 of a
+    conditional run; K itself, the null class, is asked for by omitting the label."""
+    classes = getattr(ddpm.model, "num_classes", None)
+    if label is not None and classes is not None and not 0 <= label < classes:
+        raise InvalidInput(f"label must lie in [0, {classes - 1}] (omit it for the null class, "
+                           f"i.e. unconditional sampling), got {label}")
+    return label
 
 
 def _inputs(x, config, fn):
