@@ -170,3 +170,22 @@ def test_numba_threads_use_the_workqueue_layer_unless_chosen():
                             env={**env, "NUMBA_THREADING_LAYER": "omp"}, check=False)
     if chosen.returncode == 0:  # the OpenMP layer exists in this Numba build
         assert chosen.stdout.strip() == "omp"
+
+
+def test_limit_threads_gives_numba_n_threads_and_blas_one():
+    """backend.limit_threads(n): the CPU kernels spread work over n Numba threads, BLAS stays
+    single-threaded (a spinning BLAS pool stalls them). Fresh interpreter: the caps are global."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("threadpoolctl")
+    code = ("import numpy, numba, threadpoolctl; from minigen import backend; "
+            "print(backend.limit_threads(2)); print(numba.get_num_threads(), "
+            "numba.config.NUMBA_NUM_THREADS); print(sorted({p['num_threads'] for p in "
+            "threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    numba_threads, available = map(int, out[1].split())
+    assert numba_threads == min(2, available)
+    assert out[2] == "[1]"
