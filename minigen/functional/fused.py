@@ -39,7 +39,12 @@ class SiLU(Fused):
 
     def backward_raw(self, gy):
         x, s = self.inputs[0].data, self.s
-        return gy * (s * (1 + x * (1 - s)))  # d/dx x s(x) = s + x s (1 - s)
+        g = 1 - s  # d/dx x s(x) = s + x s (1 - s) = s (1 + x (1 - s)), in one buffer
+        g *= x
+        g += 1
+        g *= s
+        g *= gy
+        return g
 
     def composite(self, x):
         return x * ops.sigmoid(x)

@@ -317,8 +317,11 @@ def sigmoid_array(x):
     overflows to inf only where the result is below the smallest normal float (x < -88 in
     float32), and then gives 0, as PyTorch's does."""
     xp = backend.xp_of(x)
+    s = xp.negative(x)
     with np.errstate(over="ignore"):
-        return 1 / (1 + xp.exp(-x))
+        xp.exp(s, out=s)
+    s += 1
+    return xp.divide(1, s, out=s)  # 1 / (1 + e^-x) in one buffer
 
 
 class Sigmoid(Function):
