@@ -317,7 +317,7 @@ def sigmoid_array(x):
     overflows to inf only where the result is below the smallest normal float (x < -88 in
     float32), and then gives 0, as PyTorch's does."""
     xp = backend.xp_of(x)
-    s = xp.negative(x)
+    s = xp.negative(x, out=xp.empty_like(x))  # an array also for 0-d x
     with np.errstate(over="ignore"):
         xp.exp(s, out=s)
     s += 1
