@@ -13,6 +13,9 @@ grid are a matrix product over all tiles at once:
 
 so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS, through
 ``numpy.matmul`` on stacked matrices) and an output transform (``_untile_transform``).
+These two loop over the matrices' entries and are the reference; F(4x4, 3x3), the tile size
+in use, runs ``_tile_transform4`` and ``_untile_transform4``, the same sums with the
+matrices' rows written out as formulas (identical results; faster: docs/performance.md).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
