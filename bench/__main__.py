@@ -132,7 +132,8 @@ def parse_args(argv):
     p.add_argument("--columns", default=None,
                    help=f"comma-separated columns among {', '.join(harness.COLUMN_KEYS)}")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for BLAS/OpenMP, Numba and PyTorch (default: their own defaults)")
+                   help="threads for minigen (Numba; BLAS single-threaded), PyTorch and the "
+                   "peers (default: their own defaults)")
     p.add_argument("--profile", metavar="W", default=None,
                    help="print a cProfile breakdown of one workload instead of the table")
     p.add_argument("--profile-column", default="numba-cpu",

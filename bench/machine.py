@@ -46,9 +46,9 @@ def _torch():
 
 
 def set_threads(n):
-    """Limit BLAS/OpenMP, Numba (:func:`minigen.backend.limit_threads`) and PyTorch to ``n``
-    threads for the rest of the process. Returns notes about pools that could not be limited
-    (empty when all were)."""
+    """Give minigen (:func:`minigen.backend.limit_threads`: Numba and OpenMP ``n``, BLAS 1),
+    PyTorch and the peers ``n`` threads for the rest of the process. Returns notes about
+    pools that could not be limited (empty when all were)."""
     from minigen import backend
 
     notes = backend.limit_threads(n)

@@ -13,6 +13,9 @@ grid are a matrix product over all tiles at once:
 
 so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS, through
 ``numpy.matmul`` on stacked matrices) and an output transform (``_untile_transform``).
+These two loop over the matrices' entries and are the reference; F(4x4, 3x3), the tile size
+in use, runs ``_tile_transform4`` and ``_untile_transform4``, the same sums with the
+matrices' rows written out as formulas (identical results; faster: docs/performance.md).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
@@ -69,6 +72,27 @@ def matrices(m, dtype):
     return tuple(numpy.array(_MATRICES[m][k], dtype=dtype) for k in ("BT", "G", "AT"))
 
 
+@njit(cache=True)
+def _channels_last(src, n, offset, ph, pw):
+    """Image n of src (N, C, H, W) as (ph, pw, C), shifted by offset and zero-bordered."""
+    channels, h, w = src.shape[1:]
+    image = numpy.zeros((ph, pw, channels), dtype=src.dtype)
+    for c in range(channels):
+        for y in range(max(0, -offset), min(h, ph - offset)):
+            for x in range(max(0, -offset), min(w, pw - offset)):
+                image[y + offset, x + offset, c] = src[n, c, y, x]
+    return image
+
+
+@njit(cache=True)
+def _to_nchw(image, y, n):
+    """y[n] = the channels-last image (cropped to y's height and width)."""
+    for o in range(y.shape[1]):
+        for yy in range(y.shape[2]):
+            for xx in range(y.shape[3]):
+                y[n, o, yy, xx] = image[yy, xx, o]
+
+
 @njit(**_PARALLEL)
 def _tile_transform(src, T, step, offset, tiles_h, tiles_w, out):
     """out[a*alpha + b, p, c] = sum_{i, j} T[a, i] T[b, j] src[n, c, step*ty + i - offset,
@@ -76,15 +100,11 @@ def _tile_transform(src, T, step, offset, tiles_h, tiles_w, out):
     T: (alpha, size) with size the tile's extent in src; out: (alpha^2, N*tiles_h*tiles_w, C).
     Each image is first copied channels-last into a zero-bordered buffer, and the vertical
     transform runs once per band of tile rows, over whole image rows (the tiles overlap)."""
-    n_batch, channels, h, w = src.shape
+    n_batch, channels = src.shape[:2]
     alpha, size = T.shape
     ph, pw = step * (tiles_h - 1) + size, step * (tiles_w - 1) + size
     for n in prange(n_batch):
-        image = numpy.zeros((ph, pw, channels), dtype=src.dtype)
-        for c in range(channels):
-            for y in range(max(0, -offset), min(h, ph - offset)):
-                for x in range(max(0, -offset), min(w, pw - offset)):
-                    image[y + offset, x + offset, c] = src[n, c, y, x]
+        image = _channels_last(src, n, offset, ph, pw)
         band = numpy.empty((alpha, pw, channels), dtype=src.dtype)
         for ty in range(tiles_h):
             y0 = step * ty
@@ -115,7 +135,7 @@ def _untile_transform(M, S, tiles_h, tiles_w, y):
     """y[n, o, m*ty + i, m*tx + j] = sum_{a, b} S[i, a] S[j, b] M[a*alpha + b, p, o] for the
     positions inside y; S = A^T (m, alpha), M (alpha^2, N*tiles_h*tiles_w, Cout). Each image
     is assembled channels-last and copied out once."""
-    n_batch, c_out, h, w = y.shape
+    n_batch, c_out = y.shape[:2]
     m, alpha = S.shape
     for n in prange(n_batch):
         half = numpy.empty((m, alpha, c_out), dtype=y.dtype)
@@ -138,10 +158,107 @@ def _untile_transform(M, S, tiles_h, tiles_w, y):
                             if s != 0:
                                 for o in range(c_out):
                                     image[m * ty + i, m * tx + j, o] += s * half[i, b, o]
-        for o in range(c_out):
-            for yy in range(h):
-                for xx in range(w):
-                    y[n, o, yy, xx] = image[yy, xx, o]
+        _to_nchw(image, y, n)
+
+
+# F(4x4, 3x3) written out. The kernels above loop over the matrices' entries; with 32-64
+# channels per vector that loop overhead is most of their time. Below, the rows of B^T, A
+# and A^T of _MATRICES[4] are formulas (t: the data's scalar type, so that float32 stays
+# float32), summed in the order of the generic kernels, so both give identical results.
+@njit(inline="always")
+def _bt_rows(t, d0, d1, d2, d3, d4, d5):
+    """B^T d for one 6-vector d."""
+    return (t(4) * d0 - t(5) * d2 + d4,
+            -t(4) * d1 - t(4) * d2 + d3 + d4,
+            t(4) * d1 - t(4) * d2 - d3 + d4,
+            -t(2) * d1 - d2 + t(2) * d3 + d4,
+            t(2) * d1 - d2 - t(2) * d3 + d4,
+            t(4) * d1 - t(5) * d3 + d5)
+
+
+@njit(inline="always")
+def _a_rows(t, d0, d1, d2, d3):
+    """A d for one 4-vector d (the weight gradient's transform of gy tiles)."""
+    return (d0,
+            d0 + d1 + d2 + d3,
+            d0 - d1 + d2 - d3,
+            d0 + t(2) * d1 + t(4) * d2 + t(8) * d3,
+            d0 - t(2) * d1 + t(4) * d2 - t(8) * d3,
+            d3)
+
+
+@njit(inline="always")
+def _at_rows(t, m0, m1, m2, m3, m4, m5):
+    """A^T m for one 6-vector m."""
+    return (m0 + m1 + m2 + m3 + m4,
+            m1 - m2 + t(2) * m3 - t(2) * m4,
+            m1 + m2 + t(4) * m3 + t(4) * m4,
+            m1 - m2 + t(8) * m3 - t(8) * m4 + m5)
+
+
+@njit(inline="always")
+def _in_rows(t, adjoint, d0, d1, d2, d3, d4, d5):
+    if adjoint:
+        return _a_rows(t, d0, d1, d2, d3)
+    return _bt_rows(t, d0, d1, d2, d3, d4, d5)
+
+
+@njit(**_PARALLEL)
+def _tile_transform4(src, adjoint, offset, tiles_h, tiles_w, out):
+    """``_tile_transform(src, T, 4, offset, tiles_h, tiles_w, out)`` of F(4x4, 3x3) with
+    T = B^T, or with T = A when ``adjoint`` (then offset 0: the gy tiles of the weight
+    gradient), written out."""
+    channels = src.shape[1]
+    t = src.dtype.type
+    ph, pw = 4 * tiles_h + 2, 4 * tiles_w + 2
+    for n in prange(src.shape[0]):
+        rows = _channels_last(src, n, offset, ph, pw).reshape((ph, pw * channels))
+        band = numpy.empty((6, pw, channels), dtype=src.dtype)
+        band_rows = band.reshape((6, pw * channels))
+        for ty in range(tiles_h):
+            y0 = 4 * ty
+            for q in range(pw * channels):  # the vertical transform of whole image rows
+                r = _in_rows(t, adjoint, rows[y0, q], rows[y0 + 1, q], rows[y0 + 2, q],
+                             rows[y0 + 3, q], rows[y0 + 4, q], rows[y0 + 5, q])
+                band_rows[0, q], band_rows[1, q], band_rows[2, q] = r[0], r[1], r[2]
+                band_rows[3, q], band_rows[4, q], band_rows[5, q] = r[3], r[4], r[5]
+            for tx in range(tiles_w):
+                p = (n * tiles_h + ty) * tiles_w + tx
+                x0 = 4 * tx
+                for a in range(6):
+                    k = 6 * a
+                    for c in range(channels):
+                        r = _in_rows(t, adjoint, band[a, x0, c], band[a, x0 + 1, c],
+                                     band[a, x0 + 2, c], band[a, x0 + 3, c],
+                                     band[a, x0 + 4, c], band[a, x0 + 5, c])
+                        out[k, p, c], out[k + 1, p, c], out[k + 2, p, c] = r[0], r[1], r[2]
+                        out[k + 3, p, c], out[k + 4, p, c], out[k + 5, p, c] = r[3], r[4], r[5]
+
+
+@njit(**_PARALLEL)
+def _untile_transform4(M, tiles_h, tiles_w, y):
+    """``_untile_transform(M, A^T, tiles_h, tiles_w, y)`` of F(4x4, 3x3), written out."""
+    c_out = y.shape[1]
+    t = y.dtype.type
+    for n in prange(y.shape[0]):
+        half = numpy.empty((4, 6, c_out), dtype=y.dtype)
+        image = numpy.empty((4 * tiles_h, 4 * tiles_w, c_out), dtype=y.dtype)
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                p = (n * tiles_h + ty) * tiles_w + tx
+                for b in range(6):
+                    for o in range(c_out):
+                        r = _at_rows(t, M[b, p, o], M[6 + b, p, o], M[12 + b, p, o],
+                                     M[18 + b, p, o], M[24 + b, p, o], M[30 + b, p, o])
+                        half[0, b, o], half[1, b, o], half[2, b, o], half[3, b, o] = r
+                for i in range(4):
+                    yy, x0 = 4 * ty + i, 4 * tx
+                    for o in range(c_out):
+                        r = _at_rows(t, half[i, 0, o], half[i, 1, o], half[i, 2, o],
+                                     half[i, 3, o], half[i, 4, o], half[i, 5, o])
+                        image[yy, x0, o], image[yy, x0 + 1, o] = r[0], r[1]
+                        image[yy, x0 + 2, o], image[yy, x0 + 3, o] = r[2], r[3]
+        _to_nchw(image, y, n)
 
 
 def _tiles(size, m):
@@ -153,7 +270,10 @@ def input_tiles(x, m, padding, out_hw):
     BT = matrices(m, x.dtype)[0]
     th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
     V = numpy.empty(((m + 2) ** 2, x.shape[0] * th * tw, x.shape[1]), dtype=x.dtype)
-    _tile_transform(x, BT, m, padding, th, tw, V)
+    if m == 4:
+        _tile_transform4(x, False, padding, th, tw, V)
+    else:
+        _tile_transform(x, BT, m, padding, th, tw, V)
     return V
 
 
@@ -174,7 +294,11 @@ def conv2d(x, w, padding, m=4):
     V = input_tiles(x, m, padding, out_hw)
     M = threads.matmul(V, kernel_tiles(w, m).transpose(0, 2, 1))
     y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
-    _untile_transform(M, matrices(m, x.dtype)[2], _tiles(out_hw[0], m), _tiles(out_hw[1], m), y)
+    th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
+    if m == 4:
+        _untile_transform4(M, th, tw, y)
+    else:
+        _untile_transform(M, matrices(m, x.dtype)[2], th, tw, y)
     return y
 
 
@@ -191,7 +315,10 @@ def conv2d_grad_weight(x, gy, padding, m=4):
     V = input_tiles(x, m, padding, gy.shape[2:])
     AT = matrices(m, x.dtype)[2]
     dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
-    _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
+    if m == 4:
+        _tile_transform4(gy, True, 0, th, tw, dM)
+    else:
+        _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
     dU = threads.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
     alpha, filters = m + 2, gy.shape[1] * x.shape[1]
     G = matrices(m, x.dtype)[1]

@@ -125,10 +125,13 @@ def set_rng_state(state):
 
 
 def limit_threads(n):
-    """Cap the threads of Numba's parallel kernels and of the native pools behind NumPy (BLAS,
-    OpenMP) at ``n`` for the rest of the process. Small matrix products gain little from
-    threads and lose much when the cores are shared (docs/performance.md). The BLAS cap needs
-    ``threadpoolctl`` (installed with scikit-learn); without it set ``OPENBLAS_NUM_THREADS``
+    """Use ``n`` threads for the rest of the process: Numba's parallel kernels and the native
+    OpenMP pools get ``n``, BLAS gets one. minigen's CPU kernels spread their work over the
+    ``n`` threads themselves (per image, and stacks of GEMMs split across threads,
+    :mod:`kernels.threads`); the remaining products are small (at most a few hundred rows
+    wide), where a threaded BLAS gains little and its spin-waiting pool stalls the other
+    threads as soon as the cores are shared (docs/performance.md). The BLAS cap needs
+    ``threadpoolctl`` (installed with scikit-learn); without it set ``OPENBLAS_NUM_THREADS=1``
     before starting Python. Returns notes on what could not be capped (empty when all was)."""
     import numba
 
@@ -140,6 +143,7 @@ def limit_threads(n):
         from threadpoolctl import threadpool_limits
     except ImportError:
         return ["BLAS threads not set: threadpoolctl is not installed"]
-    threadpool_limits(n)
+    threadpool_limits(n, user_api="openmp")
+    threadpool_limits(1, user_api="blas")
     return []
 

@@ -108,7 +108,8 @@ def build_parser():
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-figures", action="store_true", help="write no figures")
         p.add_argument("--threads", type=_positive_int,
-                       help="cap the BLAS and Numba threads (see minigen.backend.limit_threads; "
+                       help="threads of the CPU kernels, BLAS single-threaded (see "
+                       "minigen.backend.limit_threads; "
                        "under mpiexec -n P the default is cores / P per rank)")
         p.add_argument("--batch-size", type=_positive_int,
                        help="the global batch, split over the ranks under mpiexec")
@@ -156,7 +157,7 @@ def build_parser():
     demo.add_argument("--overwrite", action="store_true",
                       help="replace the run that --out holds (an earlier demo)")
     demo.add_argument("--threads", type=_positive_int, default=1,
-                      help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads)")
+                      help="threads of the CPU kernels (default 1: see minigen.backend.limit_threads)")
 
     bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
     bench.add_argument("args", nargs=argparse.REMAINDER)

@@ -67,6 +67,33 @@ def test_error_bound_is_attained_in_order_of_magnitude():
     assert err[4] > 1e-3 * bound
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, padding", [((2, 32, 16, 16), 1), ((3, 5, 7, 11), 2),
+                                            ((1, 3, 9, 6), 0), ((2, 4, 1, 2), 2)])
+def test_written_out_f4_transforms_equal_the_matrix_kernels(dtype, shape, padding):
+    """The F(4x4) kernels with B^T, A and A^T written as formulas give exactly the results
+    of the generic kernels that loop over the matrices' entries."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    BT, _, AT = winograd.matrices(4, dtype)
+    out_hw = (shape[2] + 2 * padding - 2, shape[3] + 2 * padding - 2)
+    th, tw = -(-out_hw[0] // 4), -(-out_hw[1] // 4)
+    tiles = shape[0] * th * tw
+    expected, got = (np.full((36, tiles, shape[1]), np.nan, dtype) for _ in range(2))
+    winograd._tile_transform(x, BT, 4, padding, th, tw, expected)
+    winograd._tile_transform4(x, False, padding, th, tw, got)
+    np.testing.assert_array_equal(got, expected)
+    gy = rng.standard_normal(shape[:2] + out_hw).astype(dtype)
+    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), 4, 0, th, tw, expected)
+    winograd._tile_transform4(gy, True, 0, th, tw, got)
+    np.testing.assert_array_equal(got, expected)
+    M = rng.standard_normal((36, tiles, shape[1])).astype(dtype)
+    y_expected, y_got = (np.full(gy.shape, np.nan, dtype) for _ in range(2))
+    winograd._untile_transform(M, AT, th, tw, y_expected)
+    winograd._untile_transform4(M, th, tw, y_got)
+    np.testing.assert_array_equal(y_got, y_expected)
+
+
 def test_tile_size_must_be_known():
     with pytest.raises(ValueError, match="tile size m must be one of"):
         winograd.matrices(3, np.float32)
@@ -143,3 +170,22 @@ def test_numba_threads_use_the_workqueue_layer_unless_chosen():
                             env={**env, "NUMBA_THREADING_LAYER": "omp"}, check=False)
     if chosen.returncode == 0:  # the OpenMP layer exists in this Numba build
         assert chosen.stdout.strip() == "omp"
+
+
+def test_limit_threads_gives_numba_n_threads_and_blas_one():
+    """backend.limit_threads(n): the CPU kernels spread work over n Numba threads, BLAS stays
+    single-threaded (a spinning BLAS pool stalls them). Fresh interpreter: the caps are global."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("threadpoolctl")
+    code = ("import numpy, numba, threadpoolctl; from minigen import backend; "
+            "print(backend.limit_threads(2)); print(numba.get_num_threads(), "
+            "numba.config.NUMBA_NUM_THREADS); print(sorted({p['num_threads'] for p in "
+            "threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    numba_threads, available = map(int, out[1].split())
+    assert numba_threads == min(2, available)
+    assert out[2] == "[1]"

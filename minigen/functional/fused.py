@@ -39,7 +39,12 @@ class SiLU(Fused):
 
     def backward_raw(self, gy):
         x, s = self.inputs[0].data, self.s
-        return gy * (s * (1 + x * (1 - s)))  # d/dx x s(x) = s + x s (1 - s)
+        g = 1 - s  # d/dx x s(x) = s + x s (1 - s) = s (1 + x (1 - s)), in one buffer
+        g *= x
+        g += 1
+        g *= s
+        g *= gy
+        return g
 
     def composite(self, x):
         return x * ops.sigmoid(x)
@@ -62,23 +67,30 @@ class GroupNorm(Fused):
         return a.reshape((1, -1) + (1,) * (ndim - 2))
 
     def forward(self, x, weight, bias):
+        xp = backend.xp_of(x)
         xg = self._grouped(x)
-        mu = xg.mean(axis=2, keepdims=True)
-        d = xg - mu
-        self.rstd = 1.0 / backend.xp_of(x).sqrt((d * d).mean(axis=2, keepdims=True) + self.eps)
+        d = xg - xg.mean(axis=2, keepdims=True)
+        variance = xp.einsum("ngk,ngk->ng", d, d)[..., None] / d.shape[2]  # no d * d temporary
+        self.rstd = 1.0 / xp.sqrt(variance + self.eps)
         d *= self.rstd
         self.xhat = d.reshape(x.shape)
-        return self.xhat * self._channel(weight, x.ndim) + self._channel(bias, x.ndim)
+        y = self.xhat * self._channel(weight, x.ndim)
+        y += self._channel(bias, x.ndim)
+        return y
 
     def backward_raw(self, gy):
+        xp = backend.xp_of(gy)
         weight = self.inputs[1].data
-        axes = (0,) + tuple(range(2, gy.ndim))
-        gweight = (gy * self.xhat).sum(axis=axes)
-        gbias = gy.sum(axis=axes)
+        per_channel = (gy.shape[0], gy.shape[1], -1)  # reductions over contiguous rows
+        gweight = xp.einsum("nck,nck->nc", gy.reshape(per_channel),
+                            self.xhat.reshape(per_channel)).sum(axis=0)
+        gbias = gy.reshape(per_channel).sum(axis=2).sum(axis=0)
         gxhat = self._grouped(gy * self._channel(weight, gy.ndim))
         xhat = self._grouped(self.xhat)
-        gx = gxhat - gxhat.mean(axis=2, keepdims=True)
-        gx -= xhat * (gxhat * xhat).mean(axis=2, keepdims=True)
+        mean_gxhat_xhat = xp.einsum("ngk,ngk->ng", gxhat, xhat)[..., None] / xhat.shape[2]
+        gx = xhat * mean_gxhat_xhat
+        xp.subtract(gxhat, gx, out=gx)
+        gx -= gxhat.mean(axis=2, keepdims=True)
         gx *= self.rstd
         return gx.reshape(gy.shape), gweight, gbias
 

@@ -78,12 +78,32 @@ def same_float_dtype(op, **named):
 
 
 # --- broadcasting -------------------------------------------------------------------------
+_SHORT_AXIS = 4
+
+
+def _sum_axes(x, axes):
+    """x.sum(axis=axes, keepdims=True), with the axes of length <= _SHORT_AXIS summed as
+    their slices: NumPy reduces a short strided axis element by element, so nearest
+    upsampling's gradient (axes of length 2 between long ones) took 19 ms on a 64 x 64 x 16
+    x 16 output, its slices 1.5 ms."""
+    short = tuple(a for a in axes if 2 <= x.shape[a] <= _SHORT_AXIS)
+    long = tuple(a for a in axes if a not in short)
+    y = x.sum(axis=long, keepdims=True) if long else x
+    for a in short:
+        part = (slice(None),) * a
+        total = y[part + (slice(0, 1),)].copy()
+        for i in range(1, y.shape[a]):
+            total += y[part + (slice(i, i + 1),)]
+        y = total
+    return y
+
+
 def _sum_to_array(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
     )
-    y = x.sum(axis=axes, keepdims=True) if axes else x
+    y = _sum_axes(x, axes) if axes else x
     return y.reshape(shape) if lead else y
 
 
@@ -317,8 +337,11 @@ def sigmoid_array(x):
     overflows to inf only where the result is below the smallest normal float (x < -88 in
     float32), and then gives 0, as PyTorch's does."""
     xp = backend.xp_of(x)
+    s = xp.negative(x, out=xp.empty_like(x))  # an array also for 0-d x
     with np.errstate(over="ignore"):
-        return 1 / (1 + xp.exp(-x))
+        xp.exp(s, out=s)
+    s += 1
+    return xp.divide(1, s, out=s)  # 1 / (1 + e^-x) in one buffer
 
 
 class Sigmoid(Function):
