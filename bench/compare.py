@@ -43,7 +43,7 @@ import numpy as np
 
 from bench import sets2d
 from minigen import data as datasets
-from minigen import evaluate, gan
+from minigen import backend, evaluate, gan
 from minigen.diffusion.trainer import sample_run as ddpm_sample_run
 from minigen.diffusion.trainer import train_ddpm
 from minigen.viz import _tile
@@ -176,8 +176,9 @@ COLUMNS = (("steps", "steps", 0), ("train_s", "train s", 1), ("load", "load avg"
 
 
 def aggregate(per_seed):
-    """Mean and standard error (std with ddof 1 over sqrt(n); 0 for one seed) of each number
-    of each row over the seeds: ({row: {key: mean}}, {row: {key: s.e.}})."""
+    """Mean and standard error (std with ddof 1 over sqrt(n); 0 for one seed; None when a
+    value is infinite, e.g. the reverse KL of a run that covers no mode) of each number of each
+    row over the seeds: ({row: {key: mean}}, {row: {key: s.e.}})."""
     runs = list(per_seed.values())
     means, errors = {}, {}
     for row in runs[0]:
@@ -185,7 +186,8 @@ def aggregate(per_seed):
         for key in runs[0][row]:
             v = np.array([r[row][key] for r in runs], dtype=np.float64)
             means[row][key] = float(v.mean())
-            errors[row][key] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+            errors[row][key] = (float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+                                ) if np.all(np.isfinite(v)) else None
     return means, errors
 
 
@@ -193,9 +195,10 @@ def _cell(report, row, key, digits):
     mean = report["results"][row].get(key)
     if mean is None:
         return ""
-    if len(report["seeds"]) == 1:
+    error = report["stderr"][row][key]
+    if len(report["seeds"]) == 1 or error is None:
         return f"{mean:.{digits if key not in ('modes', 'class_coverage') else 0}f}"
-    return f"{mean:.{digits}f} ± {report['stderr'][row][key]:.{digits}f}"
+    return f"{mean:.{digits}f} ± {error:.{digits}f}"
 
 
 def markdown(report):
@@ -283,11 +286,17 @@ def main(argv=None):
                         f"{IMAGE_SAMPLER[0]} for images)")
     p.add_argument("--sampler-steps", type=int, default=None,
                    help="steps of a ddim/dpm++2m sampler (default 50 for ddim, 20 for dpm++2m)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads; "
+                        "with 2 threads on 2 busy shared cores, 2-D training ran ~40x slower)")
     p.add_argument("--out", default=None, help="default: bench/results/compare_DATA")
     args = p.parse_args(argv)
     if args.budget <= 0 or (args.samples is not None and args.samples < 4) or args.seeds < 1:
         p.error(f"--budget must be > 0, --samples >= 4 and --seeds >= 1, got {args.budget}, "
                 f"{args.samples} and {args.seeds}")
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    backend.limit_threads(args.threads)
     seeds = list(range(args.seed, args.seed + args.seeds))
     per_seed, shown = {}, None
     for seed in seeds:
