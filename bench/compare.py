@@ -1,23 +1,36 @@
-"""GAN versus DDPM on the same 2-D data with the same wall-clock training budget.
+"""GAN versus DDPM on the same data with the same wall-clock training budget: 2-D sets and
+small images (the 8x8 digits, or an image ``.npy``).
 
-Each family (``minigen.gan.train_gan`` with its tuned defaults, ``train_ddpm`` with its
-defaults) trains for ``CALIBRATION_STEPS`` steps, then resumes (bit for bit, as the trainers
-guarantee) in chunks sized by the step rate measured so far until ``--budget`` seconds of
-wall clock are spent (:func:`train_for`). The report gives the steps, the chunks and the
-measured training seconds of each. Both draw
-``--samples`` samples (default ``N_SAMPLES``; the DDPM with its full ancestral chain),
-timed for samples per second, scored with :func:`bench.sets2d.score` (mode coverage,
-high-quality share and reverse KL on ring8/grid25; :mod:`minigen.support` precision, recall
-and in-support share on every set; an ``.npy`` is split into training, reference and
-real-vs-real parts).
-The "real vs real" row scores a fresh real sample, disjoint from the training data and from
-the reference sample, in the same way: the numbers a perfect model would get.
+Each family (``minigen.gan.train_gan`` and ``train_ddpm``, each with its defaults for the data's
+shape: MLPs for vectors, DCGAN / UNet for images) trains for ``CALIBRATION_STEPS`` steps, then
+resumes (bit for bit, as the trainers guarantee) in chunks sized by the step rate measured so
+far until ``--budget`` seconds of wall clock are spent (:func:`train_for`). The report gives
+the steps, the chunks, the measured training seconds and the machine's mean 1-minute load
+average over the chunks. Both draw the same number of samples, timed for samples per second
+(the DDPM: the full ancestral chain on 2-D data, DPM-Solver++(2M) with 20 steps on images,
+``--sampler`` to change).
 
-    python -m bench.compare --data ring8 --budget 60
-    python -m bench.compare --data points.npy --budget 30 --out bench/results/compare_points
+2-D data are scored with :func:`bench.sets2d.score` (mode coverage, high-quality share and
+reverse KL on ring8/grid25; :mod:`minigen.support` precision, recall and in-support share on
+every set; an ``.npy`` is split into training, reference and real-vs-real parts); the "real vs
+real" row scores a fresh real sample, disjoint from the training data and from the reference.
 
-Writes ``report.md``, ``report.json`` and ``compare.png`` (samples side by side, training
-curves) into ``--out``. Image data (digits) are refused: only 2-D sets are compared.
+Images are scored with :func:`minigen.evaluate.image_quality` against held-out real images
+(:class:`DataSet`): the data are split (a permutation drawn with the seed) into a
+held-out third and a training two-thirds; both models train on the training part and draw as
+many samples as the held-out part holds (or ``--samples``, at most that); "real vs real" scores
+as many training images, disjoint from the held-out ones, in the same way. Fréchet distance
+and k-NN precision/recall are biased by the sample size, so all three sets have the same n.
+Digits are scored in the reference classifier's features, with its class histogram; other
+images in pixel space, without class numbers.
+
+    python -m bench.compare --data ring8 --budget 60 --seeds 3
+    python -m bench.compare --data digits --budget 240
+    python -m bench.compare --data images.npy --budget 30 --out bench/results/compare_mine
+
+``--seeds N`` repeats everything with seeds seed, ..., seed + N - 1 and reports the mean and
+its standard error. Writes ``report.md``, ``report.json`` and ``compare.png`` (samples of the
+first seed side by side, training curves) into ``--out``.
 """
 import argparse
 import json
@@ -29,40 +42,79 @@ import time
 import numpy as np
 
 from bench import sets2d
-from minigen import gan
+from minigen import data as datasets
+from minigen import backend, evaluate, gan
 from minigen.diffusion.trainer import sample_run as ddpm_sample_run
 from minigen.diffusion.trainer import train_ddpm
+from minigen.viz import _tile
 
 N_SAMPLES = 2500
 CALIBRATION_STEPS = 50
 REAL_SEED = 555_555  # the real-vs-real sample: differs from the reference's and any run seed
+IMAGE_SAMPLER = ("dpm++2m", 20)
+"""The DDPM sampler for images: 1000 ancestral UNet steps take ~30 min for 600 8x8 digits on
+2 cores; DPM-Solver++(2M) with 20 steps takes ~40 s."""
+MIN_IMAGES = 30
 
 
 class DataSet:
-    """Training array, reference sample, disjoint real-vs-real sample and a name."""
+    """Training array, reference sample, disjoint real-vs-real sample, a name and the scorer:
+    2-D points (``images`` False) or images (n, C, H, W)."""
 
-    def __init__(self, data, seed, n_real=N_SAMPLES):
+    def __init__(self, data, seed, n_real=None):
+        self.images, self.classifier = False, None
+        if data == "digits":
+            self._split_images(datasets.digits(seed=0)[0], seed, n_real, "digits")
+            self.classifier = evaluate.digits_classifier()
+            return
         if data in sets2d.SETS:
             self.name, self.scored_as = data, data
             self.train = sets2d.training_data(data, seed)
             self.reference = sets2d.reference(data)
-            self.real = sets2d.SETS[data](n_real, seed=REAL_SEED + seed)
+            self.real = sets2d.SETS[data](n_real or N_SAMPLES, seed=REAL_SEED + seed)
             return
         if not (data.endswith(".npy") and os.path.isfile(data)):
-            raise SystemExit(f"bench.compare: --data must be one of {sorted(sets2d.SETS)} or an "
-                             f"existing .npy file of 2-D points, got {data!r} (image data such "
-                             f"as digits is not supported: only 2-D sets are compared)")
+            raise SystemExit(f"bench.compare: --data must be digits, one of {sorted(sets2d.SETS)} "
+                             f"or an existing .npy file (2-D points or images), got {data!r}")
         x = np.load(data).astype(np.float32)
+        if x.ndim in (3, 4):
+            self._split_images(x, seed, n_real, os.path.basename(data))
+            return
         if x.ndim != 2 or x.shape[1] != 2 or len(x) < 40:
-            raise SystemExit(f"bench.compare: {data} must hold an (n, 2) array with n >= 40, "
-                             f"got shape {x.shape} (only 2-D sets are compared)")
+            raise SystemExit(f"bench.compare: {data} must hold 2-D points (n, 2) with n >= 40 or "
+                             f"images (n, H, W) or (n, C, H, W), got shape {x.shape}")
         # a permutation split: training half, reference quarter, real-vs-real quarter
         x = x[np.random.default_rng(seed).permutation(len(x))]
         half, three_q = len(x) // 2, 3 * len(x) // 4
         self.name, self.scored_as = os.path.basename(data), None
         self.train, self.reference, self.real = x[:half], x[half:three_q], x[three_q:]
 
+    def _split_images(self, x, seed, n, name):
+        """Held-out third (the reference), training rest; the real-vs-real sample is the first
+        ``n`` training images."""
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.shape[2] != x.shape[3] or len(x) < MIN_IMAGES or not np.all(np.isfinite(x)):
+            raise SystemExit(f"bench.compare: images must be square, finite and at least "
+                             f"{MIN_IMAGES}, got shape {x.shape}")
+        x = x[np.random.default_rng(seed).permutation(len(x))]
+        held_out = len(x) // 3
+        n = held_out if n is None else n
+        if not 4 <= n <= held_out:
+            raise SystemExit(f"bench.compare: --samples must lie in [4, {held_out}] (the held-out "
+                             f"third of {len(x)} images) for {name}, got {n}")
+        self.images, self.name, self.n_total = True, name, len(x)
+        self.train, self.reference, self.real = x[held_out:], x[:n], x[held_out:held_out + n]
+
+    @property
+    def n_samples(self):
+        return len(self.real)
+
     def score(self, samples):
+        if self.images:
+            q = evaluate.image_quality(samples, self.reference, self.classifier)
+            del q["feature_space"]
+            return {**q, "precision": 100.0 * q["precision"], "recall": 100.0 * q["recall"]}
         if self.scored_as is not None:
             return sets2d.score(samples, self.scored_as)
         from minigen.support import support_quality
@@ -73,10 +125,11 @@ class DataSet:
 FAMILIES = {
     "GAN": (lambda data, steps, out, seed, resume: gan.train_gan(
                 data, steps, out, seed=seed, resume=resume, progress=False, figures=False),
-            lambda out, n, seed: gan.sample_run(out, n, seed=seed)),
+            lambda out, n, seed, sampler: gan.sample_run(out, n, seed=seed)),
     "DDPM": (lambda data, steps, out, seed, resume: train_ddpm(
                  data, steps, out, seed=seed, resume=resume, progress=False, figures=False),
-             lambda out, n, seed: ddpm_sample_run(out, n, seed=seed)),
+             lambda out, n, seed, sampler: ddpm_sample_run(out, n, sampler=sampler[0],
+                                                           steps=sampler[1], seed=seed)),
 }
 
 
@@ -84,37 +137,68 @@ def train_for(train, data, budget, seed, out):
     """Train in resumed chunks until ``budget`` seconds are spent: each chunk is as many
     steps as the rate of the previous chunk (resume and checkpoints included) fits in the
     time left, at most as many as the steps so far, so that the rate is measured over a
-    growing window and the run stops close to the budget. (trainer, steps, seconds, chunks)."""
+    growing window and the run stops close to the budget. (trainer, steps, seconds, chunks,
+    mean 1-minute load average at the chunks' ends)."""
     steps, done, chunks, t = CALIBRATION_STEPS, 0, 0, time.perf_counter()
-    last = t
+    last, loads = t, []
     while True:
         trainer = train(data.train, steps, out, seed, chunks > 0)
         now = time.perf_counter()
+        loads.append(os.getloadavg()[0])
         chunks, rate, done = chunks + 1, (steps - done) / (now - last), steps
         last, left = now, budget - (now - t)
         more = min(int(left * rate), steps)
         if left < 0.02 * budget or more < 1:
-            return trainer, steps, now - t, chunks
+            return trainer, steps, now - t, chunks, float(np.mean(loads))
         steps += more
 
 
-def run_family(family, data, budget, seed, work_dir, n_samples=N_SAMPLES):
+def run_family(family, data, budget, seed, work_dir, sampler):
     """Train for the budget, sample: (record, samples, history)."""
     train, sample = FAMILIES[family]
-    trainer, steps, train_s, chunks = train_for(train, data, budget, seed,
-                                                os.path.join(work_dir, family.lower()))
+    run_dir = os.path.join(work_dir, family.lower())
+    trainer, steps, train_s, chunks, load = train_for(train, data, budget, seed, run_dir)
     t = time.perf_counter()
-    samples = sample(os.path.join(work_dir, family.lower()), n_samples, seed + 1000)
+    samples = sample(run_dir, data.n_samples, seed + 1000, sampler)
     sample_s = time.perf_counter() - t
-    record = {"steps": steps, "train_s": train_s, "chunks": chunks,
-              "samples_per_s": n_samples / sample_s, **data.score(samples)}
+    record = {"steps": steps, "train_s": train_s, "chunks": chunks, "load": load,
+              "samples_per_s": data.n_samples / sample_s, **data.score(samples)}
     return record, samples, trainer.history
 
 
-COLUMNS = (("steps", "steps", 0), ("train_s", "train s", 1), ("modes", "modes", 0),
-           ("high_quality", "high quality %", 1), ("reverse_kl", "reverse KL", 3),
-           ("precision", "precision %", 1), ("recall", "recall %", 1),
-           ("in_support", "in support %", 1), ("samples_per_s", "samples / s", 0))
+COLUMNS = (("steps", "steps", 0), ("train_s", "train s", 1), ("load", "load avg", 1),
+           ("modes", "modes", 1), ("high_quality", "high quality %", 1),
+           ("reverse_kl", "reverse KL", 3), ("class_coverage", "classes", 1),
+           ("class_tv", "class TV", 3), ("mean_confidence", "confidence", 3),
+           ("frechet_distance", "Fréchet", 2), ("precision", "precision %", 1),
+           ("recall", "recall %", 1), ("in_support", "in support %", 1),
+           ("samples_per_s", "samples / s", 0))
+
+
+def aggregate(per_seed):
+    """Mean and standard error (std with ddof 1 over sqrt(n); 0 for one seed; None when a
+    value is infinite, e.g. the reverse KL of a run that covers no mode) of each number of each
+    row over the seeds: ({row: {key: mean}}, {row: {key: s.e.}})."""
+    runs = list(per_seed.values())
+    means, errors = {}, {}
+    for row in runs[0]:
+        means[row], errors[row] = {}, {}
+        for key in runs[0][row]:
+            v = np.array([r[row][key] for r in runs], dtype=np.float64)
+            means[row][key] = float(v.mean())
+            errors[row][key] = (float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+                                ) if np.all(np.isfinite(v)) else None
+    return means, errors
+
+
+def _cell(report, row, key, digits):
+    mean = report["results"][row].get(key)
+    if mean is None:
+        return ""
+    error = report["stderr"][row][key]
+    if len(report["seeds"]) == 1 or error is None:
+        return f"{mean:.{digits if key not in ('modes', 'class_coverage') else 0}f}"
+    return f"{mean:.{digits}f} ± {error:.{digits}f}"
 
 
 def markdown(report):
@@ -122,14 +206,38 @@ def markdown(report):
     keys = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
     lines = ["| model | " + " | ".join(c[1] for c in keys) + " |",
              "| --- |" + " --- |" * len(keys)]
-    for model, r in rows.items():
-        lines.append(f"| {model} | " + " | ".join(
-            f"{r[k]:.{d}f}" if k in r else "" for k, _, d in keys) + " |")
+    for model in rows:
+        lines.append(f"| {model} | " + " | ".join(_cell(report, model, k, d)
+                                                  for k, _, d in keys) + " |")
+    seeds = report["seeds"]
+    seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
+                 f"seeds {seeds[0]}-{seeds[-1]}: mean ± standard error over {len(seeds)} runs")
     return (f"# GAN vs DDPM on {report['data']}: {report['budget_s']:g} s of training each "
-            f"(seed {report['seed']})\n\n`{report['command']}`\n\n" + "\n".join(lines) + "\n\n"
-            f"{report['n_samples']} samples per model. Steps: as many as fit in the budget "
-            f"(resumed chunks, see bench/compare.py). Real vs real: a fresh real sample disjoint from the training data and the "
-            f"reference.\n\n![samples and training curves](compare.png)\n")
+            f"({seed_text})\n\n`{report['command']}`\n\n" + "\n".join(lines) + "\n\n"
+            f"{report['n_samples']} samples per model; DDPM sampler: {report['ddpm_sampler']}. "
+            f"Steps: as many as fit in the budget (resumed chunks, see bench/compare.py); load "
+            f"avg: the machine's 1-minute load average during training. "
+            f"{report['protocol']}\n\n![samples and training curves](compare.png)\n")
+
+
+def protocol(data):
+    """The scoring protocol, in words, for the report."""
+    if not data.images:
+        return ("Real vs real: a fresh real sample disjoint from the training data and the "
+                "reference.")
+    space = ("the penultimate-layer features of the reference digits classifier "
+             "(minigen.evaluate; trained on 1500 of the 1797 digits, so on about 5/6 of both "
+             "real sets), classes by its labels" if data.classifier is not None else
+             "pixel space (no classifier for these images: class coverage, class TV and "
+             "confidence are n/a)")
+    return (f"Protocol: the {data.n_total} images are split by a "
+            f"permutation (the seed) into a held-out third and a training rest; both models "
+            f"train on the training rest and are scored against {data.n_samples} held-out "
+            f"images; real vs real: {data.n_samples} training images, disjoint from the "
+            f"held-out ones, scored the same way (what a model reproducing its training set, "
+            f"or drawing fresh data, gets; Fréchet distance and precision/recall are biased "
+            f"by n, so every set has the same n). Fréchet distance and k-NN precision/recall "
+            f"(k = 3, Kynkäänniemi et al. 2019) in {space}.")
 
 
 def plot(data, samples, histories, path):
@@ -138,51 +246,92 @@ def plot(data, samples, histories, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.3))
-    lim = np.abs(data.reference).max() * 1.15
-    for ax, (model, x) in zip(axes, samples.items()):
+    panels = {**samples, "real (held out)": data.reference} if data.images else samples
+    fig, axes = plt.subplots(1, len(panels) + 2, figsize=(3.2 * (len(panels) + 2), 3.3))
+    for ax, (model, x) in zip(axes, panels.items()):
+        if data.images:
+            lo, hi = data.train.min(), data.train.max()
+            ax.imshow(_tile(2 * (x[:64] - lo) / max(hi - lo, 1e-12) - 1, 8), cmap="gray",
+                      vmin=0, vmax=1, interpolation="nearest")
+            ax.set_axis_off()
+            ax.set_title(model)
+            continue
+        lim = np.abs(data.reference).max() * 1.15
         ax.scatter(data.reference[:5000, 0], data.reference[:5000, 1], s=1, c="k", alpha=0.15)
         ax.scatter(x[:, 0], x[:, 1], s=1, c="tab:green", alpha=0.4)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=model)
-    for ax, (family, h), keys in zip(axes[2:], histories.items(),
+    for ax, (family, h), keys in zip(axes[len(panels):], histories.items(),
                                      (("d_loss", "g_loss"), ("loss",))):
         for key in keys:
             ax.plot(h["step"], h[key], lw=0.6, label=key)
         ax.set(xlabel="step", title=f"{family} training loss")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80 if data.images else 110)
     plt.close(fig)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="a 2-D set of bench.sets2d or an .npy file")
+    p.add_argument("--data", required=True,
+                   help="digits, a 2-D set of bench.sets2d, or an .npy file (points or images)")
     p.add_argument("--budget", type=float, required=True, help="training seconds per family")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=N_SAMPLES, help="samples drawn per model")
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1, help="runs, with seeds seed, seed + 1, ...")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"samples drawn per model (default {N_SAMPLES} for 2-D data, the "
+                        f"held-out third for images)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default=None,
+                   help=f"the DDPM's sampler (default: ddpm, the ancestral chain, for 2-D data; "
+                        f"{IMAGE_SAMPLER[0]} for images)")
+    p.add_argument("--sampler-steps", type=int, default=None,
+                   help="steps of a ddim/dpm++2m sampler (default 50 for ddim, 20 for dpm++2m)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS and Numba threads (default 1: see minigen.backend.limit_threads; "
+                        "with 2 threads on 2 busy shared cores, 2-D training ran ~40x slower)")
     p.add_argument("--out", default=None, help="default: bench/results/compare_DATA")
     args = p.parse_args(argv)
-    if args.budget <= 0 or args.samples < 10:
-        p.error(f"--budget must be > 0 and --samples >= 10, got {args.budget} and {args.samples}")
-    data = DataSet(args.data, args.seed, args.samples)
+    if args.budget <= 0 or (args.samples is not None and args.samples < 4) or args.seeds < 1:
+        p.error(f"--budget must be > 0, --samples >= 4 and --seeds >= 1, got {args.budget}, "
+                f"{args.samples} and {args.seeds}")
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    backend.limit_threads(args.threads)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    per_seed, shown = {}, None
+    for seed in seeds:
+        data = DataSet(args.data, seed, args.samples)
+        default = IMAGE_SAMPLER if data.images else ("ddpm", None)
+        name = args.sampler or default[0]
+        steps = default[1] if name == default[0] else None
+        sampler = (name, steps if args.sampler_steps is None else args.sampler_steps)
+        if name == "ddpm" and args.sampler_steps is not None:
+            p.error("--sampler-steps is for ddim and dpm++2m (ddpm runs all T steps)")
+        results, samples, histories = {}, {}, {}
+        with tempfile.TemporaryDirectory() as work:
+            for family in FAMILIES:
+                results[family], samples[family], histories[family] = run_family(
+                    family, data, args.budget, seed, work, sampler)
+        results["real vs real"] = data.score(data.real)
+        per_seed[seed] = results
+        shown = shown or (data, samples, histories)
+    means, errors = aggregate(per_seed)
+    data = shown[0]
     out = args.out or os.path.join("bench", "results", f"compare_{data.name}")
     os.makedirs(out, exist_ok=True)
-    results, samples, histories = {}, {}, {}
-    with tempfile.TemporaryDirectory() as work:
-        for family in FAMILIES:
-            results[family], samples[family], histories[family] = run_family(
-                family, data, args.budget, args.seed, work, args.samples)
-    results["real vs real"] = data.score(data.real)
     command = "python -m bench.compare " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = {"data": data.name, "budget_s": args.budget, "seed": args.seed,
-              "n_samples": args.samples, "calibration_steps": CALIBRATION_STEPS,
-              "command": command, "results": results}
+    sampler_text = ("ddpm (ancestral, all T steps)" if sampler[0] == "ddpm" else
+                    f"{sampler[0]}, {sampler[1] or {'ddim': 50, 'dpm++2m': 20}[sampler[0]]} steps")
+    report = {"data": data.name, "budget_s": args.budget, "seeds": seeds,
+              "n_samples": data.n_samples, "calibration_steps": CALIBRATION_STEPS,
+              "ddpm_sampler": sampler_text, "protocol": protocol(data), "command": command,
+              "results": means, "stderr": errors,
+              "per_seed": {str(s): r for s, r in per_seed.items()}}
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(markdown(report))
-    plot(data, samples, histories, os.path.join(out, "compare.png"))
+    plot(data, *shown[1:], os.path.join(out, "compare.png"))
     print(markdown(report))
     return report
 

@@ -6,12 +6,16 @@ coverage of :func:`minigen.metrics.curve_quality` against the curve itself; for 
 mixtures, :func:`minigen.metrics.mode_coverage`; for any vectors, the energy distance to
 fresh (or training) data; for the 8x8 digits, the scores of the reference classifier of
 :class:`DigitsClassifier` below.
+
+:func:`image_quality` compares generated images with a held-out set of real images of the same
+size (``bench.compare``): Fréchet distance and k-NN precision/recall in the classifier's feature
+space (digits) or in pixel space (any other images), and the classifier's class histogram.
 """
 import functools
 
 import numpy as np
 
-from minigen import backend, metrics, nn, optim
+from minigen import backend, metrics, nn, optim, support
 from minigen import data as datasets
 from minigen import functional as F
 from minigen.tensor import Tensor, no_grad
@@ -109,13 +113,17 @@ class DigitsClassifier:
             )
         p = self.probabilities(images)
         counts = np.bincount(p.argmax(axis=1), minlength=10)
-        threshold = max(1, int(0.01 * len(images)))
         return {
-            "class_coverage": int(np.count_nonzero(counts >= threshold)),
+            "class_coverage": _class_coverage(counts),
             "mean_confidence": float(p.max(axis=1).mean()),
             "class_counts": counts.tolist(),
             "frechet_distance": metrics.frechet_distance(self.features(images), self.real_features),
         }
+
+
+def _class_coverage(counts):
+    """Classes holding at least 1% of the samples (at least one sample)."""
+    return int(np.count_nonzero(counts >= max(1, int(0.01 * counts.sum()))))
 
 
 def train_digits_classifier(steps=1500, batch_size=128, lr=1e-3, hidden=(128, 128), seed=0):
@@ -142,3 +150,54 @@ def train_digits_classifier(steps=1500, batch_size=128, lr=1e-3, hidden=(128, 12
     predicted = classifier.probabilities(images[-HELD_OUT:]).argmax(axis=1)
     classifier.accuracy = float(np.mean(predicted == labels[-HELD_OUT:]))
     return classifier
+
+
+# --- generated images against held-out real images -----------------------------------------
+
+
+def feature_quality(features, reference, k=support.K):
+    """Fréchet distance (:func:`minigen.metrics.frechet_distance`) and improved precision and
+    recall (:func:`minigen.support.knn_precision_recall`, k-NN balls) of ``features`` (n, d)
+    against ``reference`` (n, d) features of real data. Both statistics depend on the sample
+    size (the Fréchet distance of two finite samples of one law is biased upwards, the balls
+    shrink as n grows), so the two sets must have the same n; compare a model's numbers with
+    those of a real set of that n."""
+    features, reference = metrics.sample_pair(features, reference, "feature_quality", min_n=k + 1)
+    if len(features) != len(reference):
+        raise ValueError(f"feature_quality: the sets must have the same size (the statistics "
+                         f"depend on n), got {len(features)} and {len(reference)}")
+    return {"frechet_distance": metrics.frechet_distance(features, reference),
+            **support.knn_precision_recall(reference, features, k, max_samples=None)}
+
+
+def image_quality(images, reference, classifier=None, k=support.K):
+    """Quality numbers of generated ``images`` against held-out real ``reference`` images, both
+    (n, C, H, W) of the same n and in the same units.
+
+    With a ``classifier`` (the :class:`DigitsClassifier`, images in [-1, 1]): its class
+    histogram (``class_coverage``; ``class_tv``, the total variation distance between the
+    histograms of the two sets' predicted classes, 0 for equal shares and 1 for disjoint
+    classes; ``mean_confidence``) and :func:`feature_quality` in its penultimate-layer features
+    (``feature_space`` "classifier"). Without one (images no classifier was trained on),
+    :func:`feature_quality` on the flattened pixels (``feature_space`` "pixels"): the class
+    numbers have no meaning there and are left out."""
+    images, reference = np.asarray(images, np.float32), np.asarray(reference, np.float32)
+    if images.ndim != 4 or images.shape[1:] != reference.shape[1:] or reference.ndim != 4:
+        raise ValueError(f"image_quality: expected two sets of images (n, C, H, W) of one "
+                         f"shape, got {images.shape} and {reference.shape}")
+    if classifier is not None and images.shape[1:] != (1, 8, 8):
+        raise ValueError(f"image_quality: the digits classifier takes images (n, 1, 8, 8), got "
+                         f"{images.shape}")
+    if classifier is None:
+        out = feature_quality(images.reshape(len(images), -1),
+                              reference.reshape(len(reference), -1), k)
+        return {**out, "feature_space": "pixels"}
+    p, q = classifier.probabilities(images), classifier.probabilities(reference)
+    counts = np.bincount(p.argmax(axis=1), minlength=p.shape[1])
+    real_counts = np.bincount(q.argmax(axis=1), minlength=q.shape[1])
+    return {"class_coverage": _class_coverage(counts),
+            "class_tv": float(0.5 * np.abs(counts / counts.sum()
+                                           - real_counts / real_counts.sum()).sum()),
+            "mean_confidence": float(p.max(axis=1).mean()),
+            **feature_quality(classifier.features(images), classifier.features(reference), k),
+            "feature_space": "classifier"}

@@ -1,4 +1,5 @@
-"""Shared pytest configuration: hypothesis profiles and the one_thread fixture.
+"""Shared pytest configuration: hypothesis profiles, the one_thread and quick_digits_classifier
+fixtures.
 
 Profiles: ``dev`` (default, quick), ``ci`` (derandomized, no deadline; selected by the CI
 environment variable or ``HYPOTHESIS_PROFILE=ci``).
@@ -20,6 +21,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(scope="session")
+def quick_digits_classifier():
+    """A briefly trained reference digits classifier (150 steps, ~3 s; the full one of
+    ``minigen.evaluate.digits_classifier`` takes ~25 s of CPU)."""
+    from minigen.evaluate import train_digits_classifier
+
+    return train_digits_classifier(steps=150)
 
 
 @pytest.fixture(scope="module")

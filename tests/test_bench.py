@@ -272,8 +272,51 @@ def test_compare_writes_report_with_a_disjoint_real_baseline(tmp_path, source):
     assert not real & _rows(sets.train) and not real & _rows(sets.reference)
 
 
-def test_compare_refuses_image_data():
+def test_compare_on_images_scores_against_a_held_out_split(tmp_path, monkeypatch,
+                                                           quick_digits_classifier):
+    """Digits (classifier features, two seeds: mean and standard error) and an image .npy
+    (pixel space): equal-size held-out, generated and real-vs-real sets, disjoint real ones."""
+    from bench import compare
+    from minigen import evaluate
+
+    monkeypatch.setattr(compare, "CALIBRATION_STEPS", 2)
+    monkeypatch.setattr(evaluate, "digits_classifier", lambda: quick_digits_classifier)
+    report = compare.main(["--data", "digits", "--budget", "0.01", "--samples", "20",
+                           "--seeds", "2", "--out", str(tmp_path / "digits")])
+    assert report["seeds"] == [0, 1] and report["per_seed"].keys() == {"0", "1"}
+    assert report["ddpm_sampler"] == "dpm++2m, 20 steps" and report["n_samples"] == 20
+    for model in ("GAN", "DDPM", "real vs real"):
+        r, e = report["results"][model], report["stderr"][model]
+        assert {"class_coverage", "class_tv", "mean_confidence", "frechet_distance",
+                "precision", "recall"} <= r.keys() and e.keys() == r.keys()
+        runs = [report["per_seed"][s][model]["frechet_distance"] for s in ("0", "1")]
+        assert r["frechet_distance"] == pytest.approx(np.mean(runs))
+        assert e["frechet_distance"] == pytest.approx(np.std(runs, ddof=1) / np.sqrt(2))
+    assert report["results"]["DDPM"]["steps"] == 2 and report["results"]["GAN"]["load"] >= 0
+    md = (tmp_path / "digits" / "report.md").read_text()
+    assert "held-out" in md and " ± " in md and "classes" in md
+    assert (tmp_path / "digits" / "compare.png").stat().st_size > 0
+    sets = compare.DataSet("digits", 0, 20)
+    held_out = _rows(sets.reference.reshape(20, -1))
+    assert len(sets.real) == len(sets.reference) == 20 and len(held_out) == 20
+    assert not held_out & _rows(sets.train.reshape(len(sets.train), -1))
+    assert _rows(sets.real.reshape(20, -1)) <= _rows(sets.train.reshape(len(sets.train), -1))
+
+    path = str(tmp_path / "images.npy")
+    np.save(path, np.random.default_rng(0).uniform(0, 3, (60, 8, 8)).astype(np.float32))
+    report = compare.main(["--data", path, "--budget", "0.01", "--out", str(tmp_path / "npy")])
+    assert report["n_samples"] == 20  # the held-out third
+    assert report["results"]["GAN"].keys() >= {"frechet_distance", "precision", "recall"}
+    assert "class_coverage" not in report["results"]["GAN"] and "pixel space" in \
+        report["protocol"]
+
+
+def test_compare_refuses_bad_image_input(tmp_path):
     from bench import compare
 
-    with pytest.raises(SystemExit, match="only 2-D sets"):
-        compare.main(["--data", "digits", "--budget", "1"])
+    with pytest.raises(SystemExit, match=r"--samples must lie in \[4, 599\]"):
+        compare.main(["--data", "digits", "--budget", "1", "--samples", "600"])
+    path = str(tmp_path / "wide.npy")
+    np.save(path, np.zeros((60, 8, 4), np.float32))
+    with pytest.raises(SystemExit, match="images must be square"):
+        compare.main(["--data", path, "--budget", "1"])

@@ -15,6 +15,17 @@ def _square(n, seed):
 REFERENCE = _square(200_000, 0)
 
 
+def _brute_force_precision_recall(real, fake, k):
+    """Share of fake points in some real point's ball and of real points in some fake one's,
+    one pair at a time."""
+    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
+    precision = np.mean([any(np.linalg.norm(f - r) <= rr for r, rr in zip(real, r_real))
+                         for f in fake])
+    recall = np.mean([any(np.linalg.norm(r - f) <= rf for f, rf in zip(fake, r_fake))
+                      for r in real])
+    return precision, recall
+
+
 def test_knn_radii_and_balls_match_brute_force():
     rng = np.random.default_rng(1)
     real, fake = rng.standard_normal((40, 2)), 0.7 * rng.standard_normal((30, 2)) + 1.0
@@ -22,14 +33,24 @@ def test_knn_radii_and_balls_match_brute_force():
         d = np.sqrt(((real[:, None] - real[None]) ** 2).sum(-1))
         expected = np.sort(d, axis=1)[:, k]  # column 0 is the point itself
         np.testing.assert_allclose(knn_radii(real, k), expected, rtol=1e-12)
-    r_real, r_fake = knn_radii(real, 3), knn_radii(fake, 3)
-    precision = np.mean([any(np.linalg.norm(f - r) <= rr for r, rr in zip(real, r_real))
-                         for f in fake])
-    recall = np.mean([any(np.linalg.norm(r - f) <= rf for f, rf in zip(fake, r_fake))
-                      for r in real])
+    precision, recall = _brute_force_precision_recall(real, fake, 3)
     got = knn_precision_recall(real, fake, k=3)
     assert got == {"precision": pytest.approx(precision), "recall": pytest.approx(recall)}
     assert 0 < precision < 1 and 0 < recall < 1
+
+
+@pytest.mark.parametrize("d", [8, 128])
+def test_knn_precision_recall_in_feature_space_dimensions(d):
+    """Any dimension (classifier features have 128): brute-force balls, and a sample collapsed
+    near a few real points has high precision and low recall."""
+    rng = np.random.default_rng(d)
+    real, fake = rng.standard_normal((60, d)), 0.9 * rng.standard_normal((50, d)) + 0.2
+    precision, recall = _brute_force_precision_recall(real, fake, 3)
+    got = knn_precision_recall(real, fake, k=3)
+    assert got == {"precision": pytest.approx(precision), "recall": pytest.approx(recall)}
+    collapsed = np.repeat(real[:3], 20, axis=0) + 1e-3 * rng.standard_normal((60, d))
+    got = knn_precision_recall(real, collapsed, k=3)
+    assert got["precision"] == 1.0 and got["recall"] <= 3 / 60
 
 
 def test_fresh_data_scores_near_1_and_damaged_sets_lower():
