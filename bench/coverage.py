@@ -8,13 +8,15 @@ uniform. On every set, the support numbers of :mod:`minigen.support` against 200
 points: k-NN precision and recall (k = 3), the share of samples inside the data's support
 (a 100x100 histogram) and the worst region's share ratio (3x3 grid). Each model is trained
 on the same data array (drawn with the run's seed) for several seeds; the table gives mean
-± standard error over seeds.
+± standard error over seeds. ``--real`` adds the baseline: a fresh real sample per seed,
+independent of the training data and the reference, scored the same way.
 
     python bench/coverage.py                 # 5 seeds, ring8 and grid25, GAN and DDPM
     python bench/coverage.py --sets all --ddpm-samplers ddpm dpm++2m:20 ddim:50
     python bench/coverage.py --quick         # smoke run: 2 seeds, short training
     python bench/coverage.py --no-ddpm --seeds 3 --json bench/results/coverage.json
     python bench/coverage.py --jobs 2        # two runs at a time
+    python bench/coverage.py --table docs/coverage_runs.jsonl [--compact]   # records -> table
 
 The DDPM column uses ``minigen.diffusion``'s trainer through its public functions
 (``train_ddpm``/``sample_run``) with its defaults, for ``--ddpm-steps`` (default: as many
@@ -57,6 +59,7 @@ def _ddpm():
 
 
 SAMPLER_NAMES = {"ddpm": "ancestral 1000", "ddim": "DDIM", "dpm++2m": "DPM-Solver++"}
+REAL = "real vs real"
 
 
 def run_gan(name, seed, steps, out_dir):
@@ -88,6 +91,11 @@ def run_task(task):
     """Train and sample one (model, set, seed) in a temporary directory; [(record, samples)],
     one per sampler; ``seconds`` is the training time (the budget the models are compared at)."""
     model, name, seed, steps, samplers = task
+    if model == REAL:
+        real = sets2d.real_sample(name, seed, N_SAMPLES)
+        record = {"model": REAL, "set": name, "seed": seed, **sets2d.score(real, name)}
+        print(json.dumps(record), flush=True)
+        return [(record, real)]
     with tempfile.TemporaryDirectory() as out_dir:
         if model == "GAN":
             seconds, drawn = run_gan(name, seed, steps, out_dir)
@@ -107,8 +115,9 @@ METRICS = ("modes", "high_quality", "reverse_kl", "precision", "recall", "in_sup
 
 
 def summarize(runs):
-    """mean and standard error over seeds of each metric (s.e. = std (ddof 1) / sqrt(n))."""
-    out = {}
+    """mean and standard error over seeds of each metric (s.e. = std (ddof 1) / sqrt(n)), and
+    the number of seeds."""
+    out = {"seeds": len(runs)}
     for key in METRICS:
         if key not in runs[0]:
             continue
@@ -118,27 +127,72 @@ def summarize(runs):
     return out
 
 
-def table(results, seeds, steps):
+def summaries(runs):
+    """{(model, set, steps): summary} of the records ``runs``, one entry per group of seeds;
+    sets in the order of :data:`bench.sets2d.SETS`, within a set real vs real, the GAN, then
+    the other models in the order they first appear."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["model"], r["set"], r.get("steps")), []).append(r)
+    first = {model: i for i, model in enumerate(dict.fromkeys(r["model"] for r in runs))}
+    sets = list(sets2d.SETS)
+
+    def order(key):
+        model, name, steps = key
+        rank = {REAL: -2, "GAN": -1}.get(model, first[model])
+        return sets.index(name) if name in sets else len(sets), name, rank, steps or 0
+
+    return {key: summarize(groups[key]) for key in sorted(groups, key=order)}
+
+
+def load(path):
+    """The records of a JSON-lines file written from this script's output."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _cell(s, key, digits):
+    """mean ± s.e. (just the mean for one seed), empty where the metric is undefined."""
+    if key not in s:
+        return ""
+    if np.isnan(s[key]["se"]):
+        return f"{s[key]['mean']:.{digits}f}"
+    return f"{s[key]['mean']:.{digits}f} ± {s[key]['se']:.{digits}f}"
+
+
+def _modes(s, name):
+    return f"{_cell(s, 'modes', 1)} / {len(MIXTURES[name].modes)}" if "modes" in s else ""
+
+
+def _seconds(s):
+    return f"{s['seconds']['mean']:.0f}" if "seconds" in s else ""
+
+
+def table(results, compact=False):
+    """Markdown table of :func:`summaries`. The full one has every metric and PacGAN's
+    published rows; ``compact`` keeps modes, high quality, in support, precision and recall
+    (the README's), naming each set once."""
+    if compact:
+        lines = ["| set | model | modes | high quality % | in support % | precision % | "
+                 "recall % | train s | seeds |", "| --- " * 9 + "|"]
+        shown = None
+        for (model, name, _), s in results.items():
+            lines.append(f"| {name if name != shown else ''} | {model} | {_modes(s, name)} | "
+                         + " | ".join(_cell(s, k, 1) for k in ("high_quality", "in_support",
+                                                               "precision", "recall"))
+                         + f" | {_seconds(s)} | {s['seeds']} |")
+            shown = name
+        return "\n".join(lines)
     lines = ["| model | set | steps | modes | high quality % | reverse KL | precision % | "
-             "recall % | in support % | worst region % | train s | seeds |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-
-    def cell(s, key, digits):
-        if key not in s:
-            return ""
-        if np.isnan(s[key]["se"]):  # one seed
-            return f"{s[key]['mean']:.{digits}f}"
-        return f"{s[key]['mean']:.{digits}f} ± {s[key]['se']:.{digits}f}"
-
-    for (model, name), s in results.items():
-        modes = f"{cell(s, 'modes', 1)} / {len(MIXTURES[name].modes)}" if name in MIXTURES else ""
-        lines.append(f"| {model} | {name} | {steps[model.split()[0]]} | {modes} | "
-                     f"{cell(s, 'high_quality', 1)} | {cell(s, 'reverse_kl', 3)} | "
-                     + " | ".join(cell(s, k, 1) for k in ("precision", "recall", "in_support",
+             "recall % | in support % | worst region % | train s | seeds |", "| --- " * 12 + "|"]
+    for (model, name, steps), s in results.items():
+        lines.append(f"| {model} | {name} | {steps or ''} | {_modes(s, name)} | "
+                     f"{_cell(s, 'high_quality', 1)} | {_cell(s, 'reverse_kl', 3)} | "
+                     + " | ".join(_cell(s, k, 1) for k in ("precision", "recall", "in_support",
                                                           "min_region_ratio"))
-                     + f" | {s['seconds']['mean']:.0f} | {seeds} |")
+                     + f" | {_seconds(s)} | {s['seeds']} |")
     for (model, name), (modes, hq, rkl) in PUBLISHED.items():
-        if any(n == name for _, n in results):
+        if any(n == name for _, n, _ in results):
             lines.append(f"| {model} | {name} | | {modes} / {len(MIXTURES[name].modes)} | {hq} "
                          f"| {rkl} | | | | | | 10 |")
     return "\n".join(lines)
@@ -178,6 +232,11 @@ def main(argv=None):
                         "dpm++2m:STEPS")
     p.add_argument("--no-ddpm", action="store_true")
     p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
+    p.add_argument("--real", action="store_true",
+                   help="add the real-vs-real baseline (a fresh real sample per seed)")
+    p.add_argument("--table", metavar="LOG",
+                   help="print the table of the records in LOG (JSON lines) and exit")
+    p.add_argument("--compact", action="store_true", help="with --table: the README's columns")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs in parallel processes (the s / run column then includes contention)")
     p.add_argument("--sets", nargs="+", default=list(MIXTURES),
@@ -188,6 +247,9 @@ def main(argv=None):
     p.add_argument("--plot", default=os.path.join("bench", "results", "coverage.png"),
                    help="scatter plot of each model's seed-0 samples")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(summaries(load(args.table)), compact=args.compact))
+        return
     gan_steps = args.gan_steps or gan.DEFAULT_STEPS
     ddpm_steps, samplers = args.ddpm_steps or gan_steps, args.ddpm_samplers
     if args.quick:
@@ -198,7 +260,8 @@ def main(argv=None):
     if ddpm is None and not args.no_ddpm:
         print("minigen.diffusion provides no trainer: the DDPM column is skipped")
 
-    models = ([] if args.no_gan else ["GAN"]) + (["DDPM"] if ddpm is not None else [])
+    models = (([REAL] if args.real else []) + ([] if args.no_gan else ["GAN"])
+              + (["DDPM"] if ddpm is not None else []))
     tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers)
              for model in models for name in sets
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
@@ -210,16 +273,14 @@ def main(argv=None):
     done = [pair for task in done for pair in task]
     runs = [r for r, _ in done]
     first_samples = {(r["model"], r["set"]): x for r, x in done if r["seed"] == args.first_seed}
-    keys = dict.fromkeys((r["model"], r["set"]) for r in runs)
-    results = {key: summarize([r for r in runs if (r["model"], r["set"]) == key])
-               for key in keys}
+    results = summaries(runs)
     print()
-    print(table(results, args.seeds, {"GAN": gan_steps, "DDPM": ddpm_steps}))
+    print(table(results))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"gan_steps": gan_steps, "gan_options": gan.DEFAULTS, "ddpm_steps": ddpm_steps,
                    "ddpm_samplers": samplers, "n_samples": N_SAMPLES, "runs": runs,
-                   "summary": [{"model": m, "set": s, **v} for (m, s), v in results.items()]},
+                   "summary": [{"model": m, "set": s, **v} for (m, s, _), v in results.items()]},
                   f, indent=1, default=list)
     plot(first_samples, args.plot, args.first_seed)
     print(f"\nwrote {args.json} and {args.plot}")

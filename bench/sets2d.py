@@ -134,6 +134,18 @@ def reference(name):
     return SETS[name](N_REFERENCE, seed=987_654)
 
 
+REAL_SEED = 555_555
+"""Real-vs-real samples are drawn with seed ``REAL_SEED + run seed``: neither a run's seed nor
+the reference's, so the sample is independent of both."""
+
+
+def real_sample(name, seed, n):
+    """``n`` fresh points of set ``name``, independent of run ``seed``'s training data and of
+    :func:`reference`: scored like a model's samples, they give the metrics' real-vs-real
+    baseline."""
+    return SETS[name](n, seed=REAL_SEED + seed)
+
+
 def score(samples, name):
     """Support numbers (:func:`minigen.support.support_quality`, in %) of ``samples`` against
     a fresh sample of set ``name``, plus PacGAN's mode coverage on the mixtures and the curve
