@@ -83,7 +83,8 @@ def describe(threads=None):
         "threads_requested": threads,
         "thread_env": {k: os.environ[k] for k in
                        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                        "NUMBA_NUM_THREADS") if k in os.environ},
+                        "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY",
+                        "GOMP_SPINCOUNT") if k in os.environ},
         "blas": blas_pools(),
     }
     try:

@@ -1,13 +1,17 @@
 """Threads for the CPU kernels without oversubscription: one knob, Numba's thread count.
 
-``--threads`` (bench and CLI) sets Numba's thread count and the BLAS threads. Two pools
-that spin-wait between calls -- Numba's OpenMP layer and OpenBLAS's pthreads -- take the
-cores from each other when a convolution alternates between Numba transforms and BLAS
-GEMMs, and a second libgomp in the process also stalls PyTorch's (docs/performance.md has
-the measurements). So:
+``--threads`` (bench and CLI) sets Numba's thread count and the BLAS threads. A pool that
+spin-waits long after each parallel region takes the cores from the next pool that needs
+them: OpenBLAS's pthreads between Numba's transforms, or PyTorch's OpenMP pool in the same
+process; a pool whose idle threads sleep at once (Numba's workqueue layer) pays a wake-up
+at each of the ~70 short parallel regions of a UNet step instead, which cost most of the
+second thread's gain and made even one thread slower (docs/performance.md, "Threads and
+oversubscription" and "Two threads on an idle machine"). So:
 
-- ``prefer_workqueue`` selects Numba's workqueue layer (its idle threads sleep) unless the
-  user chose a layer with ``NUMBA_THREADING_LAYER`` or Numba's threads already run;
+- ``prefer_short_spin_openmp`` selects Numba's OpenMP layer (workqueue where it is missing)
+  with libgomp's spin-wait cut to ``GOMP_SPINCOUNT`` spins, unless the user chose a layer
+  or a wait policy, or Numba's threads already run;
+- BLAS runs single-threaded (``minigen.backend.limit_threads``);
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` Python threads, each
   calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is).
 """
@@ -18,15 +22,25 @@ import os
 import numpy
 
 
-def prefer_workqueue():
-    """Use Numba's workqueue threading layer unless one was chosen or already launched."""
-    if "NUMBA_THREADING_LAYER" in os.environ:
+GOMP_SPINCOUNT = "10000"
+"""libgomp's spin-wait iterations before an idle thread sleeps (libgomp's default: 300000)."""
+
+
+def prefer_short_spin_openmp():
+    """Use Numba's OpenMP layer with a short spin-wait unless a layer or wait policy was
+    chosen (``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``, ``OMP_WAIT_POLICY``,
+    ``GOMP_SPINCOUNT``) or Numba's threads already run. libgomp reads ``GOMP_SPINCOUNT`` when
+    it loads, so it is set in the environment (a PyTorch imported later gets it too)."""
+    chosen = {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "OMP_WAIT_POLICY",
+              "GOMP_SPINCOUNT"}
+    if chosen & os.environ.keys():
         return
     import numba
     from numba.np.ufunc import parallel
 
     if not parallel._is_initialized:
-        numba.config.THREADING_LAYER = "workqueue"
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
 
 
 @functools.lru_cache(maxsize=None)

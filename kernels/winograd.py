@@ -39,7 +39,7 @@ import numpy
 
 from . import threads
 
-threads.prefer_workqueue()
+threads.prefer_short_spin_openmp()
 from numba import njit, prange  # noqa: E402 (after the threading layer is chosen)
 
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)

@@ -137,7 +137,7 @@ def limit_threads(n):
 
     from kernels import threads
 
-    threads.prefer_workqueue()  # before Numba's pool starts: its idle threads then sleep
+    threads.prefer_short_spin_openmp()  # before Numba's pool starts
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         from threadpoolctl import threadpool_limits

@@ -152,24 +152,33 @@ def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     assert len(calls) == 1
 
 
-def test_numba_threads_use_the_workqueue_layer_unless_chosen():
-    """kernels.threads.prefer_workqueue: the layer whose idle threads sleep, unless
-    NUMBA_THREADING_LAYER names one (run in fresh interpreters: the layer is per process)."""
+def test_numba_threads_use_short_spin_openmp_unless_chosen():
+    """kernels.threads.prefer_short_spin_openmp: Numba's OpenMP layer with libgomp's spin
+    count cut (workqueue where the OpenMP layer is missing), unless NUMBA_THREADING_LAYER
+    names a layer (fresh interpreters: the layer and libgomp's settings are per process)."""
     import os
     import subprocess
     import sys
 
-    code = ("import numpy as np; from kernels import conv_cpu; import numba; "
+    from kernels import threads
+
+    code = ("import os, numpy as np; from kernels import conv_cpu; import numba; "
             "x = np.ones((1, 16, 4, 4)); conv_cpu.conv2d(x, np.ones((2, 16, 3, 3)), 1, 1); "
-            "print(numba.threading_layer())")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert run.stdout.strip() == "workqueue"
-    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**env, "NUMBA_THREADING_LAYER": "omp"}, check=False)
-    if chosen.returncode == 0:  # the OpenMP layer exists in this Numba build
-        assert chosen.stdout.strip() == "omp"
+            "print(numba.threading_layer(), os.environ.get('GOMP_SPINCOUNT'))")
+    chosen = {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "OMP_WAIT_POLICY",
+              "GOMP_SPINCOUNT"}
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
+
+    def layer(**extra):
+        run = subprocess.run([sys.executable, "-c", code], env={**env, **extra},
+                             capture_output=True, text=True, check=False)
+        return run.stdout.split() if run.returncode == 0 else None
+
+    omp_exists = layer(NUMBA_THREADING_LAYER="omp") is not None
+    expected = ["omp", threads.GOMP_SPINCOUNT] if omp_exists else ["workqueue", "None"]
+    assert layer() == expected
+    assert layer(NUMBA_THREADING_LAYER="workqueue") == ["workqueue", "None"]
+    assert layer(OMP_WAIT_POLICY="passive")[1] == "None"  # the user's wait policy stands
 
 
 def test_limit_threads_gives_numba_n_threads_and_blas_one():
