@@ -67,6 +67,7 @@ EDGES = {
     "dtype/float32_plus_0d_float64": Edge((a(1, 2, dtype=F32), np.array(0.5)), lambda x, y: x * y, lambda x, y: x * y),
     "dtype/int_plus_0d_float64": Edge((a(1, 2, dtype=np.int64), np.array(0.5)), lambda x, y: x + y, lambda x, y: x + y),
     "dtype/float16_times_float_scalar": Edge((a(1, 2, dtype=np.float16),), lambda x: x * 0.5, lambda x: x * 0.5),
+    "dtype/int_sigmoid": Edge((a(-1, 0, 3, dtype=np.int64),), F.sigmoid, torch.sigmoid),
     "dtype/bool_plus_int_scalar": Edge((a(True, False, dtype=bool),), lambda x: x + 1, lambda x: x + 1),
     # comparisons: bool tensors without gradient
     "compare/eq": Edge((a(1.0, 2.0, NAN), a(1.0, 3.0, NAN)), lambda x, y: x == y, lambda x, y: x == y),

@@ -64,6 +64,9 @@ def test_integer_tensors_give_float_results_where_numpy_does():
     p = 0.7 ** mg.tensor(np.arange(3, dtype=np.int32))
     np.testing.assert_allclose(p.numpy(), [1, 0.7, 0.49], rtol=1e-6)
     assert (mg.tensor([1, 2]) + 1).dtype == np.int64
+    s = mg.tensor([0, 2]).sigmoid()
+    assert s.dtype == np.float32
+    np.testing.assert_allclose(s.numpy(), [0.5, 1 / (1 + math.exp(-2))], rtol=1e-6)
 
 
 def test_powers_at_zero_and_negative_bases():

@@ -83,10 +83,11 @@ _SHORT_AXIS = 4
 
 def _sum_axes(x, axes):
     """x.sum(axis=axes, keepdims=True), with the axes of length <= _SHORT_AXIS summed as
-    their slices: NumPy reduces a short strided axis element by element, so nearest
-    upsampling's gradient (axes of length 2 between long ones) took 19 ms on a 64 x 64 x 16
-    x 16 output, its slices 1.5 ms."""
-    short = tuple(a for a in axes if 2 <= x.shape[a] <= _SHORT_AXIS)
+    their slices: NumPy reduces a short strided axis element by element, which made nearest
+    upsampling's gradient (axes of length 2 between long ones) the slowest op of a UNet step
+    (docs/performance.md). Floating point only: integer sums keep NumPy's wider accumulator."""
+    floating = x.dtype.kind in "fc"
+    short = tuple(a for a in axes if floating and 2 <= x.shape[a] <= _SHORT_AXIS)
     long = tuple(a for a in axes if a not in short)
     y = x.sum(axis=long, keepdims=True) if long else x
     for a in short:
@@ -335,9 +336,10 @@ def sigmoid_array(x):
     """1 / (1 + e^-x) on a raw array, accurate to a few ulp in both tails wherever the result
     is a normal float (sigmoid(-20) in float32 is 2.06e-9; a tanh form rounds it to 0). e^-x
     overflows to inf only where the result is below the smallest normal float (x < -88 in
-    float32), and then gives 0, as PyTorch's does."""
+    float32), and then gives 0, as PyTorch's does. Integer x gives the default float dtype
+    (PyTorch's rule)."""
     xp = backend.xp_of(x)
-    s = xp.negative(x, out=xp.empty_like(x))  # an array also for 0-d x
+    s = xp.negative(x, out=xp.empty_like(x, dtype=float_type(x.dtype)))  # an array for 0-d x too
     with np.errstate(over="ignore"):
         xp.exp(s, out=s)
     s += 1
