@@ -50,10 +50,9 @@ from minigen.viz import _tile
 
 N_SAMPLES = 2500
 CALIBRATION_STEPS = 50
-REAL_SEED = 555_555  # the real-vs-real sample: differs from the reference's and any run seed
 IMAGE_SAMPLER = ("dpm++2m", 20)
-"""The DDPM sampler for images: 1000 ancestral UNet steps take ~30 min for 600 8x8 digits on
-2 cores; DPM-Solver++(2M) with 20 steps takes ~40 s."""
+"""The DDPM sampler for images: DPM-Solver++(2M) with 20 steps, since 1000 ancestral UNet
+steps would take about 50 times longer (the README's compare section)."""
 MIN_IMAGES = 30
 
 
@@ -71,7 +70,7 @@ class DataSet:
             self.name, self.scored_as = data, data
             self.train = sets2d.training_data(data, seed)
             self.reference = sets2d.reference(data)
-            self.real = sets2d.SETS[data](n_real or N_SAMPLES, seed=REAL_SEED + seed)
+            self.real = sets2d.real_sample(data, seed, n_real or N_SAMPLES)
             return
         if not (data.endswith(".npy") and os.path.isfile(data)):
             raise SystemExit(f"bench.compare: --data must be digits, one of {sorted(sets2d.SETS)} "
