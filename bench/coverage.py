@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -58,7 +59,8 @@ def _ddpm():
     return train_ddpm, sample_run
 
 
-SAMPLER_NAMES = {"ddpm": "ancestral 1000", "ddim": "DDIM", "dpm++2m": "DPM-Solver++"}
+SAMPLER_NAMES = {"ddpm": "ancestral 1000", "ddim": "DDIM", "dpm++2m": "DPM-Solver++",
+                 "dpm++2m-sde": "SDE-DPM-Solver++"}
 REAL = "real vs real"
 
 
@@ -88,9 +90,10 @@ def run_ddpm(ddpm, name, seed, steps, out_dir, samplers):
 
 
 def run_task(task):
-    """Train and sample one (model, set, seed) in a temporary directory; [(record, samples)],
-    one per sampler; ``seconds`` is the training time (the budget the models are compared at)."""
-    model, name, seed, steps, samplers = task
+    """Train and sample one (model, set, seed) in a temporary directory (copied to
+    ``keep/<model>-<set>-<seed>`` when ``keep`` is a directory); [(record, samples)], one per
+    sampler; ``seconds`` is the training time (the budget the models are compared at)."""
+    model, name, seed, steps, samplers, keep = task
     if model == REAL:
         real = sets2d.real_sample(name, seed, N_SAMPLES)
         record = {"model": REAL, "set": name, "seed": seed, **sets2d.score(real, name)}
@@ -101,6 +104,8 @@ def run_task(task):
             seconds, drawn = run_gan(name, seed, steps, out_dir)
         else:
             seconds, drawn = run_ddpm(_ddpm(), name, seed, steps, out_dir, samplers)
+        if keep:
+            shutil.copytree(out_dir, os.path.join(keep, f"{model}-{name}-{seed}"))
     out = []
     for label, samples in drawn.items():
         record = {"model": label, "set": name, "seed": seed, "steps": steps,
@@ -229,7 +234,9 @@ def main(argv=None):
                    help="DDPM training steps (default: as many as the GAN's)")
     p.add_argument("--ddpm-samplers", nargs="+", default=["ddpm"],
                    help="samplers of each trained DDPM: ddpm (ancestral), ddim:STEPS, "
-                        "dpm++2m:STEPS")
+                        "dpm++2m:STEPS, dpm++2m-sde:STEPS")
+    p.add_argument("--keep-runs", metavar="DIR",
+                   help="keep each trained run in DIR/<model>-<set>-<seed> (to sample it later)")
     p.add_argument("--no-ddpm", action="store_true")
     p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
     p.add_argument("--real", action="store_true",
@@ -262,7 +269,8 @@ def main(argv=None):
 
     models = (([REAL] if args.real else []) + ([] if args.no_gan else ["GAN"])
               + (["DDPM"] if ddpm is not None else []))
-    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers)
+    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers,
+              args.keep_runs)
              for model in models for name in sets
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
     if args.jobs > 1:

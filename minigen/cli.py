@@ -8,6 +8,7 @@
     minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
     minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m --steps 20
+    minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m-sde --steps 20
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
     mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
@@ -135,10 +136,11 @@ def build_parser():
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
     sample.add_argument("--out", required=True, help="output .npy file")
-    sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m"),
+    sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m",
+                                              "dpm++2m-sde"),
                         default="ancestral",
                         help="DDPM runs: ancestral (Algorithm 2, all T steps; 'ddpm' is the same), "
-                             "DDIM or DPM-Solver++(2M)")
+                             "DDIM, DPM-Solver++(2M) or its SDE form")
     sample.add_argument("--steps", type=_positive_int,
                         help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
     sample.add_argument("--eta", type=_unit_interval, default=0.0,

@@ -79,7 +79,20 @@ def test_real_vs_real_scores_a_fresh_sample_like_the_data():
     points = set(map(bytes, real))
     assert points.isdisjoint(map(bytes, sets2d.training_data("ring8", 0)))
     assert points.isdisjoint(map(bytes, sets2d.reference("ring8")))
-    [(r, samples)] = coverage.run_task((coverage.REAL, "ring8", 0, None, None))
+    [(r, samples)] = coverage.run_task((coverage.REAL, "ring8", 0, None, None, None))
     assert np.array_equal(samples, real) and r["model"] == coverage.REAL and "seconds" not in r
     assert r["modes"] == 8 and r["high_quality"] > 97 and r["in_support"] > 99.5
     assert 95 < r["precision"] < 99.5 and 95 < r["recall"] < 99.5
+
+
+def test_a_kept_ddpm_run_samples_again_as_the_bench_sampled_it(tmp_path):
+    """--keep-runs copies the trained run; sampling the copy with the bench's sampler and seed
+    gives the bench's samples (so more samplers can be scored later on the same models)."""
+    from minigen.diffusion.trainer import sample_run
+
+    [(record, samples)] = coverage.run_task(("DDPM", "ring8", 0, 30, ["dpm++2m-sde:5"],
+                                             str(tmp_path)))
+    assert record["model"] == "DDPM (SDE-DPM-Solver++ 5)" and record["steps"] == 30
+    again = sample_run(tmp_path / "DDPM-ring8-0", coverage.N_SAMPLES, sampler="dpm++2m-sde",
+                       steps=5, seed=1000)
+    np.testing.assert_array_equal(again, samples)

@@ -19,6 +19,19 @@ the two latest evaluations, D = (1 + 1/(2r)) m_0 - (1/(2r)) m_1 with r = h_prev 
 (m_0 at the current time s, m_1 at the previous one, h_prev the step that led to s):
 one network evaluation per step, local error O(h^3), global error O(h^2).
 
+SDE-DPM-Solver++(2M) (``sde=True``; diffusers' ``algorithm_type="sde-dpmsolver++"``) solves
+the reverse diffusion SDE instead, whose solution in the same variables (variation of
+constants, as for the ODE) is
+
+    x_t = (sigma_t / sigma_s) e^{-h} x_s + 2 alpha_t integral_{lambda_s}^{lambda_t}
+          e^{-2 (lambda_t - lambda)} x_theta dlambda + sigma_t sqrt(1 - e^{-2h}) z,
+
+so holding x_theta constant gives x_t = (sigma_t / sigma_s) e^{-h} x_s
++ alpha_t (1 - e^{-2h}) x_theta + sigma_t sqrt(1 - e^{-2h}) z: the mean and variance of the
+DDPM posterior q(x_t | x_s, x_0 = x_theta) (Ho et al. 2020, eqs. 6-7) over a jump from s to t,
+i.e. one ancestral step with a learned x_0. The second-order form uses the same
+extrapolation D as above.
+
 Timesteps, first and last steps follow diffusers' ``DPMSolverMultistepScheduler``
 (``algorithm_type="dpmsolver++"``, ``solver_order=2``, ``final_sigmas_type="zero"``): the
 network is evaluated at ``steps`` integer timesteps spaced by ``"linspace"``, ``"leading"``
@@ -76,8 +89,9 @@ def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
 
 def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
                       return_trajectory=False, seed=None, y=None, dtype=None, x_T=None,
-                      guidance=0.0):
-    """Samples of ``ddpm`` by DPM-Solver++(2M) in ``steps`` network evaluations.
+                      guidance=0.0, sde=False):
+    """Samples of ``ddpm`` by DPM-Solver++(2M) in ``steps`` network evaluations; with ``sde``
+    by SDE-DPM-Solver++(2M), which draws fresh noise at each step from ``seed``.
 
     x_T ~ N(0, I) (or ``x_T``) is taken as the state at the first timestep of
     :func:`dpm_solver_timesteps`. The default ``spacing`` "logsnr" ends at t = 0; diffusers'
@@ -85,12 +99,12 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
     denoiser's mean collapses narrow modes (measured in docs/tuning.md). x_theta is the
     DDPM's :meth:`~DDPM.predict_x0` of the network output (clipped when ``clip_x0`` is set),
     so eps-, x0- and v-prediction models are all solved in data-prediction form.
-    Deterministic given x_T. Arguments (labels ``y`` and classifier-free ``guidance``
+    Deterministic given x_T (without ``sde``). Arguments (labels ``y`` and classifier-free ``guidance``
     included) and the return value as in :meth:`DDPM.sample`
     (trajectory keys are paper timesteps t + 1, and 0 for the samples).
     """
     ts = dpm_solver_timesteps(ddpm.schedule, steps, spacing)
-    x, _, keep = ddpm._start(shape, seed, dtype, return_trajectory, x_T, "dpm_solver_sample")
+    x, rng, keep = ddpm._start(shape, seed, dtype, return_trajectory, x_T, "dpm_solver_sample")
     ddpm._labels(y, len(x), guidance)  # before the loop: a bad label fails at once
     abar = ddpm.schedule.alphas_cumprod[ts]
     alpha, sigma, lam = np.sqrt(abar), np.sqrt(1.0 - abar), _lambdas(abar)
@@ -113,8 +127,14 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
                 else:
                     r = h_prev / h
                     d = x.dtype.type(1.0 + 0.5 / r) * m - x.dtype.type(0.5 / r) * m_prev
-                x = (x.dtype.type(sigma[i + 1] / sigma[i]) * x
-                     - x.dtype.type(alpha[i + 1] * np.expm1(-h)) * d)
+                dt = x.dtype.type
+                if sde:
+                    z = rng.standard_normal(x.shape, dtype=x.dtype)
+                    x = (dt(sigma[i + 1] / sigma[i] * np.exp(-h)) * x
+                         - dt(alpha[i + 1] * np.expm1(-2 * h)) * d
+                         + dt(sigma[i + 1] * np.sqrt(-np.expm1(-2 * h))) * z)
+                else:
+                    x = dt(sigma[i + 1] / sigma[i]) * x - dt(alpha[i + 1] * np.expm1(-h)) * d
                 m_prev, h_prev = m, h
             previous = int(ts[i + 1]) + 1 if i + 1 < len(ts) else 0
             if previous in keep:

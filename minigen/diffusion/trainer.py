@@ -253,7 +253,8 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
     ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps), "ddim" (``steps``, default 50,
-    with ``eta``) or "dpm++2m" (DPM-Solver++(2M), ``steps``, default 20); ``y`` (labels) and
+    with ``eta``), "dpm++2m" (DPM-Solver++(2M), ``steps``, default 20) or "dpm++2m-sde"
+    (SDE-DPM-Solver++(2M), ``steps``, default 20); ``y`` (labels) and
     ``guidance`` as in :meth:`DDPM.model_output`. The chains run in chunks of
     :data:`SAMPLE_CHUNK_ELEMENTS` values, one generator (``seed``) drawing for all of them in
     turn; ``out`` (n, *sample_shape) receives them if given, ``check_finite`` refuses NaN/inf
@@ -264,9 +265,9 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
         if steps not in (None, ddpm.schedule.T):
             raise InvalidInput(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
                                f"use --sampler ddim for {steps} steps")
-    elif sampler not in ("ddim", "dpm++2m"):
-        raise InvalidInput(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', got "
-                           f"{sampler!r}")
+    elif sampler not in ("ddim", "dpm++2m", "dpm++2m-sde"):
+        raise InvalidInput(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', "
+                           f"'dpm++2m-sde', got {sampler!r}")
     if seed is not None and not hasattr(seed, "standard_normal"):
         seed = backend.xp_for(ddpm.model.parameters()[0].device).random.default_rng(seed)
     per_row = None if y is None or np.ndim(y) == 0 else np.asarray(backend.to_numpy(y))
@@ -283,7 +284,8 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
         elif sampler == "ddim":
             x = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, **kw)
         else:
-            x = ddpm.dpm_solver_sample(shape, 20 if steps is None else steps, **kw)
+            x = ddpm.dpm_solver_sample(shape, 20 if steps is None else steps,
+                                       sde=sampler == "dpm++2m-sde", **kw)
         if return_trajectory is not False:
             return x
         x = backend.to_numpy(x)
