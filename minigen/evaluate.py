@@ -104,7 +104,14 @@ class DigitsClassifier:
 
     def score(self, images):
         """``class_coverage``, ``mean_confidence``, ``class_counts`` and ``frechet_distance``
-        of images (n, 1, 8, 8) in [-1, 1]."""
+        of images (n, 1, 8, 8) in [-1, 1].
+
+        The Fréchet distance is against all 1797 digits, the set the demo models train on:
+        it rewards memorising them, and it grows as n shrinks (a finite sample's Fréchet
+        distance is biased upwards), so it is a quick check of one run, comparable only
+        between sample sets of the same n. To compare models, use :func:`image_quality`
+        against held-out digits with a real-versus-real baseline of the same n
+        (``bench.compare``)."""
         images = np.asarray(images, dtype=np.float32)
         if images.shape[1:] != (1, 8, 8):
             raise ValueError(
