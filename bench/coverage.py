@@ -17,6 +17,9 @@ independent of the training data and the reference, scored the same way.
     python bench/coverage.py --no-ddpm --seeds 3 --json bench/results/coverage.json
     python bench/coverage.py --jobs 2        # two runs at a time
     python bench/coverage.py --table docs/coverage_runs.jsonl [--compact]   # records -> table
+    python bench/coverage.py --sets all --no-gan --keep-runs runs/cov      # keep the trained runs
+    python bench/coverage.py --from-runs runs/cov --ddpm-samplers ddpm dpm++2m-sde:50  # resample
+    python bench/coverage.py --paired docs/sampler_runs.jsonl   # samplers - ancestral, same runs
 
 The DDPM column uses ``minigen.diffusion``'s trainer through its public functions
 (``train_ddpm``/``sample_run``) with its defaults, for ``--ddpm-steps`` (default: as many
@@ -24,6 +27,7 @@ as the GAN), and samples each trained run with every sampler of ``--ddpm-sampler
 (default: the full ancestral chain); it is skipped when that module provides no trainer.
 """
 import argparse
+import glob
 import json
 import multiprocessing
 import os
@@ -79,14 +83,75 @@ def run_ddpm(ddpm, name, seed, steps, out_dir, samplers):
     t = time.perf_counter()
     train_ddpm(sets2d.training_data(name, seed), steps, out_dir, seed=seed, progress=False,
                figures=False)
-    seconds = time.perf_counter() - t
+    return time.perf_counter() - t, sample_ddpm_run(sample_run, out_dir, seed, samplers)
+
+
+def sample_ddpm_run(sample_run, run_dir, seed, samplers):
+    """{model label: samples} of the trained DDPM run in ``run_dir``, one entry per sampler
+    spec, each drawn from the generator seeded ``seed + 1000``."""
     out = {}
     for spec in samplers:
         sampler, _, n = spec.partition(":")
         label = f"DDPM ({SAMPLER_NAMES[sampler]}{' ' + n if n else ''})"
-        out[label] = sample_run(out_dir, N_SAMPLES, sampler=sampler, steps=int(n) if n else None,
+        out[label] = sample_run(run_dir, N_SAMPLES, sampler=sampler, steps=int(n) if n else None,
                                 seed=seed + 1000)
-    return seconds, out
+    return out
+
+
+def resample(keep_dir, samplers):
+    """Records of every DDPM run kept in ``keep_dir`` (``--keep-runs``: DDPM-<set>-<seed>)
+    sampled again with ``samplers``, without training (``seconds`` is the sampling time)."""
+    _, sample_run = _ddpm()
+    records = []
+    for path in sorted(glob.glob(os.path.join(keep_dir, "DDPM-*-*"))):
+        name, seed = os.path.basename(path)[len("DDPM-"):].rsplit("-", 1)
+        for spec in samplers:
+            t = time.perf_counter()
+            [(label, samples)] = sample_ddpm_run(sample_run, path, int(seed), [spec]).items()
+            record = {"model": label, "set": name, "seed": int(seed), **sets2d.score(samples, name),
+                      "seconds": time.perf_counter() - t}
+            print(json.dumps(record), flush=True)
+            records.append(record)
+    return records
+
+
+PAIRED = ("high_quality", "in_support", "precision", "recall", "min_region_ratio")
+
+
+def paired(runs, baseline="DDPM (ancestral 1000)"):
+    """{(model, set): {metric: {"mean", "se"}}} of the difference model - ``baseline`` on the
+    same trained run (same set and seed), per set and over all sets ("all"): a sampler is
+    within noise of the baseline where the mean difference is within about 2 s.e. of 0."""
+    base = {(r["set"], r["seed"]): r for r in runs if r["model"] == baseline}
+    diffs = {}
+    for r in runs:
+        b = base.get((r["set"], r["seed"]))
+        if r["model"] == baseline or b is None:
+            continue
+        d = {k: r[k] - b[k] for k in PAIRED if k in r and k in b}
+        for key in ((r["model"], r["set"]), (r["model"], "all")):
+            diffs.setdefault(key, []).append(d)
+    out = {}
+    for key, ds in diffs.items():
+        out[key] = {"pairs": len(ds)}
+        for k in PAIRED:
+            v = np.array([d[k] for d in ds if k in d])
+            if len(v):
+                se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+                out[key][k] = {"mean": float(v.mean()), "se": se}
+    return out
+
+
+def paired_table(diffs):
+    """Markdown table of :func:`paired`: points of each metric, sampler minus the baseline."""
+    lines = ["| sampler | set | high quality | in support | precision | recall | worst region "
+             "| pairs |", "| --- " * 8 + "|"]
+    for (model, name), s in sorted(diffs.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all")):
+        lines.append(f"| {model} | {name} | " + " | ".join(
+            "" if k not in s else (f"{s[k]['mean']:+.1f} ± {s[k]['se']:.1f}"
+                                   if not np.isnan(s[k]["se"]) else f"{s[k]['mean']:+.1f}")
+            for k in PAIRED) + f" | {s['pairs']} |")
+    return "\n".join(lines)
 
 
 def run_task(task):
@@ -237,6 +302,11 @@ def main(argv=None):
                         "dpm++2m:STEPS, dpm++2m-sde:STEPS")
     p.add_argument("--keep-runs", metavar="DIR",
                    help="keep each trained run in DIR/<model>-<set>-<seed> (to sample it later)")
+    p.add_argument("--from-runs", metavar="DIR",
+                   help="sample the DDPM runs kept in DIR with --ddpm-samplers, no training")
+    p.add_argument("--paired", metavar="LOG",
+                   help="print each sampler's difference from ancestral sampling on the same "
+                        "trained runs, from the records in LOG, and exit")
     p.add_argument("--no-ddpm", action="store_true")
     p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
     p.add_argument("--real", action="store_true",
@@ -256,6 +326,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.table:
         print(table(summaries(load(args.table)), compact=args.compact))
+        return
+    if args.paired:
+        print(paired_table(paired(load(args.paired))))
+        return
+    if args.from_runs:
+        resample(args.from_runs, args.ddpm_samplers)
         return
     gan_steps = args.gan_steps or gan.DEFAULT_STEPS
     ddpm_steps, samplers = args.ddpm_steps or gan_steps, args.ddpm_samplers

@@ -96,3 +96,36 @@ def test_a_kept_ddpm_run_samples_again_as_the_bench_sampled_it(tmp_path):
     again = sample_run(tmp_path / "DDPM-ring8-0", coverage.N_SAMPLES, sampler="dpm++2m-sde",
                        steps=5, seed=1000)
     np.testing.assert_array_equal(again, samples)
+
+
+def test_paired_differences_compare_each_sampler_with_ancestral_on_the_same_run(tmp_path,
+                                                                                  capsys):
+    anc, fast = "DDPM (ancestral 1000)", "DDPM (DPM-Solver++ 20)"
+    runs = [{"model": anc, "set": "ring8", "seed": 0, "in_support": 99.0, "recall": 90.0},
+            {"model": fast, "set": "ring8", "seed": 0, "in_support": 97.0, "recall": 91.0},
+            {"model": anc, "set": "ring8", "seed": 1, "in_support": 98.0, "recall": 92.0},
+            {"model": fast, "set": "ring8", "seed": 1, "in_support": 97.0, "recall": 92.0},
+            {"model": anc, "set": "annulus", "seed": 0, "in_support": 99.5, "recall": 95.0},
+            {"model": fast, "set": "annulus", "seed": 0, "in_support": 99.5, "recall": 97.0},
+            {"model": fast, "set": "annulus", "seed": 1, "in_support": 50.0, "recall": 50.0}]
+    diffs = coverage.paired(runs)  # annulus seed 1 has no ancestral run: left out
+    assert diffs[(fast, "ring8")]["in_support"]["mean"] == pytest.approx(-1.5)
+    assert diffs[(fast, "ring8")]["in_support"]["se"] == pytest.approx(0.5)
+    assert diffs[(fast, "annulus")]["pairs"] == 1
+    assert diffs[(fast, "all")]["pairs"] == 3
+    assert diffs[(fast, "all")]["recall"]["mean"] == pytest.approx(1.0)
+    log = tmp_path / "runs.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    coverage.main(["--paired", str(log)])
+    out = capsys.readouterr().out
+    assert "| DDPM (DPM-Solver++ 20) | ring8 |  | -1.5 ± 0.5 |" in out
+
+
+def test_from_runs_samples_the_kept_runs_without_training(tmp_path, capsys):
+    coverage.run_task(("DDPM", "ring8", 0, 30, ["ddpm"], str(tmp_path)))
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])
+    coverage.main(["--from-runs", str(tmp_path), "--ddpm-samplers", "ddpm", "dpm++2m-sde:5"])
+    again, sde = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert again["model"] == first["model"] and again["seed"] == 0
+    assert all(again[k] == first[k] for k in ("in_support", "precision", "recall"))
+    assert sde["model"] == "DDPM (SDE-DPM-Solver++ 5)" and sde["set"] == "ring8"
