@@ -299,5 +299,6 @@ def test_an_error_under_mpiexec_ends_the_job_with_the_ranks_message(tmp_path):
                             "2", "--resume", "--quiet", "--out", tmp_path)
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode != 0
-    assert "of 2 failed, aborting all ranks" in result.stderr
+    assert "of 2 failed, aborting all ranks" in result.stderr, (
+        result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     assert "holds a 'gan' run, not a 'ddpm' run" in result.stderr

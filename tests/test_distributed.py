@@ -279,7 +279,8 @@ def test_fifty_steps_on_two_ranks_match_one_process(two_ranks, name):
 def test_a_failing_rank_ends_the_job_with_its_message(tmp_path):
     result = mpiexec(2, "fail", str(tmp_path / "unused.npz"), timeout=30)
     assert result.returncode != 0
-    assert "rank 1 of 2 failed, aborting all ranks" in result.stderr
+    assert "rank 1 of 2 failed, aborting all ranks" in result.stderr, (
+        result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     assert "RuntimeError: rank 1 failed on purpose" in result.stderr
 
 
