@@ -122,9 +122,10 @@ def test_paired_differences_compare_each_sampler_with_ancestral_on_the_same_run(
 
 
 def test_from_runs_samples_the_kept_runs_without_training(tmp_path, capsys):
-    coverage.run_task(("DDPM", "ring8", 0, 30, ["ddpm"], str(tmp_path)))
+    coverage.run_task(("DDPM", "ring8", 0, 30, ["dpm++2m:5"], str(tmp_path)))
     first = json.loads(capsys.readouterr().out.splitlines()[-1])
-    coverage.main(["--from-runs", str(tmp_path), "--ddpm-samplers", "ddpm", "dpm++2m-sde:5"])
+    coverage.main(["--from-runs", str(tmp_path), "--ddpm-samplers", "dpm++2m:5",
+                   "dpm++2m-sde:5"])
     again, sde = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert again["model"] == first["model"] and again["seed"] == 0
     assert all(again[k] == first[k] for k in ("in_support", "precision", "recall"))
