@@ -1,5 +1,5 @@
-"""DPM-Solver++(2M): a second-order multistep solver of the probability-flow ODE (Lu et al.
-2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
+"""DPM-Solver++(2M): a second-order multistep solver of the probability-flow ODE, and of the
+reverse SDE (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
 arXiv:2211.01095), for DDPMs that predict eps, x0 or v.
 
 With alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t) and the half log-SNR
@@ -99,9 +99,9 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
     denoiser's mean collapses narrow modes (measured in docs/tuning.md). x_theta is the
     DDPM's :meth:`~DDPM.predict_x0` of the network output (clipped when ``clip_x0`` is set),
     so eps-, x0- and v-prediction models are all solved in data-prediction form.
-    Deterministic given x_T (without ``sde``). Arguments (labels ``y`` and classifier-free ``guidance``
-    included) and the return value as in :meth:`DDPM.sample`
-    (trajectory keys are paper timesteps t + 1, and 0 for the samples).
+    Deterministic given x_T (without ``sde``). Arguments (labels ``y`` and classifier-free
+    ``guidance`` included) and the return value as in :meth:`DDPM.sample` (trajectory keys
+    are paper timesteps t + 1, and 0 for the samples).
     """
     ts = dpm_solver_timesteps(ddpm.schedule, steps, spacing)
     x, rng, keep = ddpm._start(shape, seed, dtype, return_trajectory, x_T, "dpm_solver_sample")
@@ -122,12 +122,12 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
                 x = m  # the last step, to sigma = 0: h = inf, so x = x_theta (first order).
             else:
                 h = lam[i + 1] - lam[i]
+                dt = x.dtype.type
                 if m_prev is None:
                     d = m
                 else:
                     r = h_prev / h
-                    d = x.dtype.type(1.0 + 0.5 / r) * m - x.dtype.type(0.5 / r) * m_prev
-                dt = x.dtype.type
+                    d = dt(1.0 + 0.5 / r) * m - dt(0.5 / r) * m_prev
                 if sde:
                     z = rng.standard_normal(x.shape, dtype=x.dtype)
                     x = (dt(sigma[i + 1] / sigma[i] * np.exp(-h)) * x
