@@ -1,6 +1,6 @@
 """DPM-Solver++(2M): a second-order multistep solver of the probability-flow ODE, and of the
-reverse SDE (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
-arXiv:2211.01095), for DDPMs that predict eps, x0 or v.
+reverse SDE (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
+Probabilistic Models", arXiv:2211.01095), for DDPMs that predict eps, x0 or v.
 
 With alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t) and the half log-SNR
 lambda_t = log(alpha_t / sigma_t), the diffusion ODE written for the data prediction
