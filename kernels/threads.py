@@ -13,9 +13,12 @@ oversubscription" and "Two threads on an idle machine"). So:
   or a wait policy, or Numba's threads already run;
 - BLAS runs single-threaded (``minigen.backend.limit_threads``);
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` Python threads, each
-  calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is).
+  calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is);
+- products inside Numba's parallel regions (``numpy.dot`` in a ``prange``, which Numba runs
+  on SciPy's BLAS) run under ``single_threaded_blas``.
 """
 import concurrent.futures
+import contextlib
 import functools
 import os
 
@@ -44,7 +47,20 @@ def prefer_short_spin_openmp():
 
 
 @functools.lru_cache(maxsize=None)
+def numba_blas():
+    """Whether Numba's ``numpy.dot`` can run here: it calls SciPy's BLAS
+    (``scipy.linalg.cython_blas``). Importing that loads SciPy's BLAS library, so that thread
+    limits set afterwards reach it too."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
 def _blas_controller():
+    numba_blas()  # the controller sees only the BLAS libraries loaded when it is made
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -64,17 +80,28 @@ def workers():
     return numba.get_num_threads()
 
 
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS on one thread inside the block when more than one worker runs (threadpoolctl;
+    without it the BLAS pool is left as is): for products run by parallel workers."""
+    controller = _blas_controller()
+    if workers() == 1 or controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
+
+
 def matmul(a, b):
     """numpy.matmul(a, b) of two stacks of matrices (same leading axis), the stack split over
     ``workers()`` threads running single-threaded BLAS when there is more than one."""
     count = min(workers(), a.shape[0])
-    controller = _blas_controller()
-    if count == 1 or controller is None:
+    if count == 1 or _blas_controller() is None:
         return numpy.matmul(a, b)
     out = numpy.empty((a.shape[0], a.shape[1], b.shape[2]),
                       dtype=numpy.result_type(a.dtype, b.dtype))
     bounds = numpy.linspace(0, a.shape[0], count + 1).astype(int)
-    with controller.limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         jobs = [_pool(count).submit(numpy.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi])
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
         for job in jobs:
