@@ -74,9 +74,11 @@ def _pool(workers):
 
 
 def workers():
-    """The threads the CPU kernels may use: Numba's current thread count."""
-    import numba
-
+    """The threads the CPU kernels may use: Numba's current thread count (1 without Numba)."""
+    try:
+        import numba
+    except ImportError:
+        return 1
     return numba.get_num_threads()
 
 
@@ -107,3 +109,24 @@ def matmul(a, b):
         for job in jobs:
             job.result()
     return out
+
+
+SPLIT_MIN_SIZE = 1 << 16
+"""Elements below which ``split`` runs the function on one thread (a pool round trip costs
+about as much as NumPy's exp on this many elements)."""
+
+
+def split(function, x):
+    """function(x) for an elementwise function returning a tuple of arrays of x's shape,
+    computed on ``workers()`` contiguous slices of a C-contiguous NumPy x at once (NumPy's
+    ufuncs release the GIL): for ufunc chains that Numba compiles to slower code (NumPy's
+    exp is SIMD, Numba's is a scalar call here). One thread, small or other arrays: a call."""
+    count = workers()
+    if (count == 1 or not isinstance(x, numpy.ndarray) or x.size < SPLIT_MIN_SIZE
+            or not x.flags.c_contiguous):
+        return function(x)
+    flat = x.reshape(-1)
+    bounds = numpy.linspace(0, flat.size, count + 1).astype(int)
+    parts = [job.result() for job in [_pool(count).submit(function, flat[lo:hi])
+                                      for lo, hi in zip(bounds[:-1], bounds[1:])]]
+    return tuple(numpy.concatenate(pieces).reshape(x.shape) for pieces in zip(*parts))

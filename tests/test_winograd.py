@@ -185,6 +185,26 @@ def test_threaded_matmul_is_numpy_matmul(count):
         numba.set_num_threads(previous)
 
 
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 5), (2, threads.SPLIT_MIN_SIZE + 3)])
+def test_split_is_the_function_of_the_whole_array(count, shape):
+    """kernels.threads.split runs an elementwise function on slices over Numba's threads."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    x = np.random.default_rng(count).standard_normal(shape).astype(np.float32)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        for a in (x, x.T):  # C-contiguous: split; not: one call
+            y, s = threads.split(lambda v: (np.exp(v) * 2, v + 1), a)
+            np.testing.assert_array_equal(y, np.exp(a) * 2)
+            np.testing.assert_array_equal(s, a + 1)
+            assert y.shape == s.shape == a.shape and y.dtype == np.float32
+    finally:
+        numba.set_num_threads(previous)
+
 def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""
     calls = []

@@ -9,6 +9,7 @@ differentiates ``composite`` instead, so gradients of every order stay exact.
 import numpy
 
 import kernels
+from kernels import threads
 from kernels.arrays import is_cupy
 from minigen.functional import ops
 from minigen.tensor import Function, Tensor, backprop, is_grad_enabled
@@ -43,12 +44,17 @@ def _kernels_for(*arrays):
     return kernels.reference
 
 
+def _silu_and_sigmoid(x):
+    s = ops.sigmoid_array(x)
+    return x * s, s
+
+
 class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
-        self.s = ops.sigmoid_array(x)
-        return x * self.s
+        y, self.s = threads.split(_silu_and_sigmoid, x)
+        return y
 
     def backward_raw(self, gy):
         return _kernels_for(self.inputs[0].data, self.s, gy).silu_backward(
