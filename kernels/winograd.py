@@ -11,11 +11,16 @@ grid are a matrix product over all tiles at once:
 
     M[a, b] = V[a, b] @ U[a, b]^T,  V (P tiles, C), U (Cout, C)      (eq. 10, one GEMM each)
 
-so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS, through
-``numpy.matmul`` on stacked matrices) and an output transform (``_untile_transform``).
-These two loop over the matrices' entries and are the reference; F(4x4, 3x3), the tile size
-in use, runs ``_tile_transform4`` and ``_untile_transform4``, the same sums with the
-matrices' rows written out as formulas (identical results; faster: docs/performance.md).
+so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS) and an output
+transform (``_untile_transform``). These two loop over the matrices' entries and are the
+reference; F(4x4, 3x3), the tile size in use, transforms one image at a time with
+``_image_tiles4`` and ``_image_untile4``, the same sums with the matrices' rows written out
+as formulas (identical results; faster: docs/performance.md). A F(4x4) pass is one parallel
+region (``_conv4``, ``_grad_weight4``): each thread takes its share of the images and, block
+by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
+single-threaded BLAS) and untransforms (or sums) the products, so a block's tiles stay in
+that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the transforms run per
+image around one threaded stack of GEMMs (``threads.matmul``).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
@@ -30,7 +35,7 @@ so the adjoint is exact.
 Numerics: the transforms multiply by exact small integers and, for F(4x4), by 1/6, 1/12 and
 1/24 (rounded to the data dtype), so the float32 result differs from the direct sum by more
 than the direct sum's own rounding: ``error_bound`` gives the first-order bound, which
-tests/test_winograd.py checks. Each parallel task (``prange``) owns one image's tiles; the
+tests/test_winograd.py checks. Each parallel task (``prange``) owns whole images; the
 kernels keep fastmath off, the innermost loops run over the contiguous channel axis.
 """
 import functools
@@ -351,13 +356,14 @@ def input_tiles(x, m, padding, out_hw):
 
 
 def kernel_tiles(w, m):
-    """U = G g G^T for every filter: (alpha^2, Cout, C) from w (Cout, C, 3, 3)."""
+    """U^T: U = G g G^T for every filter, as (alpha^2, C, Cout) from w (Cout, C, 3, 3) (the
+    right-hand factors of eq. 10's GEMMs)."""
     G = matrices(m, w.dtype)[1]
-    alpha, filters = m + 2, w.shape[0] * w.shape[1]
-    right = (w.reshape(filters * 3, 3) @ G.T).reshape(filters, 3, alpha)  # g G^T
-    both = G @ right.transpose(1, 0, 2).reshape(3, filters * alpha)  # G g G^T as (a, f, b)
-    U = both.reshape(alpha, filters, alpha).transpose(0, 2, 1)
-    return numpy.ascontiguousarray(U).reshape(alpha * alpha, w.shape[0], w.shape[1])
+    (c_out, c), alpha = w.shape[:2], m + 2
+    right = (w.reshape(c_out * c * 3, 3) @ G.T).reshape(c_out * c, 3, alpha)  # g G^T
+    both = G @ right.transpose(1, 0, 2).reshape(3, c_out * c * alpha)  # G g G^T as (a, o, c, b)
+    U_T = both.reshape(alpha, c_out, c, alpha).transpose(0, 3, 2, 1)  # (a, b, c, o)
+    return numpy.ascontiguousarray(U_T).reshape(alpha * alpha, c, c_out)
 
 
 def conv2d(x, w, padding, m=4):
@@ -366,13 +372,12 @@ def conv2d(x, w, padding, m=4):
     out_hw = (h + 2 * padding - 2, w_in + 2 * padding - 2)
     th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
     y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
-    U = kernel_tiles(w, m)
+    U_T = kernel_tiles(w, m)
     if m == 4 and threads.numba_blas():
         with threads.single_threaded_blas():
-            _conv4(x, numpy.ascontiguousarray(U.transpose(0, 2, 1)), padding, th, tw,
-                   *_blocking(n, th * tw), y)
+            _conv4(x, U_T, padding, th, tw, *_blocking(n, th * tw), y)
         return y
-    M = threads.matmul(input_tiles(x, m, padding, out_hw), U.transpose(0, 2, 1))
+    M = threads.matmul(input_tiles(x, m, padding, out_hw), U_T)
     if m == 4:
         _untile_transform4(M, th, tw, y)
     else:

@@ -120,7 +120,9 @@ def test_f4_passes_equal_transform_gemm_untransform(monkeypatch, dtype, threads_
     th = tw = -(-size // 4)
     V = np.empty((36, batch * th * tw, 16), dtype)
     winograd._tile_transform(x, BT, 4, 1, th, tw, V)
-    U = winograd.kernel_tiles(w, 4)
+    U = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(36, 8, 16)  # G g G^T
+    np.testing.assert_allclose(winograd.kernel_tiles(w, 4), U.transpose(0, 2, 1),
+                               rtol=1e-6, atol=1e-6 * np.abs(U).max())
     expected = np.empty((batch, 8, size, size), dtype)
     winograd._untile_transform(np.matmul(V, U.transpose(0, 2, 1)), AT, th, tw, expected)
     gy = rng.standard_normal(expected.shape).astype(dtype)
