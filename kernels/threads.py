@@ -130,3 +130,17 @@ def split(function, x):
     parts = [job.result() for job in [_pool(count).submit(function, flat[lo:hi])
                                       for lo, hi in zip(bounds[:-1], bounds[1:])]]
     return tuple(numpy.concatenate(pieces).reshape(x.shape) for pieces in zip(*parts))
+
+
+def map_batch(function, *arrays):
+    """[function(*shares) for each share]: the arrays' leading (batch) axis cut into
+    ``workers()`` contiguous shares, each computed on its own thread with single-threaded
+    BLAS (NumPy's copies and BLAS release the GIL). One share when there is one worker."""
+    count = min(workers(), arrays[0].shape[0])
+    if count <= 1:
+        return [function(*arrays)]
+    bounds = numpy.linspace(0, arrays[0].shape[0], count + 1).astype(int)
+    with single_threaded_blas():
+        jobs = [_pool(count).submit(function, *(a[lo:hi] for a in arrays))
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [job.result() for job in jobs]

@@ -207,6 +207,34 @@ def test_split_is_the_function_of_the_whole_array(count, shape):
     finally:
         numba.set_num_threads(previous)
 
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_map_batch_runs_the_function_on_shares_of_the_batch(count):
+    """kernels.threads.map_batch: one share per thread; the im2col branch of conv_cpu joins
+    (forward, input gradient) or sums (weight gradient) the shares' results."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(count)
+    x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        shares = threads.map_batch(lambda a, b: (a.shape[0], b.sum()), x, x)
+        assert [n for n, _ in shares] == ([5] if count == 1 else [2, 3])
+        assert sum(total for _, total in shares) == pytest.approx(x.sum(), rel=1e-12)
+        y = conv_cpu.conv2d(x, w, 2, 1)
+        gy = rng.standard_normal(y.shape)
+        np.testing.assert_allclose(y, reference.conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv_cpu.conv2d_grad_input(gy, w, x.shape, 2, 1),
+                                   reference.conv2d_grad_input(gy, w, x.shape, 2, 1),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv_cpu.conv2d_grad_weight(x, gy, w.shape, 2, 1),
+                                   reference.conv2d_grad_weight(x, gy, w.shape, 2, 1),
+                                   rtol=1e-12, atol=1e-12)
+    finally:
+        numba.set_num_threads(previous)
+
 def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""
     calls = []
