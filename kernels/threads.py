@@ -116,20 +116,24 @@ SPLIT_MIN_SIZE = 1 << 16
 about as much as NumPy's exp on this many elements)."""
 
 
-def split(function, x):
-    """function(x) for an elementwise function returning a tuple of arrays of x's shape,
-    computed on ``workers()`` contiguous slices of a C-contiguous NumPy x at once (NumPy's
-    ufuncs release the GIL): for ufunc chains that Numba compiles to slower code (NumPy's
-    exp is SIMD, Numba's is a scalar call here). One thread, small or other arrays: a call."""
+def split(function, x, *outs):
+    """function(x, *outs) for an elementwise function that fills the arrays ``outs`` (x's
+    shape), run on ``workers()`` contiguous slices of C-contiguous NumPy arrays at once
+    (NumPy's ufuncs release the GIL): for ufunc chains that Numba compiles to slower code
+    (NumPy's exp is SIMD, Numba's is a scalar call here). One thread, small or other arrays:
+    one call."""
     count = workers()
-    if (count == 1 or not isinstance(x, numpy.ndarray) or x.size < SPLIT_MIN_SIZE
-            or not x.flags.c_contiguous):
-        return function(x)
-    flat = x.reshape(-1)
-    bounds = numpy.linspace(0, flat.size, count + 1).astype(int)
-    parts = [job.result() for job in [_pool(count).submit(function, flat[lo:hi])
-                                      for lo, hi in zip(bounds[:-1], bounds[1:])]]
-    return tuple(numpy.concatenate(pieces).reshape(x.shape) for pieces in zip(*parts))
+    arrays = (x,) + outs
+    if (count == 1 or x.size < SPLIT_MIN_SIZE
+            or not all(isinstance(a, numpy.ndarray) and a.flags.c_contiguous for a in arrays)):
+        function(x, *outs)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    bounds = numpy.linspace(0, x.size, count + 1).astype(int)
+    jobs = [_pool(count).submit(function, *(a[lo:hi] for a in flat))
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+    for job in jobs:
+        job.result()
 
 
 def map_batch(function, *arrays):

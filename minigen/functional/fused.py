@@ -11,7 +11,9 @@ import numpy
 import kernels
 from kernels import threads
 from kernels.arrays import is_cupy
+from minigen import backend
 from minigen.functional import ops
+from minigen.functional.promotion import float_type
 from minigen.tensor import Function, Tensor, backprop, is_grad_enabled
 
 
@@ -44,16 +46,18 @@ def _kernels_for(*arrays):
     return kernels.reference
 
 
-def _silu_and_sigmoid(x):
-    s = ops.sigmoid_array(x)
-    return x * s, s
+def _silu_into(x, y, s):
+    ops.sigmoid_array(x, out=s)
+    backend.xp_of(x).multiply(x, s, out=y)
 
 
 class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
-        y, self.s = threads.split(_silu_and_sigmoid, x)
+        xp = backend.xp_of(x)
+        y, self.s = (xp.empty(x.shape, dtype=float_type(x.dtype)) for _ in range(2))
+        threads.split(_silu_into, x, y, self.s)
         return y
 
     def backward_raw(self, gy):
