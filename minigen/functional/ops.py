@@ -14,7 +14,6 @@ import operator
 import numpy as np
 
 import kernels
-from kernels import threads
 
 from minigen import backend
 from minigen.functional.promotion import float_type, result_type
@@ -513,8 +512,6 @@ class MatMul(Function):
                 f"matmul: shapes {a.shape} and {b.shape} do not align "
                 f"({a.shape[-1]} (last dim of a) != {b.shape[-2]} (second-to-last dim of b))"
             )
-        if isinstance(a, np.ndarray) and a.ndim == b.ndim == 3 and a.shape[0] == b.shape[0]:
-            return threads.matmul(a, b)  # a stack (attention): split over the CPU threads
         return backend.xp_of(a).matmul(a, b)
 
     def backward(self, gy):
