@@ -27,7 +27,8 @@ from .arrays import is_cupy
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "erf", "available", "backend_for", "requested_backend",
+    "adam_update", "erf", "group_norm", "group_norm_backward", "silu_backward", "available",
+    "backend_for", "requested_backend",
 ]
 
 _CHOICES = ("auto", "reference", "numba")
@@ -184,6 +185,58 @@ def erf(x):
         raise TypeError(f"erf: x must be a floating-point array, got dtype {x.dtype}")
     flavour = reference if is_cupy(x) else backend_for(x)
     return flavour.erf(x)
+
+
+def _elementwise_flavour(x):
+    """The flavour for a kernel that the CUDA flavour does not have (CuPy: the reference);
+    empty arrays take the reference too (its NumPy reductions define their NaNs)."""
+    return reference if is_cupy(x) or x.size == 0 else backend_for(x)
+
+
+def group_norm(x, weight, bias, groups, eps):
+    """Group normalisation of x (N, C, ...) with a per-channel affine map: returns (y, mean,
+    rstd), the statistics of shape (N, groups) in x's dtype (see
+    :func:`kernels.reference.group_norm`)."""
+    name = "group_norm"
+    xp = check.arrays(name, x=x, weight=weight, bias=bias)
+    check.floating(name, x=x, weight=weight, bias=bias)
+    _check_groups(name, x, weight, bias, groups)
+    x, weight, bias = check.contiguous(xp, x, weight, bias)
+    return _elementwise_flavour(x).group_norm(x, weight, bias, int(groups), float(eps))
+
+
+def group_norm_backward(gy, x, weight, mean, rstd):
+    """(gx, gweight, gbias) of :func:`group_norm` given gy = dL/dy and its statistics."""
+    name = "group_norm_backward"
+    xp = check.arrays(name, gy=gy, x=x, weight=weight, mean=mean, rstd=rstd)
+    check.floating(name, gy=gy, x=x, weight=weight, mean=mean, rstd=rstd)
+    check.same_shape(name, "x", x, gy=gy)
+    _check_groups(name, x, weight, weight, mean.shape[1] if mean.ndim == 2 else 0)
+    check.same_shape(name, "mean", mean, rstd=rstd)
+    if mean.shape != (x.shape[0], mean.shape[1]):
+        raise ValueError(f"{name}: mean has shape {mean.shape}, expected (N, groups) with N = "
+                         f"{x.shape[0]}")
+    gy, x, weight, mean, rstd = check.contiguous(xp, gy, x, weight, mean, rstd)
+    return _elementwise_flavour(x).group_norm_backward(gy, x, weight, mean, rstd)
+
+
+def silu_backward(x, s, gy):
+    """dL/dx of x sigmoid(x) given s = sigmoid(x) and gy = dL/dy: gy s (1 + x (1 - s))."""
+    name = "silu_backward"
+    xp = check.arrays(name, x=x, s=s, gy=gy)
+    check.floating(name, x=x, s=s, gy=gy)
+    check.same_shape(name, "x", x, s=s, gy=gy)
+    x, s, gy = check.contiguous(xp, x, s, gy)
+    return _elementwise_flavour(x).silu_backward(x, s, gy)
+
+
+def _check_groups(name, x, weight, bias, groups):
+    if x.ndim < 2 or groups < 1 or x.shape[1] % groups:
+        raise ValueError(f"{name}: x {x.shape} must be (N, C, ...) with C divisible into "
+                         f"{groups} groups")
+    if weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
+        raise ValueError(f"{name}: weight {weight.shape} and bias {bias.shape} must be "
+                         f"({x.shape[1]},)")
 
 
 def _check_gy(name, gy, y_shape):

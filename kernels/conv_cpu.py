@@ -7,7 +7,8 @@
   with Winograd);
 - 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
   column matrix);
-- everything else (stride 2, other kernel sizes): the im2col + BLAS reference.
+- everything else (stride 2, other kernel sizes): the im2col + BLAS reference, on each
+  thread's share of the images (``threads.map_batch``).
 
 Same names and signatures as :mod:`kernels.reference`; inputs validated and C-contiguous.
 Why these choices (times against the reference and PyTorch's oneDNN) is in
@@ -32,6 +33,10 @@ def _pointwise(w_shape, stride, padding):
     return w_shape[2:] == (1, 1) and stride == 1 and padding == 0
 
 
+def _joined(shares):
+    return shares[0] if len(shares) == 1 else numpy.concatenate(shares)
+
+
 def conv2d(x, w, stride=1, padding=0):
     """NCHW cross-correlation without bias (see the module docstring for the method)."""
     if _winograd(w.shape, stride, padding, x.shape[1]):
@@ -40,7 +45,8 @@ def conv2d(x, w, stride=1, padding=0):
         n, c, h, w_in = x.shape
         w_stack = numpy.broadcast_to(w.reshape(w.shape[0], c), (n, w.shape[0], c))
         return threads.matmul(w_stack, x.reshape(n, c, h * w_in)).reshape(n, w.shape[0], h, w_in)
-    return reference.conv2d(x, w, stride, padding)
+    return _joined(threads.map_batch(
+        lambda share: reference.conv2d(share, w, stride, padding), x))
 
 
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
@@ -51,7 +57,9 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
         n, cout, h, w_in = gy.shape
         w_stack = numpy.broadcast_to(w.reshape(cout, -1).T, (n, w.shape[1], cout))
         return threads.matmul(w_stack, gy.reshape(n, cout, h * w_in)).reshape(x_shape)
-    return reference.conv2d_grad_input(gy, w, x_shape, stride, padding)
+    return _joined(threads.map_batch(
+        lambda share: reference.conv2d_grad_input(share, w, (len(share),) + tuple(x_shape[1:]),
+                                                  stride, padding), gy))
 
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
@@ -62,4 +70,7 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
         n, c = x.shape[:2]
         gy_rows = gy.reshape(n, gy.shape[1], -1)
         return threads.matmul(gy_rows, x.reshape(n, c, -1).transpose(0, 2, 1)).sum(axis=0).reshape(w_shape)
-    return reference.conv2d_grad_weight(x, gy, w_shape, stride, padding)
+    parts = threads.map_batch(
+        lambda x_share, gy_share: reference.conv2d_grad_weight(x_share, gy_share, w_shape,
+                                                               stride, padding), x, gy)
+    return parts[0] if len(parts) == 1 else numpy.sum(parts, axis=0)

@@ -178,3 +178,59 @@ def erf(x):
 
         return special.erf(x)
     return xp.asarray(xp.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
+
+
+def _grouped(a, groups):
+    return a.reshape(a.shape[0], groups, -1)
+
+
+def _per_channel(a, ndim):
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def group_norm(x, weight, bias, groups, eps):
+    """Group normalisation (Wu & He 2018, eq. 1-3) with a per-channel affine map:
+    y = (x - mean) * rstd * weight + bias, with mean and rstd = 1 / sqrt(var + eps) per
+    sample and group of channels/groups channels and all positions. Returns (y, mean,
+    rstd); the statistics have shape (N, groups) and x's dtype."""
+    xp = array_module(x)
+    xg = _grouped(x, groups)
+    mean = xg.mean(axis=2)
+    d = xg - mean[..., None]
+    variance = xp.einsum("ngk,ngk->ng", d, d) / d.shape[2]  # no d * d temporary
+    rstd = (1.0 / xp.sqrt(variance + eps)).astype(x.dtype)
+    d *= rstd[..., None]
+    y = d.reshape(x.shape) * _per_channel(weight, x.ndim)
+    y += _per_channel(bias, x.ndim)
+    return y, mean, rstd
+
+
+def group_norm_backward(gy, x, weight, mean, rstd):
+    """(gx, gweight, gbias) of :func:`group_norm` for the output gradient gy. Per group, with
+    xhat = (x - mean) rstd: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),
+    dxhat = gy weight; gweight = sum(gy xhat), gbias = sum(gy) over samples and positions."""
+    xp = array_module(gy)
+    groups = mean.shape[1]
+    xhat = _grouped(x, groups) - mean[..., None]
+    xhat *= rstd[..., None]
+    per_channel = (gy.shape[0], gy.shape[1], -1)  # reductions over contiguous rows
+    gweight = xp.einsum("nck,nck->nc", gy.reshape(per_channel),
+                        xhat.reshape(per_channel)).sum(axis=0)
+    gbias = gy.reshape(per_channel).sum(axis=2).sum(axis=0)
+    gxhat = _grouped(gy * _per_channel(weight, gy.ndim), groups)
+    mean_gxhat_xhat = xp.einsum("ngk,ngk->ng", gxhat, xhat)[..., None] / xhat.shape[2]
+    gx = xhat * mean_gxhat_xhat
+    xp.subtract(gxhat, gx, out=gx)
+    gx -= gxhat.mean(axis=2, keepdims=True)
+    gx *= rstd[..., None]
+    return gx.reshape(gy.shape), gweight, gbias
+
+
+def silu_backward(x, s, gy):
+    """d/dx [x sigmoid(x)] times gy, given s = sigmoid(x): gy s (1 + x (1 - s))."""
+    g = 1 - s
+    g *= x
+    g += 1
+    g *= s
+    g *= gy
+    return g

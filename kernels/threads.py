@@ -13,9 +13,12 @@ oversubscription" and "Two threads on an idle machine"). So:
   or a wait policy, or Numba's threads already run;
 - BLAS runs single-threaded (``minigen.backend.limit_threads``);
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` Python threads, each
-  calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is).
+  calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is);
+- products inside Numba's parallel regions (``numpy.dot`` in a ``prange``, which Numba runs
+  on SciPy's BLAS) run under ``single_threaded_blas``.
 """
 import concurrent.futures
+import contextlib
 import functools
 import os
 
@@ -44,7 +47,20 @@ def prefer_short_spin_openmp():
 
 
 @functools.lru_cache(maxsize=None)
+def numba_blas():
+    """Whether Numba's ``numpy.dot`` can run here: it calls SciPy's BLAS
+    (``scipy.linalg.cython_blas``). Importing that loads SciPy's BLAS library, so that thread
+    limits set afterwards reach it too."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
 def _blas_controller():
+    numba_blas()  # the controller sees only the BLAS libraries loaded when it is made
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -58,25 +74,77 @@ def _pool(workers):
 
 
 def workers():
-    """The threads the CPU kernels may use: Numba's current thread count."""
-    import numba
-
+    """The threads the CPU kernels may use: Numba's current thread count (1 without Numba)."""
+    try:
+        import numba
+    except ImportError:
+        return 1
     return numba.get_num_threads()
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS on one thread inside the block when more than one worker runs (threadpoolctl;
+    without it the BLAS pool is left as is): for products run by parallel workers."""
+    controller = _blas_controller()
+    if workers() == 1 or controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 def matmul(a, b):
     """numpy.matmul(a, b) of two stacks of matrices (same leading axis), the stack split over
     ``workers()`` threads running single-threaded BLAS when there is more than one."""
     count = min(workers(), a.shape[0])
-    controller = _blas_controller()
-    if count == 1 or controller is None:
+    if count == 1 or _blas_controller() is None:
         return numpy.matmul(a, b)
     out = numpy.empty((a.shape[0], a.shape[1], b.shape[2]),
                       dtype=numpy.result_type(a.dtype, b.dtype))
     bounds = numpy.linspace(0, a.shape[0], count + 1).astype(int)
-    with controller.limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         jobs = [_pool(count).submit(numpy.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi])
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
         for job in jobs:
             job.result()
     return out
+
+
+SPLIT_MIN_SIZE = 1 << 16
+"""Elements below which ``split`` runs the function on one thread (a pool round trip costs
+about as much as NumPy's exp on this many elements)."""
+
+
+def split(function, x, *outs):
+    """function(x, *outs) for an elementwise function that fills the arrays ``outs`` (x's
+    shape), run on ``workers()`` contiguous slices of C-contiguous NumPy arrays at once
+    (NumPy's ufuncs release the GIL): for ufunc chains that Numba compiles to slower code
+    (NumPy's exp is SIMD, Numba's is a scalar call here). One thread, small or other arrays:
+    one call."""
+    count = workers()
+    arrays = (x,) + outs
+    if (count == 1 or x.size < SPLIT_MIN_SIZE
+            or not all(isinstance(a, numpy.ndarray) and a.flags.c_contiguous for a in arrays)):
+        function(x, *outs)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    bounds = numpy.linspace(0, x.size, count + 1).astype(int)
+    jobs = [_pool(count).submit(function, *(a[lo:hi] for a in flat))
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+    for job in jobs:
+        job.result()
+
+
+def map_batch(function, *arrays):
+    """[function(*shares) for each share]: the arrays' leading (batch) axis cut into
+    ``workers()`` contiguous shares, each computed on its own thread with single-threaded
+    BLAS (NumPy's copies and BLAS release the GIL). One share when there is one worker."""
+    count = min(workers(), arrays[0].shape[0])
+    if count <= 1:
+        return [function(*arrays)]
+    bounds = numpy.linspace(0, arrays[0].shape[0], count + 1).astype(int)
+    with single_threaded_blas():
+        jobs = [_pool(count).submit(function, *(a[lo:hi] for a in arrays))
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [job.result() for job in jobs]

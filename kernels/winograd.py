@@ -11,11 +11,16 @@ grid are a matrix product over all tiles at once:
 
     M[a, b] = V[a, b] @ U[a, b]^T,  V (P tiles, C), U (Cout, C)      (eq. 10, one GEMM each)
 
-so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS, through
-``numpy.matmul`` on stacked matrices) and an output transform (``_untile_transform``).
-These two loop over the matrices' entries and are the reference; F(4x4, 3x3), the tile size
-in use, runs ``_tile_transform4`` and ``_untile_transform4``, the same sums with the
-matrices' rows written out as formulas (identical results; faster: docs/performance.md).
+so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS) and an output
+transform (``_untile_transform``). These two loop over the matrices' entries and are the
+reference; F(4x4, 3x3), the tile size in use, transforms one image at a time with
+``_image_tiles4`` and ``_image_untile4``, the same sums with the matrices' rows written out
+as formulas (identical results; faster: docs/performance.md). A F(4x4) pass is one parallel
+region (``_conv4``, ``_grad_weight4``): each thread takes its share of the images and, block
+by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
+single-threaded BLAS) and untransforms (or sums) the products, so a block's tiles stay in
+that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the transforms run per
+image around one threaded stack of GEMMs (``threads.matmul``).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
@@ -30,7 +35,7 @@ so the adjoint is exact.
 Numerics: the transforms multiply by exact small integers and, for F(4x4), by 1/6, 1/12 and
 1/24 (rounded to the data dtype), so the float32 result differs from the direct sum by more
 than the direct sum's own rounding: ``error_bound`` gives the first-order bound, which
-tests/test_winograd.py checks. Each parallel task (``prange``) owns one image's tiles; the
+tests/test_winograd.py checks. Each parallel task (``prange``) owns whole images; the
 kernels keep fastmath off, the innermost loops run over the contiguous channel axis.
 """
 import functools
@@ -203,62 +208,135 @@ def _in_rows(t, adjoint, d0, d1, d2, d3, d4, d5):
     return _bt_rows(t, d0, d1, d2, d3, d4, d5)
 
 
-@njit(**_PARALLEL)
-def _tile_transform4(src, adjoint, offset, tiles_h, tiles_w, out):
-    """``_tile_transform(src, T, 4, offset, tiles_h, tiles_w, out)`` of F(4x4, 3x3) with
-    T = B^T, or with T = A when ``adjoint`` (then offset 0: the gy tiles of the weight
-    gradient), written out."""
+@njit(cache=True)
+def _image_tiles4(src, n, adjoint, offset, tiles_h, tiles_w, out, p0):
+    """The tiles of image n as ``_tile_transform(src, T, 4, offset, tiles_h, tiles_w, ...)``
+    of F(4x4, 3x3) computes them, with T = B^T, or with T = A when ``adjoint`` (then offset
+    0: the gy tiles of the weight gradient), written out; stored from tile p0 of ``out``."""
     channels = src.shape[1]
     t = src.dtype.type
     ph, pw = 4 * tiles_h + 2, 4 * tiles_w + 2
+    rows = _channels_last(src, n, offset, ph, pw).reshape((ph, pw * channels))
+    band = numpy.empty((6, pw, channels), dtype=src.dtype)
+    band_rows = band.reshape((6, pw * channels))
+    for ty in range(tiles_h):
+        y0 = 4 * ty
+        for q in range(pw * channels):  # the vertical transform of whole image rows
+            r = _in_rows(t, adjoint, rows[y0, q], rows[y0 + 1, q], rows[y0 + 2, q],
+                         rows[y0 + 3, q], rows[y0 + 4, q], rows[y0 + 5, q])
+            band_rows[0, q], band_rows[1, q], band_rows[2, q] = r[0], r[1], r[2]
+            band_rows[3, q], band_rows[4, q], band_rows[5, q] = r[3], r[4], r[5]
+        for tx in range(tiles_w):
+            p = p0 + ty * tiles_w + tx
+            x0 = 4 * tx
+            for a in range(6):
+                k = 6 * a
+                for c in range(channels):
+                    r = _in_rows(t, adjoint, band[a, x0, c], band[a, x0 + 1, c],
+                                 band[a, x0 + 2, c], band[a, x0 + 3, c],
+                                 band[a, x0 + 4, c], band[a, x0 + 5, c])
+                    out[k, p, c], out[k + 1, p, c], out[k + 2, p, c] = r[0], r[1], r[2]
+                    out[k + 3, p, c], out[k + 4, p, c], out[k + 5, p, c] = r[3], r[4], r[5]
+
+
+@njit(cache=True)
+def _image_untile4(M, p0, n, tiles_h, tiles_w, y):
+    """y[n] from the products M of its tiles (from tile p0), as ``_untile_transform(M, A^T,
+    tiles_h, tiles_w, y)`` of F(4x4, 3x3) computes it, written out."""
+    c_out = y.shape[1]
+    t = y.dtype.type
+    half = numpy.empty((4, 6, c_out), dtype=y.dtype)
+    image = numpy.empty((4 * tiles_h, 4 * tiles_w, c_out), dtype=y.dtype)
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            p = p0 + ty * tiles_w + tx
+            for b in range(6):
+                for o in range(c_out):
+                    r = _at_rows(t, M[b, p, o], M[6 + b, p, o], M[12 + b, p, o],
+                                 M[18 + b, p, o], M[24 + b, p, o], M[30 + b, p, o])
+                    half[0, b, o], half[1, b, o], half[2, b, o], half[3, b, o] = r
+            for i in range(4):
+                yy, x0 = 4 * ty + i, 4 * tx
+                for o in range(c_out):
+                    r = _at_rows(t, half[i, 0, o], half[i, 1, o], half[i, 2, o],
+                                 half[i, 3, o], half[i, 4, o], half[i, 5, o])
+                    image[yy, x0, o], image[yy, x0 + 1, o] = r[0], r[1]
+                    image[yy, x0 + 2, o], image[yy, x0 + 3, o] = r[2], r[3]
+    _to_nchw(image, y, n)
+
+
+@njit(**_PARALLEL)
+def _tile_transform4(src, adjoint, offset, tiles_h, tiles_w, out):
+    """``_image_tiles4`` of every image, one parallel task per image."""
+    tiles = tiles_h * tiles_w
     for n in prange(src.shape[0]):
-        rows = _channels_last(src, n, offset, ph, pw).reshape((ph, pw * channels))
-        band = numpy.empty((6, pw, channels), dtype=src.dtype)
-        band_rows = band.reshape((6, pw * channels))
-        for ty in range(tiles_h):
-            y0 = 4 * ty
-            for q in range(pw * channels):  # the vertical transform of whole image rows
-                r = _in_rows(t, adjoint, rows[y0, q], rows[y0 + 1, q], rows[y0 + 2, q],
-                             rows[y0 + 3, q], rows[y0 + 4, q], rows[y0 + 5, q])
-                band_rows[0, q], band_rows[1, q], band_rows[2, q] = r[0], r[1], r[2]
-                band_rows[3, q], band_rows[4, q], band_rows[5, q] = r[3], r[4], r[5]
-            for tx in range(tiles_w):
-                p = (n * tiles_h + ty) * tiles_w + tx
-                x0 = 4 * tx
-                for a in range(6):
-                    k = 6 * a
-                    for c in range(channels):
-                        r = _in_rows(t, adjoint, band[a, x0, c], band[a, x0 + 1, c],
-                                     band[a, x0 + 2, c], band[a, x0 + 3, c],
-                                     band[a, x0 + 4, c], band[a, x0 + 5, c])
-                        out[k, p, c], out[k + 1, p, c], out[k + 2, p, c] = r[0], r[1], r[2]
-                        out[k + 3, p, c], out[k + 4, p, c], out[k + 5, p, c] = r[3], r[4], r[5]
+        _image_tiles4(src, n, adjoint, offset, tiles_h, tiles_w, out, n * tiles)
 
 
 @njit(**_PARALLEL)
 def _untile_transform4(M, tiles_h, tiles_w, y):
-    """``_untile_transform(M, A^T, tiles_h, tiles_w, y)`` of F(4x4, 3x3), written out."""
-    c_out = y.shape[1]
-    t = y.dtype.type
+    """``_image_untile4`` of every image, one parallel task per image."""
     for n in prange(y.shape[0]):
-        half = numpy.empty((4, 6, c_out), dtype=y.dtype)
-        image = numpy.empty((4 * tiles_h, 4 * tiles_w, c_out), dtype=y.dtype)
-        for ty in range(tiles_h):
-            for tx in range(tiles_w):
-                p = (n * tiles_h + ty) * tiles_w + tx
-                for b in range(6):
-                    for o in range(c_out):
-                        r = _at_rows(t, M[b, p, o], M[6 + b, p, o], M[12 + b, p, o],
-                                     M[18 + b, p, o], M[24 + b, p, o], M[30 + b, p, o])
-                        half[0, b, o], half[1, b, o], half[2, b, o], half[3, b, o] = r
-                for i in range(4):
-                    yy, x0 = 4 * ty + i, 4 * tx
-                    for o in range(c_out):
-                        r = _at_rows(t, half[i, 0, o], half[i, 1, o], half[i, 2, o],
-                                     half[i, 3, o], half[i, 4, o], half[i, 5, o])
-                        image[yy, x0, o], image[yy, x0 + 1, o] = r[0], r[1]
-                        image[yy, x0 + 2, o], image[yy, x0 + 3, o] = r[2], r[3]
-        _to_nchw(image, y, n)
+        _image_untile4(M, n * tiles_h * tiles_w, n, tiles_h, tiles_w, y)
+
+
+# One parallel region per F(4x4) pass: the images are split into one share per thread, and
+# each thread transforms, multiplies (BLAS through numpy.dot, single-threaded) and
+# untransforms blocks of its own images, so the tiles of a block stay in its core's cache
+# and the pass has one fork-join instead of three (docs/performance.md, "Two threads").
+@njit(cache=True)
+def _share(count, shares, i):
+    return count * i // shares, count * (i + 1) // shares
+
+
+@njit(**_PARALLEL)
+def _conv4(x, Ut, offset, tiles_h, tiles_w, shares, block, y):
+    """y = the F(4x4, 3x3) convolution of x with Ut[k] = U[k]^T (36, C, Cout)."""
+    n_batch, channels = x.shape[:2]
+    tiles = tiles_h * tiles_w
+    for share in prange(shares):
+        lo, hi = _share(n_batch, shares, share)
+        V = numpy.empty((36, block * tiles, channels), dtype=x.dtype)
+        M = numpy.empty((36, block * tiles, Ut.shape[2]), dtype=x.dtype)
+        for n0 in range(lo, hi, block):
+            count = min(hi, n0 + block) - n0
+            for i in range(count):
+                _image_tiles4(x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
+            for k in range(36):  # M[a, b] = V[a, b] @ U[a, b]^T, eq. 10
+                numpy.dot(V[k, :count * tiles], Ut[k], M[k, :count * tiles])
+            for i in range(count):
+                _image_untile4(M, i * tiles, n0 + i, tiles_h, tiles_w, y)
+
+
+@njit(**_PARALLEL)
+def _grad_weight4(x, gy, offset, tiles_h, tiles_w, shares, block, dU):
+    """dU[share, k] = sum over the tiles of the share's images of dM[k]^T V[k] (36 GEMMs per
+    block of images, summed), with V the B^T tiles of x and dM the A tiles of gy."""
+    n_batch, channels = x.shape[:2]
+    c_out = gy.shape[1]
+    tiles = tiles_h * tiles_w
+    for share in prange(shares):
+        lo, hi = _share(n_batch, shares, share)
+        V = numpy.empty((36, block * tiles, channels), dtype=x.dtype)
+        dM = numpy.empty((36, block * tiles, c_out), dtype=x.dtype)
+        part = numpy.empty((c_out, channels), dtype=x.dtype)
+        dU[share] = 0
+        for n0 in range(lo, hi, block):
+            count = min(hi, n0 + block) - n0
+            for i in range(count):
+                _image_tiles4(x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
+                _image_tiles4(gy, n0 + i, True, 0, tiles_h, tiles_w, dM, i * tiles)
+            for k in range(36):
+                numpy.dot(dM[k, :count * tiles].T, V[k, :count * tiles], part)
+                dU[share, k] += part
+
+
+BLOCK_TILES = 64
+"""Tiles per block of images in the fused F(4x4) passes (GEMMs of 64 rows and more)."""
+
+
+def _blocking(n_batch, tiles):
+    return min(n_batch, threads.workers()), max(1, BLOCK_TILES // tiles)
 
 
 def _tiles(size, m):
@@ -278,23 +356,28 @@ def input_tiles(x, m, padding, out_hw):
 
 
 def kernel_tiles(w, m):
-    """U = G g G^T for every filter: (alpha^2, Cout, C) from w (Cout, C, 3, 3)."""
+    """U^T: U = G g G^T for every filter, as (alpha^2, C, Cout) from w (Cout, C, 3, 3) (the
+    right-hand factors of eq. 10's GEMMs)."""
     G = matrices(m, w.dtype)[1]
-    alpha, filters = m + 2, w.shape[0] * w.shape[1]
-    right = (w.reshape(filters * 3, 3) @ G.T).reshape(filters, 3, alpha)  # g G^T
-    both = G @ right.transpose(1, 0, 2).reshape(3, filters * alpha)  # G g G^T as (a, f, b)
-    U = both.reshape(alpha, filters, alpha).transpose(0, 2, 1)
-    return numpy.ascontiguousarray(U).reshape(alpha * alpha, w.shape[0], w.shape[1])
+    (c_out, c), alpha = w.shape[:2], m + 2
+    right = (w.reshape(c_out * c * 3, 3) @ G.T).reshape(c_out * c, 3, alpha)  # g G^T
+    both = G @ right.transpose(1, 0, 2).reshape(3, c_out * c * alpha)  # G g G^T as (a, o, c, b)
+    U_T = both.reshape(alpha, c_out, c, alpha).transpose(0, 3, 2, 1)  # (a, b, c, o)
+    return numpy.ascontiguousarray(U_T).reshape(alpha * alpha, c, c_out)
 
 
 def conv2d(x, w, padding, m=4):
     """Stride-1 3x3 cross-correlation of x (N, C, H, W) with w (Cout, C, 3, 3) by F(m x m, 3x3)."""
     n, c, h, w_in = x.shape
     out_hw = (h + 2 * padding - 2, w_in + 2 * padding - 2)
-    V = input_tiles(x, m, padding, out_hw)
-    M = threads.matmul(V, kernel_tiles(w, m).transpose(0, 2, 1))
-    y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
     th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
+    y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
+    U_T = kernel_tiles(w, m)
+    if m == 4 and threads.numba_blas():
+        with threads.single_threaded_blas():
+            _conv4(x, U_T, padding, th, tw, *_blocking(n, th * tw), y)
+        return y
+    M = threads.matmul(input_tiles(x, m, padding, out_hw), U_T)
     if m == 4:
         _untile_transform4(M, th, tw, y)
     else:
@@ -312,14 +395,21 @@ def conv2d_grad_input(gy, w, padding, m=4):
 def conv2d_grad_weight(x, gy, padding, m=4):
     """dL/dw of the stride-1 3x3 conv2d: G^T [sum_tiles (A dY A^T) . (B^T d B)] G."""
     th, tw = _tiles(gy.shape[2], m), _tiles(gy.shape[3], m)
-    V = input_tiles(x, m, padding, gy.shape[2:])
-    AT = matrices(m, x.dtype)[2]
-    dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
-    if m == 4:
-        _tile_transform4(gy, True, 0, th, tw, dM)
+    if m == 4 and threads.numba_blas():
+        shares, block = _blocking(x.shape[0], th * tw)
+        parts = numpy.empty((shares, 36, gy.shape[1], x.shape[1]), dtype=x.dtype)
+        with threads.single_threaded_blas():
+            _grad_weight4(x, gy, padding, th, tw, shares, block, parts)
+        dU = parts.sum(axis=0)  # (alpha^2, Cout, C)
     else:
-        _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
-    dU = threads.matmul(dM.transpose(0, 2, 1), V)  # (alpha^2, Cout, C)
+        V = input_tiles(x, m, padding, gy.shape[2:])
+        dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
+        if m == 4:
+            _tile_transform4(gy, True, 0, th, tw, dM)
+        else:
+            AT = matrices(m, x.dtype)[2]
+            _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
+        dU = threads.matmul(dM.transpose(0, 2, 1), V)
     alpha, filters = m + 2, gy.shape[1] * x.shape[1]
     G = matrices(m, x.dtype)[1]
     left = (G.T @ dU.reshape(alpha, alpha * filters)).reshape(3, alpha, filters)  # G^T dU

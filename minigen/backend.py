@@ -138,6 +138,7 @@ def limit_threads(n):
     from kernels import threads
 
     threads.prefer_short_spin_openmp()  # before Numba's pool starts
+    threads.numba_blas()  # load the BLAS of Numba's numpy.dot before its threads are capped
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         from threadpoolctl import threadpool_limits

@@ -345,6 +345,87 @@ def test_adam_update_matches_reference(flavour, dtype, shape, step, weight_decay
         np.testing.assert_allclose(got, expected, **TOL[dtype])
 
 
+# ---------------------------------------------------------------- group norm, SiLU gradient
+
+def test_reference_group_norm_is_eq1_3_per_group():
+    rng = np.random.default_rng(5)
+    x, gamma, beta = rng.standard_normal((3, 6, 4, 5)), rng.standard_normal(6), rng.standard_normal(6)
+    y, mean, rstd = reference.group_norm(x, gamma, beta, 2, 1e-5)
+    for n in range(3):
+        for g in range(2):
+            block = x[n, 3 * g:3 * g + 3]
+            mu, var = block.sum() / block.size, ((block - block.sum() / block.size) ** 2).mean()
+            assert mean[n, g] == pytest.approx(mu, rel=1e-13)
+            assert rstd[n, g] == pytest.approx(1 / math.sqrt(var + 1e-5), rel=1e-13)
+            want = (block - mu) / math.sqrt(var + 1e-5) * gamma[3 * g:3 * g + 3, None, None]
+            np.testing.assert_allclose(y[n, 3 * g:3 * g + 3],
+                                       want + beta[3 * g:3 * g + 3, None, None], rtol=1e-12)
+
+
+def test_reference_group_norm_backward_is_the_vjp_of_its_forward():
+    """<gy, dy> for a step (dx, dweight, dbias) equals the central difference of the forward."""
+    rng = np.random.default_rng(6)
+    x, gamma, beta = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal(4), rng.standard_normal(4)
+    gy = rng.standard_normal(x.shape)
+    _, mean, rstd = reference.group_norm(x, gamma, beta, 2, 1e-5)
+    gx, gw, gb = reference.group_norm_backward(gy, x, gamma, mean, rstd)
+    dx, dw, db = rng.standard_normal(x.shape), rng.standard_normal(4), rng.standard_normal(4)
+    h = 1e-6
+    plus = reference.group_norm(x + h * dx, gamma + h * dw, beta + h * db, 2, 1e-5)[0]
+    minus = reference.group_norm(x - h * dx, gamma - h * dw, beta - h * db, 2, 1e-5)[0]
+    numeric = (gy * (plus - minus)).sum() / (2 * h)
+    assert (gx * dx).sum() + gw @ dw + gb @ db == pytest.approx(numeric, rel=1e-7)
+
+
+@st.composite
+def group_norm_case(draw):
+    groups = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 3)), groups * draw(st.integers(1, 3)),
+             *draw(st.lists(st.integers(1, 19), max_size=2)))
+    return groups, shape, draw(st.sampled_from(DTYPES)), draw(st.integers(0, 2**32 - 1))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@given(case=group_norm_case())
+def test_group_norm_and_backward_match_reference(flavour, case):
+    """The Numba kernels sum in float64 lanes and scale by rstd * weight in one product, so
+    they agree with the reference's float32 formulas to a few units of float32 roundoff."""
+    groups, shape, dtype, seed = case
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3 + 10).astype(dtype)  # an offset mean: cancellation
+    gamma, beta = (rng.standard_normal(shape[1]).astype(dtype) for _ in range(2))
+    gy = rng.standard_normal(shape).astype(dtype)
+    want = reference.group_norm(x, gamma, beta, groups, 1e-5)
+    got = flavour.group_norm(x, gamma, beta, groups, 1e-5)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    for a, b in zip(got, want):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+    rstd = want[2]
+    want = reference.group_norm_backward(gy, x, gamma, *want[1:])
+    got = flavour.group_norm_backward(gy, x, gamma, *got[1:])
+    # Each result is a sum of terms that may cancel: compare on the scale of those terms
+    # (gx: rstd |gamma gy|; gweight: |gy| |xhat| summed, |xhat| <= sqrt(group size); gbias: |gy|).
+    summed = np.abs(gy).reshape(shape[0], shape[1], -1).sum(axis=(0, 2)).max()
+    scales = (3 * rstd.max() * np.abs(gy).max() * np.abs(gamma).max(),
+              summed * math.sqrt(x[0].size / groups), summed)
+    for a, b, scale in zip(got, want, scales):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (2, 16385)])  # 16385: two parallel chunks
+def test_silu_backward_is_the_reference_bit_for_bit(flavour, dtype, shape):
+    rng = np.random.default_rng(8)
+    x, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_array_equal(flavour.silu_backward(x, s, gy), reference.silu_backward(x, s, gy))
+    np.testing.assert_allclose(reference.silu_backward(x, s, gy), gy * s * (1 + x * (1 - s)),
+                               **TOL[dtype])
+
+
 # ---------------------------------------------------------------- backend selection
 
 def test_numpy_arrays_dispatch_to_numba_cpu(monkeypatch):
@@ -544,6 +625,27 @@ INVALID = [
     (kernels.adam_update, _adam_args(lr="0.1"), TypeError, "adam_update: lr must be a real number"),
     (kernels.adam_update, _adam_args(step=0), ValueError, "adam_update: step must be >= 1, got 0"),
     (kernels.adam_update, _adam_args(step=1.0), TypeError, "adam_update: step must be an int"),
+    # group_norm, group_norm_backward, silu_backward
+    (kernels.group_norm, dict(x=X, weight=np.ones(3, np.float32), bias=np.zeros(3, np.float32),
+                              groups=2, eps=1e-5), ValueError,
+     r"group_norm: x \(2, 3, 5, 5\) must be \(N, C, ...\) with C divisible into 2 groups"),
+    (kernels.group_norm, dict(x=X, weight=np.ones(4, np.float32), bias=np.zeros(3, np.float32),
+                              groups=3, eps=1e-5), ValueError,
+     r"group_norm: weight \(4,\) and bias \(3,\) must be \(3,\)"),
+    (kernels.group_norm, dict(x=X, weight=np.ones(3), bias=np.zeros(3), groups=3, eps=1e-5),
+     TypeError, "group_norm: dtypes differ"),
+    (kernels.group_norm_backward, dict(gy=GY, x=X, weight=np.ones(3, np.float32),
+                                       mean=np.zeros((2, 3), np.float32),
+                                       rstd=np.ones((2, 3), np.float32)), ValueError,
+     r"group_norm_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
+    (kernels.group_norm_backward, dict(gy=X, x=X, weight=np.ones(3, np.float32),
+                                       mean=np.zeros((3, 3), np.float32),
+                                       rstd=np.ones((3, 3), np.float32)), ValueError,
+     r"group_norm_backward: mean has shape \(3, 3\), expected \(N, groups\) with N = 2"),
+    (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
+     r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
+    (kernels.silu_backward, dict(x=X.astype(np.int32), s=X, gy=X), TypeError,
+     "silu_backward: x must be float32 or float64, got dtype int32"),
 ]
 
 

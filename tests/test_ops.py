@@ -133,9 +133,12 @@ def np_norm(x, axes, eps):
 
 
 def group_norm_inputs():
+    """Widths 2 and 8: channels of 2-6 positions (the reference formulas) and of 16-24 (the
+    Numba kernels, kernels.cpu.GROUP_NORM_MIN_POSITIONS)."""
     return st.tuples(st.integers(1, 2), st.sampled_from([(2, 1), (2, 2), (4, 2), (3, 3)]),
-                     st.integers(1, 3)).flatmap(
-        lambda s: st.tuples(arrays((s[0], s[1][0], s[2], 2)), arrays((s[1][0],)), arrays((s[1][0],)))
+                     st.integers(1, 3), st.sampled_from([2, 8])).flatmap(
+        lambda s: st.tuples(arrays((s[0], s[1][0], s[2], s[3])), arrays((s[1][0],)),
+                            arrays((s[1][0],)))
         .map(lambda t: (t, {"groups": s[1][1]}))
     )
 

@@ -71,8 +71,8 @@ def test_error_bound_is_attained_in_order_of_magnitude():
 @pytest.mark.parametrize("shape, padding", [((2, 32, 16, 16), 1), ((3, 5, 7, 11), 2),
                                             ((1, 3, 9, 6), 0), ((2, 4, 1, 2), 2)])
 def test_written_out_f4_transforms_equal_the_matrix_kernels(dtype, shape, padding):
-    """The F(4x4) kernels with B^T, A and A^T written as formulas give exactly the results
-    of the generic kernels that loop over the matrices' entries."""
+    """The F(4x4) per-image kernels with B^T, A and A^T written as formulas give exactly the
+    results of the generic kernels that loop over the matrices' entries."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(dtype)
     BT, _, AT = winograd.matrices(4, dtype)
@@ -81,17 +81,64 @@ def test_written_out_f4_transforms_equal_the_matrix_kernels(dtype, shape, paddin
     tiles = shape[0] * th * tw
     expected, got = (np.full((36, tiles, shape[1]), np.nan, dtype) for _ in range(2))
     winograd._tile_transform(x, BT, 4, padding, th, tw, expected)
-    winograd._tile_transform4(x, False, padding, th, tw, got)
+    for n in range(shape[0]):
+        winograd._image_tiles4(x, n, False, padding, th, tw, got, n * th * tw)
     np.testing.assert_array_equal(got, expected)
     gy = rng.standard_normal(shape[:2] + out_hw).astype(dtype)
     winograd._tile_transform(gy, np.ascontiguousarray(AT.T), 4, 0, th, tw, expected)
-    winograd._tile_transform4(gy, True, 0, th, tw, got)
+    for n in range(shape[0]):
+        winograd._image_tiles4(gy, n, True, 0, th, tw, got, n * th * tw)
     np.testing.assert_array_equal(got, expected)
     M = rng.standard_normal((36, tiles, shape[1])).astype(dtype)
     y_expected, y_got = (np.full(gy.shape, np.nan, dtype) for _ in range(2))
     winograd._untile_transform(M, AT, th, tw, y_expected)
-    winograd._untile_transform4(M, th, tw, y_got)
+    for n in range(shape[0]):
+        winograd._image_untile4(M, n * th * tw, n, th, tw, y_got)
     np.testing.assert_array_equal(y_got, y_expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads_count", [1, 2])
+@pytest.mark.parametrize("batch, size", [(1, 16), (5, 8), (7, 9), (64, 4)])
+@pytest.mark.parametrize("numba_blas", [True, False])
+def test_f4_passes_equal_transform_gemm_untransform(monkeypatch, dtype, threads_count, batch,
+                                                    size, numba_blas):
+    """The F(4x4) passes compute the formula's transforms, GEMMs and untransforms, against
+    the generic kernels and one stacked numpy.matmul: in one parallel region (shares of
+    images per thread, blocks of images inside a share; any batch split) and, where Numba
+    has no BLAS (no SciPy), as transforms per image around a threaded stack of GEMMs."""
+    numba = pytest.importorskip("numba")
+    if numba_blas and not threads.numba_blas():
+        pytest.skip("Numba's numpy.dot needs SciPy")
+    monkeypatch.setattr(threads, "numba_blas", lambda: numba_blas)
+    if threads_count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 16, size, size)).astype(dtype)
+    w = rng.standard_normal((8, 16, 3, 3)).astype(dtype)
+    BT, G, AT = winograd.matrices(4, dtype)
+    th = tw = -(-size // 4)
+    V = np.empty((36, batch * th * tw, 16), dtype)
+    winograd._tile_transform(x, BT, 4, 1, th, tw, V)
+    U = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(36, 8, 16)  # G g G^T
+    np.testing.assert_allclose(winograd.kernel_tiles(w, 4), U.transpose(0, 2, 1),
+                               rtol=1e-6, atol=1e-6 * np.abs(U).max())
+    expected = np.empty((batch, 8, size, size), dtype)
+    winograd._untile_transform(np.matmul(V, U.transpose(0, 2, 1)), AT, th, tw, expected)
+    gy = rng.standard_normal(expected.shape).astype(dtype)
+    dM = np.empty((36, batch * th * tw, 8), dtype)
+    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), 4, 0, th, tw, dM)
+    dU = np.matmul(dM.transpose(0, 2, 1), V)
+    expected_gw = np.einsum("ai,aboc,bj->ocij", G, dU.reshape(6, 6, 8, 16), G)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads_count)
+    try:
+        y, gw = winograd.conv2d(x, w, 1), winograd.conv2d_grad_weight(x, gy, 1)
+    finally:
+        numba.set_num_threads(previous)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12  # sums in another order: relative to the scale
+    np.testing.assert_allclose(y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    np.testing.assert_allclose(gw, expected_gw, rtol=rtol, atol=rtol * np.abs(expected_gw).max())
 
 
 def test_tile_size_must_be_known():
@@ -139,6 +186,58 @@ def test_threaded_matmul_is_numpy_matmul(count):
     finally:
         numba.set_num_threads(previous)
 
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 5), (2, threads.SPLIT_MIN_SIZE + 3)])
+def test_split_is_the_function_of_the_whole_array(count, shape):
+    """kernels.threads.split runs an elementwise function on slices over Numba's threads."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    x = np.random.default_rng(count).standard_normal(shape).astype(np.float32)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        for a in (x, x.T):  # C-contiguous: split; not: one call
+            y, s = np.full_like(a, np.nan), np.full_like(a, np.nan)
+
+            def fill(v, y_part, s_part):
+                np.multiply(np.exp(v), 2, out=y_part)
+                np.add(v, 1, out=s_part)
+            assert threads.split(fill, a, y, s) is None
+            np.testing.assert_array_equal(y, np.exp(a) * 2)
+            np.testing.assert_array_equal(s, a + 1)
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_map_batch_runs_the_function_on_shares_of_the_batch(count):
+    """kernels.threads.map_batch: one share per thread; the im2col branch of conv_cpu joins
+    (forward, input gradient) or sums (weight gradient) the shares' results."""
+    numba = pytest.importorskip("numba")
+    if count > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(count)
+    x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        shares = threads.map_batch(lambda a, b: (a.shape[0], b.sum()), x, x)
+        assert [n for n, _ in shares] == ([5] if count == 1 else [2, 3])
+        assert sum(total for _, total in shares) == pytest.approx(x.sum(), rel=1e-12)
+        y = conv_cpu.conv2d(x, w, 2, 1)
+        gy = rng.standard_normal(y.shape)
+        np.testing.assert_allclose(y, reference.conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv_cpu.conv2d_grad_input(gy, w, x.shape, 2, 1),
+                                   reference.conv2d_grad_input(gy, w, x.shape, 2, 1),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv_cpu.conv2d_grad_weight(x, gy, w.shape, 2, 1),
+                                   reference.conv2d_grad_weight(x, gy, w.shape, 2, 1),
+                                   rtol=1e-12, atol=1e-12)
+    finally:
+        numba.set_num_threads(previous)
 
 def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""

@@ -6,8 +6,14 @@ few passes as possible, and ``composite`` is the op's definition in differentiab
 ``backward_raw``; a backward that must itself be differentiable (``create_graph=True``)
 differentiates ``composite`` instead, so gradients of every order stay exact.
 """
+import numpy
+
+import kernels
+from kernels import threads
+from kernels.arrays import is_cupy
 from minigen import backend
 from minigen.functional import ops
+from minigen.functional.promotion import float_type
 from minigen.tensor import Function, Tensor, backprop, is_grad_enabled
 
 
@@ -30,69 +36,54 @@ class Fused(Function):
         raise NotImplementedError
 
 
+def _kernels_for(*arrays):
+    """The kernels dispatch for float32/float64 arrays of one dtype, else the reference
+    formulas (which follow NumPy's promotion for the other dtypes and take NumPy scalars)."""
+    dtypes = {getattr(a, "dtype", None) for a in arrays}
+    if (len(dtypes) == 1 and dtypes.pop() in (numpy.float32, numpy.float64)
+            and all(isinstance(a, numpy.ndarray) or is_cupy(a) for a in arrays)):
+        return kernels
+    return kernels.reference
+
+
+def _silu_into(x, y, s):
+    ops.sigmoid_array(x, out=s)
+    backend.xp_of(x).multiply(x, s, out=y)
+
+
 class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
-        self.s = ops.sigmoid_array(x)
-        return x * self.s
+        xp = backend.xp_of(x)
+        y, self.s = (xp.empty(x.shape, dtype=float_type(x.dtype)) for _ in range(2))
+        threads.split(_silu_into, x, y, self.s)
+        return y
 
     def backward_raw(self, gy):
-        x, s = self.inputs[0].data, self.s
-        g = 1 - s  # d/dx x s(x) = s + x s (1 - s) = s (1 + x (1 - s)), in one buffer
-        g *= x
-        g += 1
-        g *= s
-        g *= gy
-        return g
+        return _kernels_for(self.inputs[0].data, self.s, gy).silu_backward(
+            self.inputs[0].data, self.s, gy)
 
     def composite(self, x):
         return x * ops.sigmoid(x)
 
 
 class GroupNorm(Fused):
-    """Group normalisation (Wu & He 2018, eq. 1-3) with a per-channel affine map.
-
-    Backward (per group, with xhat the normalised input and rstd = 1/sqrt(var + eps)):
-    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * weight.
-    """
+    """Group normalisation (Wu & He 2018, eq. 1-3) with a per-channel affine map; forward
+    and backward are :func:`kernels.group_norm` and :func:`kernels.group_norm_backward`
+    (Numba on the CPU, the array formulas of :mod:`kernels.reference` elsewhere)."""
 
     def __init__(self, groups, eps):
         self.groups, self.eps = groups, eps
 
-    def _grouped(self, a):
-        return a.reshape(a.shape[0], self.groups, -1)
-
-    def _channel(self, a, ndim):
-        return a.reshape((1, -1) + (1,) * (ndim - 2))
-
     def forward(self, x, weight, bias):
-        xp = backend.xp_of(x)
-        xg = self._grouped(x)
-        d = xg - xg.mean(axis=2, keepdims=True)
-        variance = xp.einsum("ngk,ngk->ng", d, d)[..., None] / d.shape[2]  # no d * d temporary
-        self.rstd = 1.0 / xp.sqrt(variance + self.eps)
-        d *= self.rstd
-        self.xhat = d.reshape(x.shape)
-        y = self.xhat * self._channel(weight, x.ndim)
-        y += self._channel(bias, x.ndim)
+        y, self.mean, self.rstd = _kernels_for(x, weight, bias).group_norm(
+            x, weight, bias, self.groups, self.eps)
         return y
 
     def backward_raw(self, gy):
-        xp = backend.xp_of(gy)
-        weight = self.inputs[1].data
-        per_channel = (gy.shape[0], gy.shape[1], -1)  # reductions over contiguous rows
-        gweight = xp.einsum("nck,nck->nc", gy.reshape(per_channel),
-                            self.xhat.reshape(per_channel)).sum(axis=0)
-        gbias = gy.reshape(per_channel).sum(axis=2).sum(axis=0)
-        gxhat = self._grouped(gy * self._channel(weight, gy.ndim))
-        xhat = self._grouped(self.xhat)
-        mean_gxhat_xhat = xp.einsum("ngk,ngk->ng", gxhat, xhat)[..., None] / xhat.shape[2]
-        gx = xhat * mean_gxhat_xhat
-        xp.subtract(gxhat, gx, out=gx)
-        gx -= gxhat.mean(axis=2, keepdims=True)
-        gx *= self.rstd
-        return gx.reshape(gy.shape), gweight, gbias
+        x, weight = self.inputs[0].data, self.inputs[1].data
+        return _kernels_for(gy, x, weight).group_norm_backward(gy, x, weight, self.mean, self.rstd)
 
     def composite(self, x, weight, bias):
         xg = ops.reshape(x, (x.shape[0], self.groups, -1))

@@ -332,14 +332,16 @@ class Erf(Function):
         return gy * (2 / math.sqrt(math.pi)) * exp(-x * x)
 
 
-def sigmoid_array(x):
+def sigmoid_array(x, out=None):
     """1 / (1 + e^-x) on a raw array, accurate to a few ulp in both tails wherever the result
     is a normal float (sigmoid(-20) in float32 is 2.06e-9; a tanh form rounds it to 0). e^-x
     overflows to inf only where the result is below the smallest normal float (x < -88 in
     float32), and then gives 0, as PyTorch's does. Integer x gives the default float dtype
-    (PyTorch's rule)."""
+    (PyTorch's rule). ``out``: an array of that dtype and x's shape to write to."""
     xp = backend.xp_of(x)
-    s = xp.negative(x, out=xp.empty_like(x, dtype=float_type(x.dtype)))  # an array for 0-d x too
+    if out is None:
+        out = xp.empty_like(x, dtype=float_type(x.dtype))  # an array for 0-d x too
+    s = xp.negative(x, out=out)
     with np.errstate(over="ignore"):
         xp.exp(s, out=s)
     s += 1
