@@ -111,31 +111,6 @@ def matmul(a, b):
     return out
 
 
-SPLIT_MIN_SIZE = 1 << 16
-"""Elements below which ``split`` runs the function on one thread (a pool round trip costs
-about as much as NumPy's exp on this many elements)."""
-
-
-def split(function, x, *outs):
-    """function(x, *outs) for an elementwise function that fills the arrays ``outs`` (x's
-    shape), run on ``workers()`` contiguous slices of C-contiguous NumPy arrays at once
-    (NumPy's ufuncs release the GIL): for ufunc chains that Numba compiles to slower code
-    (NumPy's exp is SIMD, Numba's is a scalar call here). One thread, small or other arrays:
-    one call."""
-    count = workers()
-    arrays = (x,) + outs
-    if (count == 1 or x.size < SPLIT_MIN_SIZE
-            or not all(isinstance(a, numpy.ndarray) and a.flags.c_contiguous for a in arrays)):
-        function(x, *outs)
-        return
-    flat = [a.reshape(-1) for a in arrays]
-    bounds = numpy.linspace(0, x.size, count + 1).astype(int)
-    jobs = [_pool(count).submit(function, *(a[lo:hi] for a in flat))
-            for lo, hi in zip(bounds[:-1], bounds[1:])]
-    for job in jobs:
-        job.result()
-
-
 def map_batch(function, *arrays):
     """[function(*shares) for each share]: the arrays' leading (batch) axis cut into
     ``workers()`` contiguous shares, each computed on its own thread with single-threaded

@@ -189,30 +189,6 @@ def test_threaded_matmul_is_numpy_matmul(count):
 
 
 @pytest.mark.parametrize("count", [1, 2])
-@pytest.mark.parametrize("shape", [(3, 5), (2, threads.SPLIT_MIN_SIZE + 3)])
-def test_split_is_the_function_of_the_whole_array(count, shape):
-    """kernels.threads.split runs an elementwise function on slices over Numba's threads."""
-    numba = pytest.importorskip("numba")
-    if count > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("fewer Numba threads than the test needs")
-    x = np.random.default_rng(count).standard_normal(shape).astype(np.float32)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(count)
-    try:
-        for a in (x, x.T):  # C-contiguous: split; not: one call
-            y, s = np.full_like(a, np.nan), np.full_like(a, np.nan)
-
-            def fill(v, y_part, s_part):
-                np.multiply(np.exp(v), 2, out=y_part)
-                np.add(v, 1, out=s_part)
-            assert threads.split(fill, a, y, s) is None
-            np.testing.assert_array_equal(y, np.exp(a) * 2)
-            np.testing.assert_array_equal(s, a + 1)
-    finally:
-        numba.set_num_threads(previous)
-
-
-@pytest.mark.parametrize("count", [1, 2])
 def test_map_batch_runs_the_function_on_shares_of_the_batch(count):
     """kernels.threads.map_batch: one share per thread; the im2col branch of conv_cpu joins
     (forward, input gradient) or sums (weight gradient) the shares' results."""

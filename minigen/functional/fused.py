@@ -9,7 +9,6 @@ differentiates ``composite`` instead, so gradients of every order stay exact.
 import numpy
 
 import kernels
-from kernels import threads
 from kernels.arrays import is_cupy
 from minigen import backend
 from minigen.functional import ops
@@ -46,19 +45,14 @@ def _kernels_for(*arrays):
     return kernels.reference
 
 
-def _silu_into(x, y, s):
-    ops.sigmoid_array(x, out=s)
-    backend.xp_of(x).multiply(x, s, out=y)
-
-
 class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
         xp = backend.xp_of(x)
         y, self.s = (xp.empty(x.shape, dtype=float_type(x.dtype)) for _ in range(2))
-        threads.split(_silu_into, x, y, self.s)
-        return y
+        ops.sigmoid_array(x, out=self.s)
+        return xp.multiply(x, self.s, out=y)
 
     def backward_raw(self, gy):
         return _kernels_for(self.inputs[0].data, self.s, gy).silu_backward(
