@@ -131,8 +131,8 @@ def limit_threads(n):
     :mod:`kernels.threads`); the remaining products are small (at most a few hundred rows
     wide), where a threaded BLAS gains little and its spin-waiting pool stalls the other
     threads as soon as the cores are shared (docs/performance.md). The BLAS cap needs
-    ``threadpoolctl`` (installed with scikit-learn); without it set ``OPENBLAS_NUM_THREADS=1``
-    before starting Python. Returns notes on what could not be capped (empty when all was)."""
+    ``threadpoolctl`` (a dependency; where it is missing, set ``OPENBLAS_NUM_THREADS=1``
+    before starting Python). Returns notes on what could not be capped (empty when all was)."""
     import numba
 
     from kernels import threads
