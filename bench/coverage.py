@@ -101,9 +101,12 @@ def sample_ddpm_run(sample_run, run_dir, seed, samplers):
 def resample(keep_dir, samplers):
     """Records of every DDPM run kept in ``keep_dir`` (``--keep-runs``: DDPM-<set>-<seed>)
     sampled again with ``samplers``, without training (``seconds`` is the sampling time)."""
+    paths = sorted(glob.glob(os.path.join(keep_dir, "DDPM-*-*")))
+    if not paths:
+        raise ValueError(f"no kept DDPM runs (DDPM-<set>-<seed>) in {keep_dir}")
     _, sample_run = _ddpm()
     records = []
-    for path in sorted(glob.glob(os.path.join(keep_dir, "DDPM-*-*"))):
+    for path in paths:
         name, seed = os.path.basename(path)[len("DDPM-"):].rsplit("-", 1)
         for spec in samplers:
             t = time.perf_counter()
@@ -331,7 +334,10 @@ def main(argv=None):
         print(paired_table(paired(load(args.paired))))
         return
     if args.from_runs:
-        resample(args.from_runs, args.ddpm_samplers)
+        try:
+            resample(args.from_runs, args.ddpm_samplers)
+        except ValueError as error:
+            p.error(f"--from-runs: {error}")
         return
     gan_steps = args.gan_steps or gan.DEFAULT_STEPS
     ddpm_steps, samplers = args.ddpm_steps or gan_steps, args.ddpm_samplers
@@ -349,6 +355,13 @@ def main(argv=None):
               args.keep_runs)
              for model in models for name in sets
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    if args.keep_runs:  # refuse before training rather than fail after it
+        paths = [os.path.join(args.keep_runs, f"{model}-{name}-{seed}")
+                 for model, name, seed, *_ in tasks if model != REAL]
+        taken = [path for path in paths if os.path.exists(path)]
+        if taken:
+            p.error(f"--keep-runs: {taken[0]} already exists (a run is never overwritten; "
+                    f"choose another directory)")
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             done = pool.map(run_task, tasks, chunksize=1)

@@ -235,9 +235,8 @@ def erf(x):
 # Group norm and SiLU's gradient: one parallel task per (sample, group) row, or per chunk of
 # elements. Sums run in float64 over LANES independent partial sums: the lanes are
 # elementwise additions, which LLVM vectorises with fastmath off, where one running sum
-# would not (a running sum in Numba was slower than NumPy's pairwise sum). The elementwise
-# loops are functions of 1-D spans: a loop with computed bounds inside the prange body was
-# not vectorised (8x slower).
+# would not. The elementwise loops are functions of 1-D spans: a loop with computed bounds
+# inside the prange body was not vectorised (docs/performance.md, item 12).
 LANES = 16
 CHUNK = 16384  # elements per task of an elementwise kernel
 
@@ -337,9 +336,9 @@ def _group_rows(a, groups):
 
 
 GROUP_NORM_MIN_POSITIONS = 16
-"""Positions per channel below which group norm runs the reference formulas: with a call per
-channel, (256, 128) inputs took 0.28 / 0.96 ms (forward / backward) against NumPy's 0.10 /
-0.17 ms; (64, 32, 16, 16) 0.59 / 0.62 against 1.83 / 3.04 ms (one thread)."""
+"""Positions per channel below which group norm runs the reference formulas: the kernels
+make a call per channel, which costs more than NumPy's whole pass on short channels (2-D
+and 3-D inputs; measured in docs/performance.md, item 12)."""
 
 
 def _short_channels(x):

@@ -130,3 +130,17 @@ def test_from_runs_samples_the_kept_runs_without_training(tmp_path, capsys):
     assert again["model"] == first["model"] and again["seed"] == 0
     assert all(again[k] == first[k] for k in ("in_support", "precision", "recall"))
     assert sde["model"] == "DDPM (SDE-DPM-Solver++ 5)" and sde["set"] == "ring8"
+
+
+def test_keep_runs_refuses_a_taken_path_and_from_runs_an_empty_directory(tmp_path, capsys):
+    (tmp_path / "DDPM-ring8-0").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        coverage.main(["--sets", "ring8", "--seeds", "1", "--no-gan", "--keep-runs",
+                       str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "DDPM-ring8-0 already exists" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        coverage.main(["--from-runs", str(empty)])
+    assert "no kept DDPM runs" in capsys.readouterr().err

@@ -12,7 +12,6 @@ import kernels
 from kernels.arrays import is_cupy
 from minigen import backend
 from minigen.functional import ops
-from minigen.functional.promotion import float_type
 from minigen.tensor import Function, Tensor, backprop, is_grad_enabled
 
 
@@ -49,10 +48,8 @@ class SiLU(Fused):
     """x * sigmoid(x) (Elfwing et al. 2018; a.k.a. swish)."""
 
     def forward(self, x):
-        xp = backend.xp_of(x)
-        y, self.s = (xp.empty(x.shape, dtype=float_type(x.dtype)) for _ in range(2))
-        ops.sigmoid_array(x, out=self.s)
-        return xp.multiply(x, self.s, out=y)
+        self.s = ops.sigmoid_array(x)
+        return backend.xp_of(x).multiply(x, self.s, out=backend.xp_of(x).empty_like(self.s))
 
     def backward_raw(self, gy):
         return _kernels_for(self.inputs[0].data, self.s, gy).silu_backward(
