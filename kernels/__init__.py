@@ -27,7 +27,7 @@ from .arrays import is_cupy
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "erf", "group_norm", "group_norm_backward", "silu_backward", "available",
+    "adam_update", "erf", "group_norm", "group_norm_backward", "silu", "silu_backward", "available",
     "backend_for", "requested_backend",
 ]
 
@@ -218,6 +218,15 @@ def group_norm_backward(gy, x, weight, mean, rstd):
                          f"{x.shape[0]}")
     gy, x, weight, mean, rstd = check.contiguous(xp, gy, x, weight, mean, rstd)
     return _elementwise_flavour(x).group_norm_backward(gy, x, weight, mean, rstd)
+
+
+def silu(x):
+    """(x sigmoid(x), sigmoid(x)) of a float array: SiLU's output and the sigmoid that its
+    gradient (:func:`silu_backward`) reuses (see :func:`kernels.reference.silu`)."""
+    xp = check.arrays("silu", x=x)
+    check.floating("silu", x=x)
+    (x,) = check.contiguous(xp, x)
+    return _elementwise_flavour(x).silu(x)
 
 
 def silu_backward(x, s, gy):

@@ -20,6 +20,7 @@ import numpy
 from numba import njit, prange, vectorize
 
 from . import elementwise, reference
+from .exp32 import OPTIONS as _VECTOR, exp32
 from .arrays import rows
 from .reference import adam_scalars
 
@@ -367,6 +368,31 @@ def group_norm_backward(gy, x, weight, mean, rstd):
                               mean.reshape(-1), rstd.reshape(-1), _group_rows(gx, groups),
                               gweight, gbias)
     return gx, gweight.sum(axis=0).astype(x.dtype), gbias.sum(axis=0).astype(x.dtype)
+
+
+@njit(**_VECTOR)
+def _silu_values(x, s, y):
+    one = numpy.float32(1)
+    for i in range(x.size):
+        s[i] = one / (one + exp32(-x[i]))
+        y[i] = x[i] * s[i]
+
+
+@njit(**_PARALLEL, error_model="numpy")
+def _silu_flat(x, s, y):
+    for chunk in prange(-(-x.size // CHUNK)):
+        lo, hi = chunk * CHUNK, min(x.size, (chunk + 1) * CHUNK)
+        _silu_values(x[lo:hi], s[lo:hi], y[lo:hi])
+
+
+def silu(x):
+    """:func:`kernels.reference.silu` in one pass: float32 through :func:`kernels.exp32.exp32`
+    (vectorised, within 3 ulp), float64 through the reference (NumPy's exp)."""
+    if x.dtype != numpy.float32:
+        return reference.silu(x)
+    s, y = numpy.empty_like(x), numpy.empty_like(x)
+    _silu_flat(x.reshape(-1), s.reshape(-1), y.reshape(-1))
+    return y, s
 
 
 @njit(cache=True)

@@ -6,6 +6,8 @@ float64 tables and cast to the data dtype before use, exactly as the fused kerne
 """
 import math
 
+import numpy
+
 from .arrays import array_module
 
 
@@ -224,6 +226,25 @@ def group_norm_backward(gy, x, weight, mean, rstd):
     gx -= gxhat.mean(axis=2, keepdims=True)
     gx *= rstd[..., None]
     return gx.reshape(gy.shape), gweight, gbias
+
+
+def sigmoid(x, out=None):
+    """1 / (1 + e^-x) of a float array, into ``out`` when given: accurate to a few ulp in both
+    tails wherever the result is a normal float (a tanh form rounds sigmoid(-20) to 0 in
+    float32). e^-x overflows to inf only where the result is below the smallest normal
+    float (x < -88 in float32), and then gives 0, as PyTorch's does."""
+    xp = array_module(x)
+    s = xp.negative(x, out=xp.empty_like(x) if out is None else out)  # an array for 0-d x too
+    with numpy.errstate(over="ignore"):  # NumPy warns on the overflow; CuPy does not
+        xp.exp(s, out=s)
+    s += 1
+    return xp.divide(1, s, out=s)  # 1 / (1 + e^-x) in one buffer
+
+
+def silu(x):
+    """(x sigmoid(x), sigmoid(x)): SiLU's output and the sigmoid its gradient reuses."""
+    s = sigmoid(x)
+    return array_module(x).multiply(x, s, out=array_module(x).empty_like(s)), s
 
 
 def silu_backward(x, s, gy):

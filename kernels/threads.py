@@ -12,10 +12,13 @@ oversubscription" and "Two threads on an idle machine"). So:
   with libgomp's spin-wait cut to ``GOMP_SPINCOUNT`` spins, unless the user chose a layer
   or a wait policy, or Numba's threads already run;
 - BLAS runs single-threaded (``minigen.backend.limit_threads``);
-- ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` Python threads, each
-  calling single-threaded BLAS (threadpoolctl; without it the BLAS pool is left as is);
+- ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` shares of one Numba
+  parallel region (:mod:`kernels.stacked`), each calling single-threaded BLAS;
+- ``map_batch`` runs a NumPy function on shares of a batch in Python threads (the
+  im2col convolutions and the bias addition);
 - products inside Numba's parallel regions (``numpy.dot`` in a ``prange``, which Numba runs
-  on SciPy's BLAS) run under ``single_threaded_blas``.
+  on SciPy's BLAS) run under ``single_threaded_blas`` (threadpoolctl; without it the BLAS
+  pool is left as is).
 """
 import concurrent.futures
 import contextlib
@@ -85,30 +88,39 @@ def workers():
 @contextlib.contextmanager
 def single_threaded_blas():
     """BLAS on one thread inside the block when more than one worker runs (threadpoolctl;
-    without it the BLAS pool is left as is): for products run by parallel workers."""
+    without it the BLAS pool is left as is): for products run by parallel workers. Only
+    libraries not already on one thread are switched (after ``limit_threads`` none is), so
+    the usual cost is one thread-count query per library."""
     controller = _blas_controller()
     if workers() == 1 or controller is None:
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    switched = [(library, library.num_threads) for library in controller.lib_controllers
+                if library.user_api == "blas" and library.num_threads != 1]
+    for library, _ in switched:
+        library.set_num_threads(1)
+    try:
         yield
+    finally:
+        for library, count in switched:
+            library.set_num_threads(count)
 
 
 def matmul(a, b):
-    """numpy.matmul(a, b) of two stacks of matrices (same leading axis), the stack split over
-    ``workers()`` threads running single-threaded BLAS when there is more than one."""
-    count = min(workers(), a.shape[0])
-    if count == 1 or _blas_controller() is None:
+    """numpy.matmul(a, b) of two stacks of matrices (same leading axis, or one stack of
+    length 1), the stack split over ``workers()`` threads in one Numba parallel region, each
+    product on single-threaded BLAS (:mod:`kernels.stacked`), when there is more than one
+    worker and the operands are float32 or float64 of one dtype; numpy.matmul otherwise."""
+    count = min(workers(), max(a.shape[0], b.shape[0]))
+    stacks = a.ndim == b.ndim == 3 and (a.shape[0] == b.shape[0] or 1 in (a.shape[0], b.shape[0]))
+    if (count == 1 or not stacks or a.shape[2] != b.shape[1] or a.size == 0 or b.size == 0
+            or a.dtype != b.dtype
+            or a.dtype not in (numpy.float32, numpy.float64) or not numba_blas()):
         return numpy.matmul(a, b)
-    out = numpy.empty((a.shape[0], a.shape[1], b.shape[2]),
-                      dtype=numpy.result_type(a.dtype, b.dtype))
-    bounds = numpy.linspace(0, a.shape[0], count + 1).astype(int)
+    from . import stacked
+
     with single_threaded_blas():
-        jobs = [_pool(count).submit(numpy.matmul, a[lo:hi], b[lo:hi], out=out[lo:hi])
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
-        for job in jobs:
-            job.result()
-    return out
+        return stacked.matmul(a, b, count)
 
 
 def map_batch(function, *arrays):
@@ -118,8 +130,9 @@ def map_batch(function, *arrays):
     count = min(workers(), arrays[0].shape[0])
     if count <= 1:
         return [function(*arrays)]
-    bounds = numpy.linspace(0, arrays[0].shape[0], count + 1).astype(int)
-    with single_threaded_blas():
-        jobs = [_pool(count).submit(function, *(a[lo:hi] for a in arrays))
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
-        return [job.result() for job in jobs]
+    bounds = [arrays[0].shape[0] * k // count for k in range(count + 1)]
+    *others, last = (tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:]))
+    with single_threaded_blas():  # the last share on the calling thread, the others pooled
+        jobs = [_pool(count - 1).submit(function, *share) for share in others]
+        mine = function(*last)
+        return [job.result() for job in jobs] + [mine]

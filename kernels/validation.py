@@ -183,8 +183,9 @@ def shape_tuple(kernel, name, shape):
 
 
 def contiguous(xp, *xs):
-    """C-contiguous versions of the arrays (the same objects when already contiguous)."""
-    return tuple(xp.ascontiguousarray(x) for x in xs)
+    """C-contiguous versions of the arrays: the same objects when already contiguous (0-d
+    arrays stay 0-d, which ``ascontiguousarray`` would make 1-d)."""
+    return tuple(x if x.flags.c_contiguous else xp.ascontiguousarray(x) for x in xs)
 
 
 def number(kernel, name, value, valid, description):

@@ -124,9 +124,36 @@ def set_rng_state(state):
     rng("cpu").bit_generator.state = state
 
 
+MMAP_THRESHOLD = 32 << 20
+"""Allocations below this size come from glibc's heap after ``keep_freed_memory`` (32 MiB:
+glibc's largest dynamic threshold), so their pages are reused instead of mapped afresh."""
+TRIM_THRESHOLD = 1 << 30
+"""Free memory at the top of a glibc heap that is kept rather than returned (1 GiB)."""
+
+
+def keep_freed_memory():
+    """Keep freed array memory in the process (glibc's ``mallopt``), so that the next array
+    reuses pages already mapped instead of faulting in new ones. A UNet training step frees
+    and allocates hundreds of 0.5-4 MiB arrays, many inside Numba's worker threads; with
+    glibc's defaults part of them went back to the system and came back as page faults,
+    1,000-17,000 per step at two threads, 10-40 ms of system time and the step's slowest
+    runs (docs/performance.md, item 13). The price: the process keeps its peak memory.
+    Returns whether the settings were taken (False where the C library has no mallopt)."""
+    import ctypes
+
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process runs on
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, Windows)
+        return False
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
+        mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
+
 def limit_threads(n):
     """Use ``n`` threads for the rest of the process: Numba's parallel kernels and the native
-    OpenMP pools get ``n``, BLAS gets one. minigen's CPU kernels spread their work over the
+    OpenMP pools get ``n``, BLAS gets one, and freed memory stays in the process
+    (:func:`keep_freed_memory`). minigen's CPU kernels spread their work over the
     ``n`` threads themselves (per image, and stacks of GEMMs split across threads,
     :mod:`kernels.threads`); the remaining products are small (at most a few hundred rows
     wide), where a threaded BLAS gains little and its spin-waiting pool stalls the other
@@ -137,6 +164,7 @@ def limit_threads(n):
 
     from kernels import threads
 
+    keep_freed_memory()
     threads.prefer_short_spin_openmp()  # before Numba's pool starts
     threads.numba_blas()  # load the BLAS of Numba's numpy.dot before its threads are capped
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))

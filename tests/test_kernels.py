@@ -426,6 +426,62 @@ def test_silu_backward_is_the_reference_bit_for_bit(flavour, dtype, shape):
                                **TOL[dtype])
 
 
+def _ulps(got, truth, dtype):
+    """|got - truth| in units of the spacing of dtype at the truth (float64 truth)."""
+    return np.abs(got.astype(np.float64) - truth) / np.spacing(np.abs(truth).astype(dtype))
+
+
+EXP_POINTS = np.concatenate([
+    np.linspace(-110, 110, 400_001, dtype=np.float32),  # both tails and the overflow edge
+    np.random.default_rng(9).standard_normal(100_000).astype(np.float32) * 4,
+    np.float32([0, -0.0, 1e-30, -1e-30, -86, 86, -87.5, 87.5, 88.72, -88.72, 88.73, -88.73,
+                103.9, -103.9]),
+])
+
+
+def test_exp32_sigmoid_is_within_3_ulp():
+    """The vectorised float32 sigmoid (kernels.exp32) against the float64 truth, wherever the
+    result is a normal float32; NumPy's five-pass formula (the reference) is measured beside it
+    and must not be more accurate by more than an ulp (it reaches 3.3 ulp on these points)."""
+    x = EXP_POINTS
+    y, s = cpu.silu(x)
+    with np.errstate(over="ignore"):
+        truth = 1 / (1 + np.exp(-x.astype(np.float64)))
+    normal = truth >= np.finfo(np.float32).tiny
+    err = _ulps(s[normal], truth[normal], np.float32)
+    reference_err = _ulps(reference.sigmoid(x)[normal], truth[normal], np.float32)
+    assert err.max() <= 3 and err.max() <= reference_err.max() + 1, (err.max(), reference_err.max())
+    # below the normal range (x < -87.3): the reference's subnormals, 0 once e^-x overflows
+    np.testing.assert_allclose(s[~normal], reference.sigmoid(x)[~normal], rtol=0, atol=2.0 ** -148)
+    assert (s[x < -88.73] == 0).all()
+    product = normal & (np.abs(x) > 1e-30)
+    assert _ulps(y[product], x[product] * truth[product], np.float32).max() <= 4
+    assert s.dtype == y.dtype == np.float32
+
+
+def test_silu_special_values_match_the_reference():
+    x = np.float32([np.inf, -np.inf, np.nan, 0.0, -0.0, 88.8, -88.8, 1e4, -1e4])
+    with np.errstate(invalid="ignore"):  # silu(-inf) = -inf * 0 = nan, as in PyTorch
+        want_both = reference.silu(x)
+    for got, want in zip(cpu.silu(x), want_both):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (7,), (3, 5, 4), (2, 16385)])  # 16385: two chunks
+def test_silu_matches_the_reference(flavour, dtype, shape):
+    """float64 is the reference itself; float32 runs kernels.exp32 (within 3 ulp above)."""
+    x = np.asarray(np.random.default_rng(10).standard_normal(shape) * 5, dtype=dtype)
+    got, want = flavour.silu(x), reference.silu(x)
+    for a, b in zip(got, want):
+        assert a.dtype == dtype and a.shape == shape
+        if dtype == np.float64:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=4 * 2.0 ** -23, atol=0)
+
+
 # ---------------------------------------------------------------- backend selection
 
 def test_numpy_arrays_dispatch_to_numba_cpu(monkeypatch):
@@ -644,6 +700,8 @@ INVALID = [
      r"group_norm_backward: mean has shape \(3, 3\), expected \(N, groups\) with N = 2"),
     (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
      r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
+    (kernels.silu, dict(x=X.astype(np.int64)), TypeError,
+     "silu: x must be float32 or float64, got dtype int64"),
     (kernels.silu_backward, dict(x=X.astype(np.int32), s=X, gy=X), TypeError,
      "silu_backward: x must be float32 or float64, got dtype int32"),
 ]

@@ -14,6 +14,7 @@ import operator
 import numpy as np
 
 import kernels
+from kernels import threads
 
 from minigen import backend
 from minigen.functional.promotion import float_type, result_type
@@ -333,19 +334,12 @@ class Erf(Function):
 
 
 def sigmoid_array(x, out=None):
-    """1 / (1 + e^-x) on a raw array, accurate to a few ulp in both tails wherever the result
-    is a normal float (sigmoid(-20) in float32 is 2.06e-9; a tanh form rounds it to 0). e^-x
-    overflows to inf only where the result is below the smallest normal float (x < -88 in
-    float32), and then gives 0, as PyTorch's does. Integer x gives the default float dtype
-    (PyTorch's rule). ``out``: an array of that dtype and x's shape to write to."""
-    xp = backend.xp_of(x)
+    """1 / (1 + e^-x) on a raw array (:func:`kernels.reference.sigmoid`, accurate to a few ulp
+    in both tails). Integer x gives the default float dtype (PyTorch's rule). ``out``: an
+    array of that dtype and x's shape to write to."""
     if out is None:
-        out = xp.empty_like(x, dtype=float_type(x.dtype))  # an array for 0-d x too
-    s = xp.negative(x, out=out)
-    with np.errstate(over="ignore"):
-        xp.exp(s, out=s)
-    s += 1
-    return xp.divide(1, s, out=s)  # 1 / (1 + e^-x) in one buffer
+        out = backend.xp_of(x).empty_like(x, dtype=float_type(x.dtype))
+    return kernels.reference.sigmoid(x, out=out)
 
 
 class Sigmoid(Function):
@@ -512,6 +506,8 @@ class MatMul(Function):
                 f"matmul: shapes {a.shape} and {b.shape} do not align "
                 f"({a.shape[-1]} (last dim of a) != {b.shape[-2]} (second-to-last dim of b))"
             )
+        if isinstance(a, np.ndarray) and a.ndim == 3:  # stacks: on Numba's threads
+            return threads.matmul(a, b)
         return backend.xp_of(a).matmul(a, b)
 
     def backward(self, gy):
