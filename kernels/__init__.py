@@ -27,7 +27,7 @@ from .arrays import is_cupy
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "erf", "group_norm", "group_norm_backward", "silu", "silu_backward", "available",
+    "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward", "silu", "silu_backward", "available",
     "backend_for", "requested_backend",
 ]
 
@@ -161,20 +161,45 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
     ``decoupled`` the weight decay is AdamW's (Loshchilov & Hutter 2019), otherwise an L2
     term added to the gradient. ``step`` counts from 1. param, m and v must be C-contiguous
     (they are updated in place); see :func:`kernels.reference.adam_update` for the formula."""
+    _adam_updates([param], [grad], [m], [v], lr, beta1, beta2, eps, [step], weight_decay,
+                  decoupled)
+
+
+def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_decay=0.0,
+                     decoupled=False):
+    """:func:`adam_update` of every (param, grad, m, v, step) of the lists, the shared
+    hyper-parameters checked once: an optimizer's step over all its parameters."""
+    _adam_updates(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_decay, decoupled)
+
+
+def _adam_updates(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_decay, decoupled):
     name = "adam_update"
-    xp = check.arrays(name, param=param, grad=grad, m=m, v=v)
-    check.floating(name, param=param, grad=grad, m=m, v=v)
-    check.same_shape(name, "param", param, grad=grad, m=m, v=v)
-    check.writable(name, param=param, m=m, v=v)
     check.number(name, "lr", lr, lambda a: a >= 0, ">= 0")
     check.number(name, "beta1", beta1, lambda a: 0 <= a < 1, "in [0, 1)")
     check.number(name, "beta2", beta2, lambda a: 0 <= a < 1, "in [0, 1)")
     check.number(name, "eps", eps, lambda a: a > 0, "> 0")
     check.number(name, "weight_decay", weight_decay, lambda a: a >= 0, ">= 0")
-    step = check.integer(name, "step", step, 1)
-    (grad,) = check.contiguous(xp, grad)
-    backend_for(param).adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
-                                   weight_decay=weight_decay, decoupled=bool(decoupled))
+    if not len(params) == len(grads) == len(ms) == len(vs) == len(steps):
+        raise ValueError(f"{name}: {len(params)} params, {len(grads)} grads, {len(ms)} m, "
+                         f"{len(vs)} v and {len(steps)} steps: the lists must match")
+    for param, grad, m, v, step in zip(params, grads, ms, vs, steps):
+        xp = check.arrays(name, param=param, grad=grad, m=m, v=v)
+        check.floating(name, param=param, grad=grad, m=m, v=v)
+        check.same_shape(name, "param", param, grad=grad, m=m, v=v)
+        check.writable(name, param=param, m=m, v=v)
+        step = check.integer(name, "step", step, 1)
+        (grad,) = check.contiguous(xp, grad)
+        backend_for(param).adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
+                                       weight_decay=weight_decay, decoupled=bool(decoupled))
+
+
+def add(a, b):
+    """a + b of two arrays with NumPy's broadcasting. On the CPU, float arrays of one dtype
+    whose shapes match, or where the smaller is a bias over a block of the larger's axes
+    ((1, C, 1, 1) or (N, C, 1, 1) against (N, C, H, W)), are added on Numba's threads, bit
+    for bit the same sums (:func:`kernels.cpu.add`); everything else is NumPy's or CuPy's
+    ``a + b``."""
+    return _elementwise_flavour(a).add(a, b)
 
 
 def erf(x):

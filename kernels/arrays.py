@@ -8,7 +8,8 @@ import numpy
 
 def is_cupy(x):
     """True when ``x`` is a CuPy array (decided from its type, CuPy is not imported)."""
-    return type(x).__module__.split(".")[0] == "cupy"
+    module = type(x).__module__
+    return module == "cupy" or module.startswith("cupy.")
 
 
 def array_module(x):

@@ -370,6 +370,69 @@ def group_norm_backward(gy, x, weight, mean, rstd):
     return gx, gweight.sum(axis=0).astype(x.dtype), gbias.sum(axis=0).astype(x.dtype)
 
 
+ADD_MIN_SIZE = 2 * CHUNK
+"""Sizes below which :func:`add` is NumPy's ``a + b``: one chunk per thread at least, or
+the fork-join costs more than the second thread saves."""
+
+
+@njit(**_VECTOR)
+def _add_values(a, b, out):
+    for i in range(a.size):
+        out[i] = a[i] + b[i]
+
+
+@njit(**_VECTOR)
+def _add_scalar(a, value, out):
+    for i in range(a.size):
+        out[i] = a[i] + value
+
+
+@njit(**_PARALLEL, error_model="numpy")
+def _add_flat(a, b, out):
+    for chunk in prange(-(-a.size // CHUNK)):
+        lo, hi = chunk * CHUNK, min(a.size, (chunk + 1) * CHUNK)
+        _add_values(a[lo:hi], b[lo:hi], out[lo:hi])
+
+
+@njit(**_PARALLEL, error_model="numpy")
+def _add_rows(a, b, out):
+    """out[r] = a[r] + b[r % b.size] for the rows r of a (R, K)."""
+    for r in prange(a.shape[0]):
+        _add_scalar(a[r], b[r % b.size], out[r])
+
+
+def _row_block(a_shape, b_shape):
+    """k when b broadcasts against a as a block of a's axes j..k-1 between ones (a bias of
+    shape (1, C, 1, 1) or (N, C, 1, 1) against (N, C, H, W)), else None."""
+    b_shape = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
+    kept = [i for i, (m, n) in enumerate(zip(a_shape, b_shape)) if n != 1]
+    if not kept or any(b_shape[i] != a_shape[i] for i in range(kept[0], kept[-1] + 1)):
+        return None
+    return kept[-1] + 1
+
+
+def add(a, b):
+    """:func:`kernels.reference.add` (a + b) on Numba's threads, bit for bit, when a and b
+    are float arrays of one dtype, the larger has at least ``ADD_MIN_SIZE`` elements and the
+    other has its shape or is a bias over a block of its axes (:func:`_row_block`); NumPy's
+    ``a + b`` otherwise."""
+    if a.size < b.size:
+        a, b = b, a  # addition commutes, bit for bit
+    if (a.size < ADD_MIN_SIZE or a.dtype != b.dtype or a.dtype not in (numpy.float32, numpy.float64)
+            or b.ndim > a.ndim or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+        return a + b
+    out = numpy.empty_like(a)
+    if a.shape == b.shape:
+        _add_flat(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+        return out
+    k = _row_block(a.shape, b.shape)
+    if k is None or k == a.ndim:
+        return a + b
+    rows = int(numpy.prod(a.shape[:k]))
+    _add_rows(a.reshape(rows, -1), b.reshape(-1), out.reshape(rows, -1))
+    return out
+
+
 @njit(**_VECTOR)
 def _silu_values(x, s, y):
     one = numpy.float32(1)

@@ -228,6 +228,11 @@ def group_norm_backward(gy, x, weight, mean, rstd):
     return gx.reshape(gy.shape), gweight, gbias
 
 
+def add(a, b):
+    """a + b with NumPy's broadcasting (the definition :func:`kernels.cpu.add` parallelises)."""
+    return a + b
+
+
 def sigmoid(x, out=None):
     """1 / (1 + e^-x) of a float array, into ``out`` when given: accurate to a few ulp in both
     tails wherever the result is a normal float (a tanh form rounds sigmoid(-20) to 0 in

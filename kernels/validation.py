@@ -27,6 +27,8 @@ def arrays(kernel, **named):
 
     NumPy and CuPy arrays cannot be mixed: the data of one call lives on one device.
     """
+    if all(type(x) is numpy.ndarray for x in named.values()):
+        return numpy  # the common case, checked first: this runs on every kernel call
     modules = {}
     for name, x in named.items():
         if not _is_array(x):
@@ -42,6 +44,9 @@ def arrays(kernel, **named):
 
 def floating(kernel, **named):
     """Check that all named arrays share one float32/float64 dtype; return that dtype."""
+    first = next(iter(named.values())).dtype
+    if first in FLOAT_DTYPES and all(x.dtype == first for x in named.values()):
+        return numpy.dtype(first)
     dtypes = {name: numpy.dtype(x.dtype) for name, x in named.items()}
     for name, dtype in dtypes.items():
         if dtype not in FLOAT_DTYPES:

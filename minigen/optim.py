@@ -68,7 +68,7 @@ def _check(who, name, value, low, high=math.inf, high_open=False):
 class Optimizer:
     """Base class: named parameters, per-parameter state (``self.state[name]``: a step count
     and the arrays named by ``buffer_names``), ``zero_grad``, state dicts. Subclasses
-    implement ``_update(p, g, state, lr, tmp)`` on raw arrays."""
+    implement ``_update(p, g, state, lr, tmp)`` on raw arrays, or ``step`` over all of them."""
 
     def __init__(self, params, lr, **hyper):
         self.params = _named_parameters(params, type(self).__name__)
@@ -90,6 +90,13 @@ class Optimizer:
     def step(self):
         """One update of every parameter that has a gradient."""
         lr = float(self.lr)
+        for p, state in self._advance():
+            self._update(p.data, p.grad, state, lr, self._scratch.views(p.data))
+
+    def _advance(self):
+        """[(parameter, its state)] of the parameters with a gradient, each state's step count
+        advanced (the state and its buffers made on the first step)."""
+        live = []
         for name, p in self.params:
             if p.grad is None:
                 continue
@@ -100,7 +107,8 @@ class Optimizer:
                 for b in self.buffer_names(self.hyper):
                     state[b] = xp.zeros(p.shape, dtype=p.dtype)
             state["step"] += 1
-            self._update(p.data, p.grad, state, lr, self._scratch.views(p.data))
+            live.append((p, state))
+        return live
 
     def _update(self, p, g, state, lr, tmp):
         raise NotImplementedError
@@ -201,7 +209,8 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1), with optional L2 weight decay added to the
-    gradient (g += wd p); one fused pass per parameter (``kernels.adam_update``):
+    gradient (g += wd p); one fused pass per parameter, all in one call
+    (``kernels.adam_update_many``):
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)   (= lr m_hat / (sqrt(v_hat) + eps))."""
 
@@ -220,10 +229,14 @@ class Adam(Optimizer):
     def buffer_names(hyper):
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(self, p, g, state, lr, tmp):
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        live = self._advance()
         (b1, b2), eps, wd = self.hyper["betas"], self.hyper["eps"], self.hyper["weight_decay"]
-        kernels.adam_update(p, g, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, eps,
-                            state["step"], wd, self.decoupled)
+        kernels.adam_update_many(
+            [p.data for p, _ in live], [p.grad for p, _ in live],
+            [s["exp_avg"] for _, s in live], [s["exp_avg_sq"] for _, s in live], float(self.lr),
+            b1, b2, eps, [s["step"] for _, s in live], wd, self.decoupled)
 
 
 class AdamW(Adam):

@@ -426,6 +426,33 @@ def test_silu_backward_is_the_reference_bit_for_bit(flavour, dtype, shape):
                                **TOL[dtype])
 
 
+ADD_SHAPES = [  # (a, b): same shapes, biases over blocks of axes, NumPy fallbacks
+    ((64, 32, 16, 16), (64, 32, 16, 16)), ((64, 32, 16, 16), (1, 32, 1, 1)),
+    ((64, 32, 16, 16), (64, 32, 1, 1)), ((32, 1, 1), (64, 32, 16, 16)),
+    ((3, 5, 4), (3, 5, 4)), ((40, 1024), (1024,)), ((40, 1024), (40, 1)), ((2, 3, 4096), ()),
+    ((64, 1, 16, 16), (1, 32, 1, 1)), ((8, 4, 2, 1024), (4, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64])
+@pytest.mark.parametrize("shapes", ADD_SHAPES, ids=str)
+def test_add_is_numpy_addition_bit_for_bit(flavour, dtype, shapes):
+    """kernels.add: Numba's threads on large float arrays of one dtype (same shape, or a
+    bias over a block of axes), a + b otherwise; the same sums in every case."""
+    rng = np.random.default_rng(11)
+    a, b = (np.asarray(rng.standard_normal(s) * 100).astype(dtype) for s in shapes)
+    want = a + b
+    for x, y in ((a, b), (b, a)):
+        got = flavour.add(x, y)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    mixed = flavour.add(a, b.astype(np.float32 if dtype == np.float64 else np.float64))
+    assert mixed.dtype == (a + b.astype(mixed.dtype)).dtype  # NumPy's promotion
+    strided = a[..., ::-1] if a.ndim else a
+    np.testing.assert_array_equal(flavour.add(strided, b), strided + b)
+
+
 def _ulps(got, truth, dtype):
     """|got - truth| in units of the spacing of dtype at the truth (float64 truth)."""
     return np.abs(got.astype(np.float64) - truth) / np.spacing(np.abs(truth).astype(dtype))
@@ -567,6 +594,26 @@ def _p_args(**changes):
                 coef_mean_xt=tab["coef_mean_xt"], sigma=tab["sigma"])
     args.update(changes)
     return args
+
+
+def test_adam_update_many_is_adam_update_of_each_parameter():
+    """One call over parameters of different shapes, dtypes and step counts (what an
+    optimizer's step passes) equals adam_update on each; the lists must match in length."""
+    rng = np.random.default_rng(12)
+    shapes, dtypes, steps = [(3, 4), (7,), (2, 2, 2)], [np.float32, np.float64, np.float32], [1, 5, 2]
+    groups = [[rng.standard_normal(s).astype(d) for _ in range(3)] + [rng.random(s).astype(d)]
+              for s, d in zip(shapes, dtypes)]
+    hyper = dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1, decoupled=True)
+    want = [[a.copy() for a in group] for group in groups]
+    for (param, grad, m, v), step in zip(want, steps):
+        kernels.adam_update(param, grad, m, v, step=step, **hyper)
+    params, grads, ms, vs = (list(arrays) for arrays in zip(*groups))
+    kernels.adam_update_many(params, grads, ms, vs, steps=steps, **hyper)
+    for got, expected in zip(groups, want):
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="the lists must match"):
+        kernels.adam_update_many(params, grads, ms, vs[:2], steps=steps, **hyper)
 
 
 def _adam_args(**changes):

@@ -13,10 +13,8 @@ order exist. Their raw computations are the kernels package's ``conv2d``,
 on the CPU, Numba-CUDA on CuPy arrays, and the im2col + GEMM NumPy reference with
 ``MINIGEN_KERNELS=reference``.
 """
-import numpy as np
 
 import kernels
-from kernels import threads
 from minigen.functional import ops
 from minigen.tensor import Function, as_tensor
 
@@ -40,16 +38,8 @@ def kernel_hw(v, name):
 
 
 def _with_bias(y, b):
-    """y + b per channel, in place: y is the fresh array a kernel just returned (a NumPy y on
-    each CPU thread's share of the images)."""
-    if b is None:
-        return y
-    b = b.reshape(1, -1, 1, 1)
-    if isinstance(y, np.ndarray):
-        threads.map_batch(lambda share: np.add(share, b, out=share), y)
-    else:
-        y += b
-    return y
+    """y + b per channel (on Numba's threads for NumPy arrays: :func:`kernels.add`)."""
+    return y if b is None else kernels.add(y, b.reshape(1, -1, 1, 1))
 
 
 class Conv2d(Function):
