@@ -182,6 +182,7 @@ def _adam_updates(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_de
     if not len(params) == len(grads) == len(ms) == len(vs) == len(steps):
         raise ValueError(f"{name}: {len(params)} params, {len(grads)} grads, {len(ms)} m, "
                          f"{len(vs)} v and {len(steps)} steps: the lists must match")
+    flavours = {}  # array module -> flavour, chosen once per call
     for param, grad, m, v, step in zip(params, grads, ms, vs, steps):
         xp = check.arrays(name, param=param, grad=grad, m=m, v=v)
         check.floating(name, param=param, grad=grad, m=m, v=v)
@@ -189,8 +190,10 @@ def _adam_updates(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_de
         check.writable(name, param=param, m=m, v=v)
         step = check.integer(name, "step", step, 1)
         (grad,) = check.contiguous(xp, grad)
-        backend_for(param).adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
-                                       weight_decay=weight_decay, decoupled=bool(decoupled))
+        if xp not in flavours:
+            flavours[xp] = backend_for(param)
+        flavours[xp].adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
+                                 weight_decay=weight_decay, decoupled=bool(decoupled))
 
 
 def add(a, b):

@@ -221,6 +221,19 @@ def test_sinusoidal_embedding_formula(dim):
         nn.SinusoidalEmbedding(4)(np.zeros((2, 1)))
 
 
+def test_sinusoidal_embedding_table_gives_the_direct_values():
+    """Integer steps are gathered from a cached table; the values are those of the formula
+    computed for each step directly (as for float steps), bit for bit, across table growth."""
+    emb = nn.SinusoidalEmbedding(16, dtype=F64)
+    for t in (np.array([3, 0, 3, 999]), np.arange(5000, 5010), np.array([70000, 2]),
+              np.array([-1, 4]), np.array([], dtype=int)):
+        for steps in (t, t.astype(np.uint32)):
+            np.testing.assert_array_equal(emb(steps).numpy(), emb._embed(steps, np))
+    assert len(emb._tables["cpu"]) == 2 * 5009 + 2  # grown for t = 5009, not for 70000
+    with pytest.raises(ValueError, match="1-D"):
+        nn.SinusoidalEmbedding(4)(np.zeros((2, 1)))
+
+
 def test_embedding_lookup_and_gradient():
     mg.manual_seed(0)
     emb = nn.Embedding(4, 3, dtype=F64)

@@ -31,23 +31,40 @@ class SinusoidalEmbedding(Module):
 
     It has no parameters and is a constant of t, so it is computed on raw arrays (in float64,
     then cast to ``dtype``) and returned as a Tensor that needs no gradient. ``t`` may be
-    integer or float; the result lives on ``device`` (default: t's device).
+    integer or float; the result lives on ``device`` (default: t's device). Integer steps
+    (DDPM's t) are rows of a table computed once per device by the same formula, so the
+    values are the same and a call is one gather instead of a sin and a cos per entry.
     """
+
+    TABLE_LIMIT = 1 << 16
+    """Integer steps at or above this are computed directly (the table stays small)."""
 
     def __init__(self, dim, dtype=DEFAULT_DTYPE):
         if dim < 4 or dim % 2:
             raise ValueError(f"SinusoidalEmbedding: dim must be even and >= 4, got {dim}")
         self.dim, self.dtype = dim, np.dtype(dtype)
+        self._tables = {}  # device -> rows for t = 0, 1, ...
+
+    def _embed(self, t, xp):
+        half = self.dim // 2
+        freqs = xp.exp(xp.arange(half, dtype=xp.float64) * (-math.log(10000.0) / (half - 1)))
+        args = t.astype(xp.float64)[:, None] * freqs[None, :]
+        return xp.concatenate([xp.sin(args), xp.cos(args)], axis=1).astype(self.dtype)
 
     def forward(self, t, device=None):
         t = as_batch_array(t, "SinusoidalEmbedding")
         if device is not None:
             t = backend.to_device(t, device)
         xp = backend.xp_of(t)
-        half = self.dim // 2
-        freqs = xp.exp(xp.arange(half, dtype=xp.float64) * (-math.log(10000.0) / (half - 1)))
-        args = t.astype(xp.float64)[:, None] * freqs[None, :]
-        return Tensor(xp.concatenate([xp.sin(args), xp.cos(args)], axis=1).astype(self.dtype))
+        if (t.dtype.kind not in "iu" or t.size == 0 or int(t.min()) < 0
+                or int(t.max()) >= self.TABLE_LIMIT):
+            return Tensor(self._embed(t, xp))
+        device = backend.device_of(t)
+        table = self._tables.get(device)
+        if table is None or len(table) <= int(t.max()):
+            rows = min(self.TABLE_LIMIT, max(1024, 2 * int(t.max()) + 2))
+            table = self._tables[device] = self._embed(xp.arange(rows), xp)
+        return Tensor(table[t])
 
     def extra_repr(self):
         return f"{self.dim}"
