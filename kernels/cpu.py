@@ -24,9 +24,9 @@ from .exp32 import OPTIONS as _VECTOR, exp32
 from .arrays import rows
 from .reference import adam_scalars
 
-# Elementwise kernels are memory-bound single passes: they run serially, because starting
-# and joining threads cost more than they save (docs/performance.md). The convolutions do
-# enough arithmetic per byte to gain from prange.
+# The DDPM and Adam kernels are memory-bound single passes and run serially: a prange over
+# q_sample's rows took the same time on two threads as on one (docs/performance.md, item
+# 14). The convolutions, group norm and the SiLU and add passes gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 
@@ -428,7 +428,7 @@ def add(a, b):
     k = _row_block(a.shape, b.shape)
     if k is None or k == a.ndim:
         return a + b
-    rows = int(numpy.prod(a.shape[:k]))
+    rows = math.prod(a.shape[:k])
     _add_rows(a.reshape(rows, -1), b.reshape(-1), out.reshape(rows, -1))
     return out
 

@@ -2,7 +2,7 @@
 
 Without Intel's SVML, LLVM cannot vectorise a loop that calls ``math.exp``: every element
 pays a scalar libm call, and a fused sigmoid loop ran 2x slower than NumPy's own SIMD
-``numpy.exp`` over five whole-array passes (docs/performance.md, item 13). Written out as
+``numpy.exp`` over five whole-array passes (docs/performance.md, item 14). Written out as
 Cody & Waite's range reduction and the minimax polynomial of Cephes' ``expf`` (Moshier
 1989), the same loop is one SIMD pass:
 

@@ -4,6 +4,7 @@ Written with whole-array operations only, so they run unchanged on NumPy and CuP
 (the array module is taken from the data). Per-timestep coefficients are gathered from the
 float64 tables and cast to the data dtype before use, exactly as the fused kernels do.
 """
+import functools
 import math
 
 import numpy
@@ -139,10 +140,12 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     return (_channels_first(xp, gy) @ cols.T).reshape(w_shape)
 
 
+@functools.lru_cache(maxsize=64)
 def adam_scalars(dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     """The per-step scalars of :func:`adam_update`, in ``dtype``, shared by every flavour:
     (beta1, 1 - beta1, beta2, 1 - beta2, l2, decay, step_size, sqrt_bias2, eps) with
-    step_size = lr / (1 - beta1^step) and sqrt_bias2 = sqrt(1 - beta2^step)."""
+    step_size = lr / (1 - beta1^step) and sqrt_bias2 = sqrt(1 - beta2^step). Cached: an
+    optimizer's step asks for the same scalars once per parameter."""
     l2, decay = (0.0, 1.0 - lr * weight_decay) if decoupled else (weight_decay, 1.0)
     values = (beta1, 1.0 - beta1, beta2, 1.0 - beta2, l2, decay, lr / (1.0 - beta1**step),
               math.sqrt(1.0 - beta2**step), eps)

@@ -5,7 +5,7 @@ threaded BLAS does not speed those up, and splitting the stack over Python threa
 about 0.1 ms of hand-off per call, as much as it saved. Here the stack is cut into one
 share per thread inside one Numba parallel region, and each product is ``numpy.dot`` on
 single-threaded BLAS (SciPy's, which Numba calls). Timings are in docs/performance.md,
-item 13.
+item 14.
 
 Operands are passed as a flat buffer, the distance between consecutive matrices (0 for a
 broadcast stack) and a transpose flag, so that the usual views (a slice of a larger array,

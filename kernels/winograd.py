@@ -355,15 +355,22 @@ def input_tiles(x, m, padding, out_hw):
     return V
 
 
+@functools.lru_cache(maxsize=None)
+def filter_transform(m, dtype):
+    """G (x) G, (alpha^2, 9): row a alpha + b holds G[a, i] G[b, j] at column 3 i + j, so
+    that U = G g G^T of every filter g is one product with the filters' taps; the products
+    are formed in float64 from the exact fractions, then rounded once to ``dtype``."""
+    G = numpy.array(_MATRICES[m]["G"], dtype=numpy.float64)
+    return numpy.kron(G, G).astype(dtype)
+
+
 def kernel_tiles(w, m):
     """U^T: U = G g G^T for every filter, as (alpha^2, C, Cout) from w (Cout, C, 3, 3) (the
-    right-hand factors of eq. 10's GEMMs)."""
-    G = matrices(m, w.dtype)[1]
-    (c_out, c), alpha = w.shape[:2], m + 2
-    right = (w.reshape(c_out * c * 3, 3) @ G.T).reshape(c_out * c, 3, alpha)  # g G^T
-    both = G @ right.transpose(1, 0, 2).reshape(3, c_out * c * alpha)  # G g G^T as (a, o, c, b)
-    U_T = both.reshape(alpha, c_out, c, alpha).transpose(0, 3, 2, 1)  # (a, b, c, o)
-    return numpy.ascontiguousarray(U_T).reshape(alpha * alpha, c, c_out)
+    right-hand factors of eq. 10's GEMMs): one GEMM (G (x) G) @ taps, the taps of w laid out
+    as (3 x 3, C, Cout)."""
+    c_out, c = w.shape[:2]
+    taps = numpy.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(9, c * c_out)
+    return (filter_transform(m, w.dtype) @ taps).reshape((m + 2) ** 2, c, c_out)
 
 
 def conv2d(x, w, padding, m=4):
@@ -410,12 +417,10 @@ def conv2d_grad_weight(x, gy, padding, m=4):
             AT = matrices(m, x.dtype)[2]
             _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
         dU = threads.matmul(dM.transpose(0, 2, 1), V)
-    alpha, filters = m + 2, gy.shape[1] * x.shape[1]
-    G = matrices(m, x.dtype)[1]
-    left = (G.T @ dU.reshape(alpha, alpha * filters)).reshape(3, alpha, filters)  # G^T dU
-    both = left.transpose(0, 2, 1).reshape(3 * filters, alpha) @ G  # (i, f, j)
-    return numpy.ascontiguousarray(both.reshape(3, filters, 3).transpose(1, 0, 2)).reshape(
-        gy.shape[1], x.shape[1], 3, 3)
+    # dg = G^T dU G for every filter: the adjoint of kernel_tiles, one GEMM
+    filters = gy.shape[1] * x.shape[1]
+    dg = dU.reshape((m + 2) ** 2, filters).T @ filter_transform(m, x.dtype)
+    return dg.reshape(gy.shape[1], x.shape[1], 3, 3)
 
 
 def error_bound(x, w, padding, m):

@@ -169,23 +169,31 @@ def test_conv_cpu_matches_the_reference_on_every_branch(dtype, geometry):
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_threaded_matmul_is_numpy_matmul(count):
-    """kernels.threads.matmul splits the stack over Numba's thread count, BLAS single-threaded."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_matmul_is_numpy_matmul(count, dtype):
+    """kernels.threads.matmul: the stack split over Numba's thread count (kernels.stacked),
+    BLAS single-threaded. The operands are the views the UNet passes: slices of a larger
+    array (attention's q, k, v), per-matrix transposes, broadcast weights, a stack of one."""
     numba = pytest.importorskip("numba")
     if count > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("fewer Numba threads than the test needs")
     rng = np.random.default_rng(count)
-    a, b = rng.standard_normal((5, 7, 3)), rng.standard_normal((5, 3, 4))
+    a, b = rng.standard_normal((5, 7, 3)).astype(dtype), rng.standard_normal((5, 3, 4)).astype(dtype)
+    qkv = rng.standard_normal((5, 3, 7, 3)).astype(dtype)
+    transposed = np.ascontiguousarray(b.transpose(0, 2, 1)).transpose(0, 2, 1)
+    cases = [(a, b), (np.broadcast_to(a[0], a.shape), b), (a[:1], b), (a, b[:1]),
+             (qkv[:, 1], b), (qkv[:, 2].transpose(0, 2, 1), qkv[:, 0]), (a, transposed),
+             (a[::2], b[::-2]), (a[:, :, ::-1], b), (a[:0], b[:0])]
     previous = numba.get_num_threads()
     numba.set_num_threads(count)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
     try:
-        np.testing.assert_allclose(threads.matmul(a, b), np.matmul(a, b), rtol=1e-13, atol=1e-13)
-        stacked = np.broadcast_to(a[0], (5, 7, 3))
-        np.testing.assert_allclose(threads.matmul(stacked, b), np.matmul(stacked, b),
-                                   rtol=1e-13, atol=1e-13)
+        for x, y in cases:
+            got, want = threads.matmul(x, y), np.matmul(x, y)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, **tol)
     finally:
         numba.set_num_threads(previous)
-
 
 
 @pytest.mark.parametrize("count", [1, 2])
