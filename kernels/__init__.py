@@ -27,7 +27,8 @@ from .arrays import is_cupy
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward", "silu", "silu_backward", "available",
+    "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward",
+    "silu", "silu_backward", "available",
     "backend_for", "requested_backend",
 ]
 

@@ -20,8 +20,8 @@ import numpy
 from numba import njit, prange, vectorize
 
 from . import elementwise, reference
-from .exp32 import OPTIONS as _VECTOR, exp32
 from .arrays import rows
+from .exp32 import OPTIONS as _VECTOR, exp32
 from .reference import adam_scalars
 
 # The DDPM and Adam kernels are memory-bound single passes and run serially: a prange over
@@ -405,7 +405,7 @@ def _row_block(a_shape, b_shape):
     """k when b broadcasts against a as a block of a's axes j..k-1 between ones (a bias of
     shape (1, C, 1, 1) or (N, C, 1, 1) against (N, C, H, W)), else None."""
     b_shape = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
-    kept = [i for i, (m, n) in enumerate(zip(a_shape, b_shape)) if n != 1]
+    kept = [i for i, n in enumerate(b_shape) if n != 1]
     if not kept or any(b_shape[i] != a_shape[i] for i in range(kept[0], kept[-1] + 1)):
         return None
     return kept[-1] + 1
@@ -418,8 +418,8 @@ def add(a, b):
     ``a + b`` otherwise."""
     if a.size < b.size:
         a, b = b, a  # addition commutes, bit for bit
-    if (a.size < ADD_MIN_SIZE or a.dtype != b.dtype or a.dtype not in (numpy.float32, numpy.float64)
-            or b.ndim > a.ndim or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+    if (a.size < ADD_MIN_SIZE or a.dtype != b.dtype
+            or a.dtype not in (numpy.float32, numpy.float64) or b.ndim > a.ndim or not (a.flags.c_contiguous and b.flags.c_contiguous)):
         return a + b
     out = numpy.empty_like(a)
     if a.shape == b.shape:

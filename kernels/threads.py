@@ -14,8 +14,8 @@ oversubscription" and "Two threads on an idle machine"). So:
 - BLAS runs single-threaded (``minigen.backend.limit_threads``);
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` shares of one Numba
   parallel region (:mod:`kernels.stacked`), each calling single-threaded BLAS;
-- ``map_batch`` runs a NumPy function on shares of a batch in Python threads (the
-  im2col convolutions and the bias addition);
+- ``map_batch`` runs a NumPy function on shares of a batch in Python threads (the im2col
+  convolutions), the last share on the calling thread;
 - products inside Numba's parallel regions (``numpy.dot`` in a ``prange``, which Numba runs
   on SciPy's BLAS) run under ``single_threaded_blas`` (threadpoolctl; without it the BLAS
   pool is left as is).
