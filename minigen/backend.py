@@ -136,7 +136,7 @@ def keep_freed_memory():
     reuses pages already mapped instead of faulting in new ones. A UNet training step frees
     and allocates hundreds of 0.5-4 MiB arrays, many inside Numba's worker threads; with
     glibc's defaults part of them went back to the system and came back as page faults,
-    1,000-17,000 per step at two threads, 10-40 ms of system time and the step's slowest
+    200-12,000 per step at two threads, 10-56 ms of system time and the step's slowest
     runs (docs/performance.md, item 14). The price: the process keeps its peak memory.
     Returns whether the settings were taken (False where the C library has no mallopt)."""
     import ctypes
