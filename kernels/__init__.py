@@ -203,6 +203,7 @@ def add(a, b):
     ((1, C, 1, 1) or (N, C, 1, 1) against (N, C, H, W)), are added on Numba's threads, bit
     for bit the same sums (:func:`kernels.cpu.add`); everything else is NumPy's or CuPy's
     ``a + b``."""
+    check.arrays("add", a=a, b=b)
     return _elementwise_flavour(a).add(a, b)
 
 

@@ -419,7 +419,8 @@ def add(a, b):
     if a.size < b.size:
         a, b = b, a  # addition commutes, bit for bit
     if (a.size < ADD_MIN_SIZE or a.dtype != b.dtype
-            or a.dtype not in (numpy.float32, numpy.float64) or b.ndim > a.ndim or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+            or a.dtype not in (numpy.float32, numpy.float64) or b.ndim > a.ndim
+            or not (a.flags.c_contiguous and b.flags.c_contiguous)):
         return a + b
     out = numpy.empty_like(a)
     if a.shape == b.shape:

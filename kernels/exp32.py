@@ -1,8 +1,8 @@
 """e^a in float32 as plain arithmetic, so that Numba loops calling it vectorise.
 
 Without Intel's SVML, LLVM cannot vectorise a loop that calls ``math.exp``: every element
-pays a scalar libm call, and a fused sigmoid loop ran 2x slower than NumPy's own SIMD
-``numpy.exp`` over five whole-array passes (docs/performance.md, item 14). Written out as
+pays a scalar libm call, and a fused sigmoid loop lost to NumPy's own SIMD ``numpy.exp``
+over five whole-array passes (docs/performance.md, items 12 and 14). Written out as
 Cody & Waite's range reduction and the minimax polynomial of Cephes' ``expf`` (Moshier
 1989), the same loop is one SIMD pass:
 
@@ -11,11 +11,11 @@ Cody & Waite's range reduction and the minimax polynomial of Cephes' ``expf`` (M
 2. e^r = 1 + r + r^2 P(r), P of degree 5 (Cephes' coefficients);
 3. e^a = e^r 2^n, the power of two built from its bits (``float32_from_bits``).
 
-Accuracy: the sigmoid built on it is within 3 ulp of the float64 truth wherever the result is
-a normal float32 (test ``test_exp32_sigmoid_is_within_3_ulp``); NumPy's is within 4 ulp on the
-same points. Range: a > 88.72283 (ln of the largest float32) gives +inf; a < -86 is computed
-as e^-86 (4.5e-38), which is right for 1 + e^a (it rounds to 1, as in the sigmoid) and not
-for e^a alone. NaN propagates.
+Accuracy: the sigmoid built on it is within 3 ulp of the float64 truth wherever the result
+is a normal float32 (test ``test_exp32_sigmoid_is_within_3_ulp``, which also bounds NumPy's
+formula on the same points). Range: a > 88.72283 (ln of the largest float32) gives +inf;
+a < -86 is computed as e^-86 (4.5e-38), which is right for 1 + e^a (it rounds to 1, as in
+the sigmoid) and not for e^a alone. NaN propagates.
 """
 import numpy
 from llvmlite import ir

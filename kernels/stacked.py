@@ -2,7 +2,7 @@
 
 The 1x1 convolutions and attention's products are stacks of GEMMs with 32-256 rows. A
 threaded BLAS does not speed those up, and splitting the stack over Python threads cost
-about 0.1 ms of hand-off per call, as much as it saved. Here the stack is cut into one
+as much in hand-offs as it saved. Here the stack is cut into one
 share per thread inside one Numba parallel region, and each product is ``numpy.dot`` on
 single-threaded BLAS (SciPy's, which Numba calls). Timings are in docs/performance.md,
 item 14.

@@ -134,10 +134,10 @@ TRIM_THRESHOLD = 1 << 30
 def keep_freed_memory():
     """Keep freed array memory in the process (glibc's ``mallopt``), so that the next array
     reuses pages already mapped instead of faulting in new ones. A UNet training step frees
-    and allocates hundreds of 0.5-4 MiB arrays, many inside Numba's worker threads; with
-    glibc's defaults part of them went back to the system and came back as page faults,
-    200-12,000 per step at two threads, 10-56 ms of system time and the step's slowest
-    runs (docs/performance.md, item 14). The price: the process keeps its peak memory.
+    and allocates hundreds of arrays of a few MiB, many inside Numba's worker threads, whose
+    glibc arenas otherwise hand memory back to the system after a free, so that it comes
+    back as page faults (measured in docs/performance.md, item 14). The price: the process
+    keeps its peak memory.
     Returns whether the settings were taken (False where the C library has no mallopt)."""
     import ctypes
 

@@ -747,6 +747,7 @@ INVALID = [
      r"group_norm_backward: mean has shape \(3, 3\), expected \(N, groups\) with N = 2"),
     (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
      r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
+    (kernels.add, dict(a=X, b=1.0), TypeError, "add: b must be a numpy or cupy array, got float"),
     (kernels.silu, dict(x=X.astype(np.int64)), TypeError,
      "silu: x must be float32 or float64, got dtype int64"),
     (kernels.silu_backward, dict(x=X.astype(np.int32), s=X, gy=X), TypeError,

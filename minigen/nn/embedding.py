@@ -31,9 +31,10 @@ class SinusoidalEmbedding(Module):
 
     It has no parameters and is a constant of t, so it is computed on raw arrays (in float64,
     then cast to ``dtype``) and returned as a Tensor that needs no gradient. ``t`` may be
-    integer or float; the result lives on ``device`` (default: t's device). Integer steps
-    (DDPM's t) are rows of a table computed once per device by the same formula, so the
-    values are the same and a call is one gather instead of a sin and a cos per entry.
+    integer or float; the result lives on ``device`` (default: t's device). Integer steps on
+    the host (DDPM's t) are rows of a table computed once by the same formula, so the values
+    are the same and a call is one gather instead of a sin and a cos per entry; on a GPU the
+    formula runs directly (the table's range check would wait for the device).
     """
 
     TABLE_LIMIT = 1 << 16
@@ -43,7 +44,7 @@ class SinusoidalEmbedding(Module):
         if dim < 4 or dim % 2:
             raise ValueError(f"SinusoidalEmbedding: dim must be even and >= 4, got {dim}")
         self.dim, self.dtype = dim, np.dtype(dtype)
-        self._tables = {}  # device -> rows for t = 0, 1, ...
+        self._table = None  # rows for t = 0, 1, ... (NumPy)
 
     def _embed(self, t, xp):
         half = self.dim // 2
@@ -56,15 +57,13 @@ class SinusoidalEmbedding(Module):
         if device is not None:
             t = backend.to_device(t, device)
         xp = backend.xp_of(t)
-        if (t.dtype.kind not in "iu" or t.size == 0 or int(t.min()) < 0
-                or int(t.max()) >= self.TABLE_LIMIT):
+        if (xp is not np or t.dtype.kind not in "iu" or t.size == 0 or t.min() < 0
+                or t.max() >= self.TABLE_LIMIT):
             return Tensor(self._embed(t, xp))
-        device = backend.device_of(t)
-        table = self._tables.get(device)
-        if table is None or len(table) <= int(t.max()):
+        if self._table is None or len(self._table) <= t.max():
             rows = min(self.TABLE_LIMIT, max(1024, 2 * int(t.max()) + 2))
-            table = self._tables[device] = self._embed(xp.arange(rows), xp)
-        return Tensor(table[t])
+            self._table = self._embed(np.arange(rows), np)
+        return Tensor(self._table[t])
 
     def extra_repr(self):
         return f"{self.dim}"
