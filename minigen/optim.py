@@ -115,10 +115,12 @@ class Optimizer:
 
     # --- state dicts ---------------------------------------------------------------------
     def state_dict(self):
-        """``{"type", "lr", "hyper", "state": {name: {"step", buffers as NumPy copies}}}``."""
+        """``{"type", "lr", "hyper", "params": the parameter names, "state": {name: {"step",
+        buffers as NumPy copies}}}``."""
         return {
             "type": type(self).__name__,
             "lr": float(self.lr),
+            "params": [name for name, _ in self.params],
             "hyper": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyper.items()},
             "state": {
                 name: {k: v if k == "step" else backend.to_numpy(v).copy() for k, v in s.items()}
@@ -141,6 +143,13 @@ class Optimizer:
         buffers = self.buffer_names(hyper)
         state_dict = dict(state_dict, state=migrate_keys(state_dict["state"], params))
         problems = []
+        saved = state_dict.get("params")  # the optimizer's parameters (older versions: absent)
+        if saved is not None:
+            missing = sorted(set(params) - set(saved))
+            if missing:
+                problems.append(f"the state is of an optimizer without parameters {missing}")
+            problems += [f"unknown parameter {name!r}"
+                         for name in sorted(set(saved) - set(params) - set(state_dict["state"]))]
         for name, s in state_dict["state"].items():
             if name not in params:
                 problems.append(f"unknown parameter {name!r}")
