@@ -153,27 +153,35 @@ def check(owner, table, options, defaults):
 
 def check_batch(owner, batch_size, comm=None, group=1, step_graph=None, device="cpu"):
     """Refuse (``InvalidInput``) a global ``batch_size`` that the ranks of ``comm`` cannot
-    share (each needs at least one ``group`` of rows: a PacGAN pack) or whose training step
-    cannot fit in the memory of ``device``. ``step_graph(m)`` builds the loss of ``m`` examples
-    (a multiple of ``group``); the bytes its autograd graph holds at one and two groups give a
-    cost per example, and the step of a rank's share is estimated at twice that (the forward
-    arrays and their gradients)."""
+    share (each needs at least one ``group`` of rows: a PacGAN pack) or whose training step,
+    estimated by :func:`step_memory` with ``step_graph`` for a rank's share, cannot fit in
+    :data:`MEMORY_FRACTION` of the memory available on ``device``."""
     comm = distributed.world() if comm is None else comm
     if batch_size // group < comm.size:
         raise InvalidInput(f"{owner}: batch_size {batch_size} is the global batch, split over "
                            f"{comm.size} ranks: it must be at least {comm.size * group}")
     if step_graph is None:
         return
-    one, two = (graph_bytes(step_graph(m * group)) for m in (1, 2))
-    per_example = max(two - one, 0) / group
     share = math.ceil(batch_size / group / comm.size) * group
-    need = 2 * (one + per_example * (share - group))
+    need = step_memory(step_graph, share, group)
     free = available_memory(device)
     if need > MEMORY_FRACTION * free:
+        per_example = step_memory(step_graph, 2 * group, group) - step_memory(
+            step_graph, group, group)
         raise InvalidInput(f"{owner}: batch_size {batch_size} needs about {_size(need)} per "
                            f"training step{' on each rank' if comm.size > 1 else ''} "
-                           f"({_size(2 * per_example)} per example), {_size(free)} of memory "
-                           f"are available on {device}; use a smaller batch_size")
+                           f"({_size(per_example / group)} per example), {_size(free)} of "
+                           f"memory are available on {device}; use a smaller batch_size")
+
+
+def step_memory(step_graph, batch, group=1):
+    """Bytes that a training step of ``batch`` examples is estimated to take: twice what the
+    autograd graph of its loss holds (the forward arrays, then as much again for their
+    gradients), the graph's bytes extrapolated linearly in the batch from those of
+    ``step_graph(group)`` and ``step_graph(2 * group)`` (``step_graph(m)`` builds the loss of
+    ``m`` examples, a multiple of ``group``)."""
+    one, two = (graph_bytes(step_graph(m * group)) for m in (1, 2))
+    return 2 * (one + (two - one) * (batch - group) / group)
 
 
 def available_memory(device="cpu"):
