@@ -211,3 +211,12 @@ def _size(n):
             return f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} TiB"
+
+
+def rows(table, prefix=""):
+    """``(name, what it must be, meaning)`` of each option of ``table`` and, dotted, of each
+    entry of its dict options with a fixed table: the lists of docs/guide.md."""
+    for name, option in table.items():
+        yield prefix + name, option.describe(), option.meaning
+        if option.kind == "dict" and isinstance(option.table, dict):
+            yield from rows(option.table, f"{prefix}{name}.")

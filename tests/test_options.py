@@ -2,6 +2,7 @@
 range when the trainer is built, before anything is allocated or written, with one error
 naming the option; a batch that the ranks cannot share or the memory cannot hold is refused
 with the estimate."""
+import os
 import types
 
 import numpy as np
@@ -152,3 +153,15 @@ def test_labels_beyond_the_class_limit_are_refused_as_labels(tmp_path):
             _ddpm(tmp_path, conditional=True, labels=labels)
     trainer = _ddpm(tmp_path, conditional=True, labels=np.arange(len(VECTORS)) % 3)
     assert trainer.model.num_classes == 3
+
+
+def test_the_guide_lists_every_option_with_its_range():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                        "guide.md")
+    with open(path) as f:
+        guide = f.read()
+    tables = [(ddpm_trainer.OPTIONS, ""), (gan_trainer.OPTIONS, "")] + [
+        (table, "model_config.") for table in ddpm_trainer.DENOISER_OPTIONS.values()]
+    for table, prefix in tables:
+        for name, value, meaning in options.rows(table, prefix):
+            assert f"| `{name}` | {value} | {meaning} |" in guide, name
