@@ -182,6 +182,20 @@ def build_parser():
     return parser
 
 
+def _set_value(text):
+    """A ``--set`` value: JSON (``0.5``, ``[2, 0.9]``, ``null``), else a number as Python
+    reads it (``inf``, ``nan``: refused by the option check by name), else the bare string
+    (``cosine``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 NAMED_OPTIONS = {
     "ddpm": [
         ("--schedule", "schedule.kind", str, ("linear", "quadratic", "cosine", "sigmoid"),
@@ -195,7 +209,7 @@ NAMED_OPTIONS = {
         ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
         ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
          "for vectors, 200 for images)"),
-        ("--hidden", "model_config.hidden", json.loads, None,
+        ("--hidden", "model_config.hidden", _set_value, None,
          "MLP hidden sizes as JSON, e.g. [128,128,128] (the default)"),
         ("--base-channels", "model_config.base_channels", int, None,
          "UNet width (default 32)"),
@@ -241,20 +255,6 @@ def _trainer_options(args):
         else:
             options[name] = value
     return options
-
-
-def _set_value(text):
-    """A ``--set`` value: JSON (``0.5``, ``[2, 0.9]``, ``null``), else a number as Python
-    reads it (``inf``, ``nan``: refused by the option check by name), else the bare string
-    (``cosine``)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _add_conditional_arguments(p):

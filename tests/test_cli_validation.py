@@ -39,7 +39,7 @@ def _refused(argv, capsys, *fragments):
     (DDPM, ["--set", "batch_size=-5"], ["batch_size must be an integer", "got -5"]),
     (DDPM, ["--set", "model=UNet"], ["model must be 'MLP', got 'UNet'"]),
     (DDPM, ["--set", 'model_config.hidden="abc"'], ["model_config.hidden must be a list"]),
-    (DDPM, ["--hidden", '"abc"'], ["model_config.hidden must be a list"]),
+    (DDPM, ["--hidden", "abc"], ["model_config.hidden must be a list", "got 'abc'"]),
     (DDPM, ["--T", "0"], ["schedule.T must be an integer in [1, 100000], got 0"]),
     (DDPM, ["--batch-size", "2147483647"], ["batch_size 2147483647 needs about",
                                             "of memory are available"]),
