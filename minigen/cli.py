@@ -2,7 +2,7 @@
 
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
-    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50] [--overwrite]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
     minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
@@ -36,10 +36,10 @@ import numpy as np
 from minigen import backend, distributed
 from minigen import data as datasets
 from minigen.errors import InvalidInput, NonFiniteSamples, UserError
+from minigen.options import MAX_COUNT  # --n, --batch-size, --steps as the trainers' counts
 
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
-MAX_COUNT = 2**31 - 1  # --n, --batch-size, --steps: beyond this no run fits in memory or time
 MAX_SEED = 2**63 - 1  # the seeds NumPy's and CuPy's generators take
 RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",)}  # what sample reads per run kind
 

@@ -17,7 +17,8 @@ from minigen.graph import graph_bytes
 from minigen.trainer import check_options
 
 MAX_COUNT = 2**31 - 1
-"""Largest batch, step count or width an option accepts (as the command line's counts)."""
+"""Largest batch, step count or width an option accepts, and the command line's largest
+--n, --steps and --batch-size: beyond it no run fits in memory or time."""
 
 MEMORY_FRACTION = 0.9
 """Share of the available memory a training step may be estimated to take."""
