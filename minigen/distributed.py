@@ -27,7 +27,7 @@ import numpy as np
 
 from minigen import backend
 from minigen.errors import UserError
-from minigen.optim import _named_parameters
+from minigen.nn.utils import named_parameter_list
 
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
 """Set in every process by MPICH's and Intel MPI's ``mpiexec`` (PMI_RANK, PMI_SIZE), Open MPI's
@@ -264,7 +264,7 @@ def allreduce_gradients(params, comm=None, weight=None, bucket_bytes=DEFAULT_BUC
     comm = world() if comm is None else comm
     if comm.size == 1 and weight in (None, 1):
         return
-    tensors = [p for _, p in _named_parameters(params, "allreduce_gradients")]
+    tensors = [p for _, p in named_parameter_list(params, "allreduce_gradients")]
     weight = 1.0 / comm.size if weight is None else weight
     xp = backend.xp_of(tensors[0].data)
     flags = xp.asarray([p.grad is not None for p in tensors], dtype=np.int32)
@@ -296,7 +296,7 @@ def broadcast_parameters(params, comm=None, root=0, bucket_bytes=DEFAULT_BUCKET_
     comm = world() if comm is None else comm
     if comm.size == 1:
         return
-    tensors = [p for _, p in _named_parameters(params, "broadcast_parameters")]
+    tensors = [p for _, p in named_parameter_list(params, "broadcast_parameters")]
     for bucket in buckets([p.data for p in tensors], bucket_bytes):
         buffer = comm.broadcast_(pack([tensors[i].data for i in bucket]), root=root)
         for i, view in zip(bucket, unpack(buffer, [tensors[i].shape for i in bucket])):
