@@ -86,7 +86,8 @@ def _sum_axes(x, axes):
     """x.sum(axis=axes, keepdims=True), with the axes of length <= _SHORT_AXIS summed as
     their slices: NumPy reduces a short strided axis element by element, which made nearest
     upsampling's gradient (axes of length 2 between long ones) the slowest op of a UNet step
-    (docs/performance.md). Floating point only: integer sums keep NumPy's wider accumulator."""
+    (docs/history.md#what-was-tried). Floating point only: integer sums keep NumPy's wider
+    accumulator."""
     floating = x.dtype.kind in "fc"
     short = tuple(a for a in axes if floating and 2 <= x.shape[a] <= _SHORT_AXIS)
     long = tuple(a for a in axes if a not in short)
