@@ -51,6 +51,12 @@ def imports(path, known):
     tree = ast.parse(path.read_text())
     found, aliases = [], {}
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:  # relative: resolve to absolute
+            package = module_name(path).split(".")
+            package = package if path.name == "__init__.py" else package[:-1]
+            base = package[:len(package) - node.level + 1]
+            node = ast.ImportFrom(".".join(base + ([node.module] if node.module else [])),
+                                  node.names, 0, lineno=node.lineno)
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] in PACKAGES:
@@ -121,4 +127,7 @@ def test_the_rules_catch_an_upward_import_and_a_private_name(tmp_path):
     found, attributes = imports(bad, known)
     assert (1, "minigen.optim", "_named") in found and (3, "minigen.cli", None) in found
     assert (4, "minigen.cli", "_main") in attributes
+    relative = ROOT / "kernels" / "cpu.py"  # "from .reference import adam_scalars"
+    assert any(target == "kernels.reference" and name == "adam_scalars"
+               for _, target, name in imports(relative, known)[0])
     assert layer_of(known["minigen.cli"], layers) < layer_of(known["minigen.backend"], layers)
