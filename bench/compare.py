@@ -52,7 +52,7 @@ N_SAMPLES = 2500
 CALIBRATION_STEPS = 50
 IMAGE_SAMPLER = ("dpm++2m", 20)
 """The DDPM sampler for images: DPM-Solver++(2M) with 20 steps, since 1000 ancestral UNet
-steps would take about 50 times longer (the README's compare section)."""
+steps would take about 50 times longer (the GAN-versus-DDPM section of docs/results.md)."""
 MIN_IMAGES = 30
 
 
