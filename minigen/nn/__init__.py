@@ -8,18 +8,25 @@ from minigen.nn.conv import Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
+    CELU,
     GELU,
+    SELU,
     Dropout,
     Flatten,
     Identity,
+    Hardsigmoid,
+    Hardswish,
     LeakyReLU,
     Linear,
+    Mish,
     ModuleDict,
     ModuleList,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
     SiLU,
+    Softsign,
     Tanh,
 )
 from minigen.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss

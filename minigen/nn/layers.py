@@ -86,6 +86,44 @@ class GELU(_Activation):
         return F.gelu(x, approximate=self.approximate)
 
 
+class ReLU6(_Activation):
+    fn = F.relu6
+
+
+class SELU(_Activation):
+    fn = F.selu
+
+
+class Softsign(_Activation):
+    fn = F.softsign
+
+    def __init__(self):
+        super().__init__()
+
+
+class Hardsigmoid(_Activation):
+    fn = F.hardsigmoid
+
+
+class Hardswish(_Activation):
+    fn = F.hardswish
+
+
+class Mish(_Activation):
+    fn = F.mish
+
+
+class CELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.celu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):
         self.negative_slope, self.inplace = negative_slope, inplace
