@@ -1,7 +1,7 @@
 """Rounding and integer-valued division: floor, ceil, round, trunc, sign, ``//`` and ``%``.
 
 The rounding functions are piecewise constant, so their derivative is 0 wherever it exists
-(PyTorch's convention, also at the jumps). ``remainder`` (Python's ``%``, the sign of the
+(PyTorch's convention, also at the jumps); integer tensors are returned as they are. ``remainder`` (Python's ``%``, the sign of the
 divisor) is a - b floor(a / b): its derivative is 1 in a and -floor(a / b) in b.
 """
 from minigen import backend
@@ -25,7 +25,8 @@ class _Step(Function):
 
 def _unary(name, fn, doc):
     def op(x):
-        return _Step(fn)(as_tensor(x))
+        x = as_tensor(x)
+        return x if x.dtype.kind in "iu" and name != "sign" else _Step(fn)(x)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
@@ -41,7 +42,8 @@ sign = _unary("sign", lambda xp, x: xp.sign(x), "-1, 0 or 1 by the sign of x (ze
 def round(x, decimals=0):
     """x rounded to ``decimals`` places, halves to even (PyTorch's and NumPy's rule); zero
     gradient."""
-    return _Step(lambda xp, a: xp.round(a, decimals))(as_tensor(x))
+    x = as_tensor(x)
+    return x if x.dtype.kind in "iu" and decimals >= 0 else _Step(lambda xp, a: xp.round(a, decimals))(x)
 
 
 def floor_divide(a, b):
