@@ -262,3 +262,30 @@ def test_gradcheck(name):
 def test_gradgradcheck(name):
     case = CASES[name]
     gradgradcheck(_differentiable(case.fn), [mg.tensor(a) for a in case.inputs()], directions=2)
+
+
+MODULES = {
+    "Conv2d_reflect": (lambda nn: nn.Conv2d(2, 3, 3, stride=(1, 2), padding=(1, 2), padding_mode="reflect"), (2, 2, 5, 6)),
+    "Conv2d_circular": (lambda nn: nn.Conv2d(2, 3, (2, 3), padding=1, padding_mode="circular"), (1, 2, 4, 5)),
+    "Conv2d_replicate": (lambda nn: nn.Conv2d(2, 2, 3, padding=2, dilation=2, padding_mode="replicate"), (1, 2, 4, 4)),
+    "Conv1d": (lambda nn: nn.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 8)),
+    "Conv1d_groups_reflect": (lambda nn: nn.Conv1d(4, 2, 3, padding=1, groups=2, padding_mode="reflect"), (2, 4, 6)),
+    "ConvTranspose2d_groups": (lambda nn: nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2, dilation=2), (1, 4, 3, 3)),
+    "Upsample_bilinear": (lambda nn: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 2, 3, 3)),
+    "Upsample_nearest": (lambda nn: nn.Upsample(size=(5, 2)), (1, 2, 3, 3)),
+    **{name: ((lambda nn, name=name: getattr(nn, name)()), (3, 5))
+       for name in ("ReLU6", "SELU", "CELU", "Softsign", "Hardsigmoid", "Hardswish", "Mish")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_match_pytorch(name):
+    """The layer, given PyTorch's weights, computes PyTorch's output."""
+    torch = pytest.importorskip("torch")
+    make, shape = MODULES[name]
+    theirs = make(torch.nn).double()
+    ours = make(mg.nn).to(mg.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = normal(*shape) * 3
+    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)

@@ -4,7 +4,7 @@ import importlib
 
 from minigen.nn import init
 from minigen.nn.attention import SelfAttention2d
-from minigen.nn.conv import Conv2d, ConvTranspose2d
+from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
@@ -28,6 +28,7 @@ from minigen.nn.layers import (
     SiLU,
     Softsign,
     Tanh,
+    Upsample,
 )
 from minigen.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minigen.nn.mlp import MLP, make_activation

@@ -135,6 +135,24 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
+class Upsample(Module):
+    """``F.interpolate`` as a layer (PyTorch's arguments): nearest, linear or bilinear
+    resizing to ``size`` or by ``scale_factor``."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)
+
+    def extra_repr(self):
+        scale = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{scale}, mode={self.mode!r}"
+
+
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
         if not 0 <= p <= 1:
