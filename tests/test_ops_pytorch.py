@@ -289,3 +289,62 @@ def test_modules_match_pytorch(name):
     x = normal(*shape) * 3
     np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.pad(mg.zeros(1, 2, 3), (3, 0), mode="reflect"), ValueError, r"reflect padding needs widths < the size \(3\)"),
+    (lambda: F.pad(mg.zeros(1, 2, 3), (4, 0), mode="circular"), ValueError, "circular padding needs widths <="),
+    (lambda: F.pad(mg.zeros(2, 3), (1, 1), mode="reflect", value=1.0), ValueError, "only applies to mode='constant'"),
+    (lambda: mg.zeros(2, 3).topk(4), ValueError, "topk: k=4 is out of range"),
+    (lambda: mg.zeros(2, 6).split([2, 3], dim=1), ValueError, "do not add up to the dim's length 6"),
+    (lambda: mg.zeros(2, 6).unflatten(1, (4, -1)), ValueError, "unflatten: sizes"),
+    (lambda: mg.zeros(2, 3).repeat(2), ValueError, "repeat: needs at least 2"),
+    (lambda: mg.zeros(4).repeat_interleave(np.array([1.5])), ValueError, "non-negative integers"),
+    (lambda: mg.zeros(3).tril(), ValueError, "tril: expects a tensor with at least 2 dims"),
+    (lambda: mg.zeros(2, 2, 2).diag(), ValueError, "diag: expects a 1-D or 2-D"),
+    (lambda: mg.zeros(2, 3).masked_fill(np.ones(2, dtype=bool), 1.0), ValueError, "does not broadcast"),
+    (lambda: mg.zeros(2, 3).scatter(0, np.array([[2, 0, 0]]), mg.ones(1, 3)), IndexError, "scatter: index values"),
+    (lambda: mg.zeros(2, 3).scatter(1, np.array([[0, 1]]), mg.ones(1, 1)), ValueError, "smaller than index"),
+    (lambda: F.einsum("ij,jk->ik", mg.zeros(2, 3), mg.zeros(4, 2)), ValueError, "subscript 'j' has sizes"),
+    (lambda: F.einsum("ij->i", mg.zeros(2, 3, 4)), ValueError, "do not match an operand of shape"),
+    (lambda: F.einsum("ij->iz", mg.zeros(2, 3)), ValueError, "must be distinct input letters"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), size=3, scale_factor=2), ValueError, "exactly one of"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4), scale_factor=2, mode="bilinear"), ValueError, "does not take"),
+    (lambda: F.interpolate(mg.zeros(1, 1, 4, 4), scale_factor=2, align_corners=True), ValueError, "linear modes"),
+    (lambda: F.conv2d(mg.zeros(1, 1, 5, 5), mg.zeros(1, 1, 3, 3), stride=2, padding="same"), ValueError, "needs stride 1"),
+    (lambda: F.conv2d(mg.zeros(1, 1, 5, 5), mg.zeros(1, 1, 3, 3), stride=(1, 0)), ValueError, "stride must be >= 1"),
+    (lambda: F.conv1d(mg.zeros(1, 1, 5, 5), mg.zeros(1, 1, 3)), ValueError, "conv1d: expected 3-D input"),
+    (lambda: F.conv_transpose2d(mg.zeros(1, 3, 4, 4), mg.zeros(3, 2, 3, 3), groups=2), ValueError, "groups=2 must divide"),
+    (lambda: F.max_pool2d(mg.zeros(1, 1, 4, 4), 2, dilation=0), ValueError, "dilation >= 1"),
+    (lambda: F.max_pool2d(mg.zeros(1, 1, 3, 3), 3, dilation=2), ValueError, "does not fit"),
+    (lambda: mg.zeros(2, 3).any(dim=0, axis=1), ValueError, "dim=0 and axis=1 disagree"),
+    (lambda: F.celu(mg.zeros(2), alpha=0.0), ValueError, "celu: alpha"),
+])
+def test_bad_input_is_one_error_naming_the_problem(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_integer_tensors():
+    """Rounding leaves integers alone, ``//`` and ``%`` stay integer, trig gives floats."""
+    n = mg.tensor(np.array([-7, 5, 9]))
+    assert n.floor() is n and n.round() is n
+    assert (n // 2).dtype == np.int64 and (n // 2).tolist() == [-4, 2, 4]
+    assert (n % 4).tolist() == [1, 1, 1] and (n % -4).tolist() == [-3, -3, -3]
+    assert n.tan().dtype == np.float32 and n.sign().tolist() == [-1, 1, 1]
+    assert mg.eye(2).dtype == np.float32 and mg.empty(2, 3).shape == (2, 3)
+    assert mg.full_like(n, 3).dtype == np.int64
+
+
+def test_sort_is_stable_and_topk_orders_its_values():
+    x = mg.tensor([3.0, 1.0, 3.0, 2.0, 1.0])
+    assert x.sort().indices.tolist() == [1, 4, 3, 0, 2]
+    assert x.sort(descending=True).indices.tolist() == [0, 2, 3, 1, 4]
+    values, indices = x.topk(2)
+    assert values.tolist() == [3.0, 3.0] and indices.tolist() == [0, 2]
+
+
+def test_sort_gradient_reaches_where_each_value_came_from():
+    x = mg.tensor([0.3, -1.0, 2.0], dtype=np.float64, requires_grad=True)
+    (x.sort(descending=True).values * mg.tensor([1.0, 10.0, 100.0], dtype=np.float64)).sum().backward()
+    assert x.grad.tolist() == [10.0, 100.0, 1.0]

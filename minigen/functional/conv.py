@@ -127,7 +127,7 @@ class Conv2dGradW(Function):
         return gx, ggy
 
 
-def _check_conv(op, x, w, b, in_axis, stride, padding, groups=1):
+def _check_conv(op, x, w, b, in_axis, groups=1):
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"{op}: expected 4-D input (N, C, H, W) and 4-D weight, got x {x.shape}, w {w.shape}")
     # conv2d's weight is (Cout, Cin / groups, ...), conv_transpose2d's (Cin, Cout / groups, ...)
@@ -144,8 +144,6 @@ def _check_conv(op, x, w, b, in_axis, stride, padding, groups=1):
         )
     if b is not None and b.shape != (out_channels,):
         raise ValueError(f"{op}: bias shape {b.shape} != ({out_channels},)")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
     ops.same_float_dtype(op, input=x, weight=w, bias=b)
 
 
@@ -173,7 +171,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     (sh, sw), groups = _stride_pair(stride, "conv2d: stride"), int(groups)
     dilation = _stride_pair(dilation, "conv2d: dilation")
     top, bottom, left, right = _padding_widths(padding, w.shape[2:], dilation, (sh, sw), "conv2d")
-    _check_conv("conv2d", x, w, b, 1, 1, 0, groups)
+    _check_conv("conv2d", x, w, b, 1, groups)
     w = dilate(w, dilation)
     kh, kw = w.shape[2:]
     if x.shape[2] + top + bottom < kh or x.shape[3] + left + right < kw:
@@ -216,7 +214,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     padding = _int_arg(padding, "conv_transpose2d: padding")
     output_padding = _int_arg(output_padding, "conv_transpose2d: output_padding")
     groups = int(groups)
-    _check_conv("conv_transpose2d", x, w, b, 0, stride, padding, groups)
+    _check_conv("conv_transpose2d", x, w, b, 0, groups)
+    if stride < 1 or padding < 0:
+        raise ValueError(f"conv_transpose2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
     if not 0 <= output_padding < max(stride, _int_arg(dilation, "conv_transpose2d: dilation")):
         raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be in "
                          f"[0, max(stride, dilation))")

@@ -38,10 +38,11 @@ def repeat_interleave(x, repeats, dim=None, *, axis=None):
     if dim is None:
         x, dim = ops.reshape(x, (-1,)), 0
     (dim,) = ops.normalize_axis(dim, x.ndim, "repeat_interleave")
-    xp = backend.xp_of(x.data)
-    repeats = repeats.data if isinstance(repeats, Tensor) else repeats
-    index = xp.repeat(xp.arange(x.shape[dim]), xp.asarray(repeats))
-    return ops.getitem(x, (slice(None),) * dim + (index,))
+    counts = backend.to_numpy(repeats) if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
+        raise ValueError(f"repeat_interleave: repeats must be non-negative integers, got {repeats!r}")
+    index = np.repeat(np.arange(x.shape[dim]), counts)  # built on the host (CuPy's repeat takes no array)
+    return ops.getitem(x, (slice(None),) * dim + (backend.xp_of(x.data).asarray(index),))
 
 
 def _slices(x, dim, sizes):
