@@ -10,8 +10,10 @@ coordinate is (PyTorch's ``area_pixel_compute_source_index``):
 - linear, align_corners=False: (o + 1/2) s - 1/2, clamped at 0 (pixel areas align).
 
 Linear mixes the two neighbours floor(c) and floor(c) + 1 (clamped to n - 1) with weights
-1 - t and t, t = c - floor(c). The gathers are integer indexing, whose gradient adds each
-output's weight back to its sources.
+1 - t and t, t = c - floor(c). Either way the resize of one axis is a linear map, an m x n
+matrix R with those weights in each row, applied with ``matmul`` (R x along H, x R^T along
+W), so its gradient is R^T times the output gradient. Nearest resizing by an integer factor
+is a plain repeat (``repeat_interleave``).
 """
 import math
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from minigen import backend
 from minigen.functional import ops
+from minigen.functional.shaping import repeat_interleave
 from minigen.tensor import Tensor, as_tensor
 
 
@@ -45,27 +48,32 @@ def _axis_sizes(op, x, size, scale_factor):
     return sizes, scales
 
 
-def _along(x, axis, index):
-    return ops.getitem(x, (slice(None),) * axis + (index,))
-
-
-def _resize_axis(x, axis, m, scale, mode, align_corners):
-    n = x.shape[axis]
-    xp = backend.xp_of(x.data)
+def _resize_matrix(n, m, scale, mode, align_corners):
+    """The m x n matrix that resizes one axis from n to m samples (float64)."""
     s = 1.0 / scale if scale is not None else n / m
     o = np.arange(m, dtype=np.float64)
+    rows, matrix = np.arange(m), np.zeros((m, n))
     if mode == "nearest":
-        return _along(x, axis, xp.asarray(np.minimum(np.floor(o * s).astype(np.int64), n - 1)))
+        matrix[rows, np.minimum(np.floor(o * s).astype(np.int64), n - 1)] = 1.0
+        return matrix
     if align_corners:
         c = o * ((n - 1) / (m - 1)) if m > 1 else o * 0
     else:
         c = np.maximum((o + 0.5) * s - 0.5, 0.0)
     lo = np.minimum(np.floor(c).astype(np.int64), n - 1)
-    hi = np.minimum(lo + 1, n - 1)
-    shape = (m,) + (1,) * (x.ndim - axis - 1)
-    t = Tensor(xp.asarray((c - lo).reshape(shape), dtype=x.dtype))
-    below, above = _along(x, axis, xp.asarray(lo)), _along(x, axis, xp.asarray(hi))
-    return below + t * (above - below)
+    t = c - lo
+    np.add.at(matrix, (rows, lo), 1.0 - t)
+    np.add.at(matrix, (rows, np.minimum(lo + 1, n - 1)), t)
+    return matrix
+
+
+def _resize_axis(x, axis, m, scale, mode, align_corners):
+    n = x.shape[axis]
+    if mode == "nearest" and scale is not None and float(scale).is_integer() and m == n * int(scale):
+        return repeat_interleave(x, int(scale), axis)
+    matrix = _resize_matrix(n, m, scale, mode, align_corners)
+    r = Tensor(backend.xp_of(x.data).asarray(matrix, dtype=x.dtype))
+    return ops.matmul(x, ops.transpose(r)) if axis == x.ndim - 1 else ops.matmul(r, x)
 
 
 _MODES = {"nearest": 1, "linear": 1, "bilinear": 2}

@@ -1,30 +1,37 @@
 """``F.pad`` in all of PyTorch's modes. Constant padding is ``ops.pad``; the other modes
-read each padded position from a source position of the same axis, so they are one integer
-index per padded axis (``getitem``, whose gradient adds the copies back):
+put copies of edge slices of x beside it along each padded axis (one ``cat`` of basic
+slices, whose gradient adds the copies back):
 
 - reflect: mirror without repeating the edge (positions -1, -2 read 1, 2), width < n;
-- replicate: the edge value (clip to [0, n - 1]);
-- circular: wrap around (position mod n), width <= n.
+- replicate: the edge value repeated, n >= 1;
+- circular: wrap around (position -1 reads n - 1), width <= n.
 """
-from minigen import backend
 from minigen.functional import ops
 from minigen.tensor import as_tensor
 
 
-def _source(mode, lo, hi, n, xp):
-    """The source position of each of the lo + n + hi output positions along one axis."""
-    i = xp.arange(-lo, n + hi)
-    if mode == "replicate":
-        return xp.clip(i, 0, n - 1)
+def _sides(mode, x, axis, lo, hi):
+    """The (left, right) blocks that pad ``x`` by lo and hi along ``axis``."""
+    n = x.shape[axis]
+
+    def cut(a, b):
+        return x[(slice(None),) * axis + (slice(a, b),)]
+
+    if mode == "reflect":
+        return ops.flip(cut(1, lo + 1), axis), ops.flip(cut(n - 1 - hi, n - 1), axis)
     if mode == "circular":
-        return i % n
-    period = 2 * (n - 1)
-    j = i % period if period else i * 0
-    return xp.where(j < n, j, period - j)
+        return cut(n - lo, n), cut(0, hi)
+    shape = list(x.shape)
+    edges = []
+    for width, edge in ((lo, cut(0, 1)), (hi, cut(n - 1, n))):
+        shape[axis] = width
+        edges.append(ops.broadcast_to(edge, tuple(shape)))
+    return tuple(edges)
 
 
-_LIMIT = {"reflect": ("<", lambda w, n: w < n), "circular": ("<=", lambda w, n: w <= n),
-          "replicate": ("<=", lambda w, n: n > 0)}
+_LIMIT = {"reflect": ("widths < the size", lambda w, n: w < n),
+          "circular": ("widths <= the size", lambda w, n: w <= n),
+          "replicate": ("a non-empty axis, size", lambda w, n: n > 0)}
 
 
 def pad(x, pad, mode="constant", value=None):
@@ -42,15 +49,15 @@ def pad(x, pad, mode="constant", value=None):
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim or min(pad, default=0) < 0:
         raise ValueError(f"pad: needs pairs of widths >= 0 for at most {x.ndim} axes, got {pad}")
-    xp = backend.xp_of(x.data)
-    sign, fits = _LIMIT[mode]
+    need, fits = _LIMIT[mode]
     for k in range(len(pad) // 2):
         lo, hi = pad[2 * k], pad[2 * k + 1]
         axis = x.ndim - 1 - k
         n = x.shape[axis]
         if not (fits(lo, n) and fits(hi, n)):
-            raise ValueError(f"pad: {mode} padding needs widths {sign} the size ({n}) of axis "
-                             f"{axis}, got ({lo}, {hi})")
+            raise ValueError(f"pad: {mode} padding needs {need} ({n}) of axis {axis}, "
+                             f"got widths ({lo}, {hi})")
         if lo or hi:
-            x = ops.getitem(x, (slice(None),) * axis + (_source(mode, lo, hi, n, xp),))
+            left, right = _sides(mode, x, axis, lo, hi)
+            x = ops.cat([left, x, right], axis)
     return x

@@ -38,6 +38,10 @@ def repeat_interleave(x, repeats, dim=None, *, axis=None):
     if dim is None:
         x, dim = ops.reshape(x, (-1,)), 0
     (dim,) = ops.normalize_axis(dim, x.ndim, "repeat_interleave")
+    if isinstance(repeats, (int, np.integer)) and repeats >= 0:  # (n,) -> (n, r) by broadcasting
+        r, shape = int(repeats), x.shape
+        paired = ops.broadcast_to(ops.unsqueeze(x, dim + 1), shape[:dim + 1] + (r,) + shape[dim + 1:])
+        return ops.reshape(paired, shape[:dim] + (shape[dim] * r,) + shape[dim + 1:])
     counts = backend.to_numpy(repeats) if isinstance(repeats, Tensor) else np.asarray(repeats)
     if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
         raise ValueError(f"repeat_interleave: repeats must be non-negative integers, got {repeats!r}")
