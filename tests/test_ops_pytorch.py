@@ -2,6 +2,8 @@
 indexing, einsum, padding modes, interpolation, activations, convolution and pooling
 options): each matches PyTorch on random input (when torch is installed) and, where it is
 differentiable, passes gradcheck and gradgradcheck in float64."""
+import pathlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -348,3 +350,29 @@ def test_sort_gradient_reaches_where_each_value_came_from():
     x = mg.tensor([0.3, -1.0, 2.0], dtype=np.float64, requires_grad=True)
     (x.sort(descending=True).values * mg.tensor([1.0, 10.0, 100.0], dtype=np.float64)).sum().backward()
     assert x.grad.tolist() == [10.0, 100.0, 1.0]
+
+
+NAMES = {
+    F: "floor ceil round trunc sign floor_divide remainder isnan isinf isfinite any all tan asin "
+       "acos atan atan2 sinh cosh asinh acosh atanh exp2 log2 rsqrt logaddexp lerp cumprod sort "
+       "argsort topk repeat repeat_interleave split chunk roll unflatten meshgrid tril triu diag "
+       "masked_fill scatter scatter_add einsum relu6 selu celu softsign hardsigmoid hardswish mish "
+       "pad interpolate conv1d",
+    mg: "floor ceil round trunc sign floor_divide remainder isnan isinf isfinite any all tan asin "
+        "acos atan atan2 sinh cosh asinh acosh atanh exp2 log2 rsqrt logaddexp lerp cumprod sort "
+        "argsort topk repeat_interleave split chunk roll unflatten meshgrid tril triu diag "
+        "masked_fill scatter scatter_add einsum eye full_like empty empty_like",
+    mg.Tensor: "floor ceil round trunc sign floor_divide remainder isnan isinf isfinite any all tan "
+               "asin acos atan atan2 sinh cosh asinh acosh atanh exp2 log2 rsqrt logaddexp lerp "
+               "cumprod sort argsort topk repeat repeat_interleave split chunk roll unflatten tril "
+               "triu diag masked_fill scatter scatter_add __floordiv__ __rfloordiv__ __mod__ __rmod__",
+    mg.nn: "ReLU6 SELU CELU Softsign Hardsigmoid Hardswish Mish Conv1d Upsample",
+}
+
+
+@pytest.mark.parametrize("where", list(NAMES), ids=["F", "mg", "Tensor", "nn"])
+def test_every_added_name_exists_and_is_documented(where):
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "ops.md").read_text()
+    for name in NAMES[where].split():
+        assert callable(getattr(where, name)), name
+        assert name.startswith("__") or re.search(rf"[`.]{name}\b", doc), f"{name} is not in docs/ops.md"
