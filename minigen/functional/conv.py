@@ -6,8 +6,9 @@ whose adjoint is the strided slice), and ``groups`` convolves each slice of chan
 its slice of filters and concatenates the results. The kernels take one stride and one
 padding for both axes; other geometries are compositions too: unequal or asymmetric
 padding is an explicit ``pad`` first, unequal strides (sh, sw) a convolution at stride
-gcd(sh, sw) whose output is then subsampled, and conv1d a conv2d over a unit height. Pooling gathers its windows with one
-reshape when they tile the input and with kh * kw strided slices when they overlap.
+gcd(sh, sw) whose output is then subsampled, and conv1d a conv2d over a unit height.
+Pooling gathers its windows with one reshape when they tile the input and with kh * kw
+strided slices when they overlap.
 
 Three Functions close under differentiation (as in Chainer): ``Conv2d``, ``ConvTranspose2d``
 and ``Conv2dGradW``; the backward of each is written with the other two, so gradients of any
@@ -191,6 +192,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y if (sh, sw) == (step, step) else y[:, :, ::sh // step, ::sw // step]
 
 
+def _single(v):
+    """An int from an int or a 1-tuple (PyTorch's conv1d takes both)."""
+    return v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+
+
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D cross-correlation, NCL; weight (Cout, Cin / groups, k): conv2d over a unit
     height. ``padding`` is an int, "valid" or "same"."""
@@ -198,10 +204,9 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     if x.ndim != 3 or w.ndim != 3:
         raise ValueError(f"conv1d: expected 3-D input (N, C, L) and 3-D weight, got x {x.shape}, "
                          f"w {w.shape}")
-    one = lambda v: v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v  # noqa: E731
-    padding = padding if isinstance(padding, str) else (0, one(padding))
-    y = conv2d(ops.unsqueeze(x, 2), ops.unsqueeze(w, 2), b, (1, one(stride)), padding,
-               (1, one(dilation)), groups)
+    padding = padding if isinstance(padding, str) else (0, _single(padding))
+    y = conv2d(ops.unsqueeze(x, 2), ops.unsqueeze(w, 2), b, (1, _single(stride)), padding,
+               (1, _single(dilation)), groups)
     return ops.squeeze(y, 2)
 
 

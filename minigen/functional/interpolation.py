@@ -13,7 +13,7 @@ Linear mixes the two neighbours floor(c) and floor(c) + 1 (clamped to n - 1) wit
 1 - t and t, t = c - floor(c). Either way the resize of one axis is a linear map, an m x n
 matrix R with those weights in each row, applied with ``matmul`` (R x along H, x R^T along
 W), so its gradient is R^T times the output gradient. Nearest resizing by an integer factor
-is a plain repeat (``repeat_interleave``).
+(m = r n) is a plain repeat (``repeat_interleave``).
 """
 import math
 
@@ -69,8 +69,8 @@ def _resize_matrix(n, m, scale, mode, align_corners):
 
 def _resize_axis(x, axis, m, scale, mode, align_corners):
     n = x.shape[axis]
-    if mode == "nearest" and scale is not None and float(scale).is_integer() and m == n * int(scale):
-        return repeat_interleave(x, int(scale), axis)
+    if mode == "nearest" and m % n == 0 and (scale is None or scale == m // n):
+        return repeat_interleave(x, m // n, axis)
     matrix = _resize_matrix(n, m, scale, mode, align_corners)
     r = Tensor(backend.xp_of(x.data).asarray(matrix, dtype=x.dtype))
     return ops.matmul(x, ops.transpose(r)) if axis == x.ndim - 1 else ops.matmul(r, x)
