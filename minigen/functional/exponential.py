@@ -3,7 +3,7 @@ import math
 
 from minigen import backend
 from minigen.functional import ops
-from minigen.functional.trig import elementwise, floating
+from minigen.functional.unary import elementwise, floating
 
 exp2 = elementwise("exp2", lambda xp, x: xp.exp2(x), lambda x, y: y * math.log(2.0),
                    "2^x; d/dx = 2^x ln 2.")
