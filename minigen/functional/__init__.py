@@ -2,8 +2,11 @@
 
 ``ops`` holds the core ops (arithmetic, maths, comparisons, reductions, shapes, indexing),
 ``promotion`` the one dtype rule they share, ``conv`` the convolutions and spatial ops,
-``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. This
-module also gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
+``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. The
+ops of PyTorch's wider surface live in modules named after their concept (docs/ops.md):
+``rounding``, ``trig``, ``exponential``, ``logic``, ``cumulative``, ``sorting``,
+``shaping``, ``indexing``, ``einsum``, ``padding``, ``interpolation``. This module also
+gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
 or PyTorch's) is written in docs/semantics.md.
 """
 from minigen.functional import cast as _cast
