@@ -323,9 +323,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 
 def upsample_nearest2d(x, scale):
-    """Repeat each pixel ``scale`` times along H and W."""
+    """Repeat each pixel ``scale`` times along H and W (an int, or a pair (rh, rw))."""
     if x.ndim != 4:
         raise ValueError(f"upsample_nearest2d: expected a 4-D input, got {x.shape}")
+    rh, rw = kernel_hw(scale, "upsample_nearest2d: scale")
     n, c, h, w = x.shape
-    y = ops.broadcast_to(ops.reshape(x, (n, c, h, 1, w, 1)), (n, c, h, scale, w, scale))
-    return ops.reshape(y, (n, c, h * scale, w * scale))
+    y = ops.broadcast_to(ops.reshape(x, (n, c, h, 1, w, 1)), (n, c, h, rh, w, rw))
+    return ops.reshape(y, (n, c, h * rh, w * rw))

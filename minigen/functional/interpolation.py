@@ -12,8 +12,8 @@ coordinate is (PyTorch's ``area_pixel_compute_source_index``):
 Linear mixes the two neighbours floor(c) and floor(c) + 1 (clamped to n - 1) with weights
 1 - t and t, t = c - floor(c). Either way the resize of one axis is a linear map, an m x n
 matrix R with those weights in each row, applied with ``matmul`` (R x along H, x R^T along
-W), so its gradient is R^T times the output gradient. Nearest resizing by an integer factor
-(m = r n) is a plain repeat (``repeat_interleave``).
+W), so its gradient is R^T times the output gradient. Nearest resizing by integer factors
+(m = r n) is a plain repeat (``upsample_nearest2d`` for both axes of an image).
 """
 import math
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from minigen import backend
 from minigen.functional import ops
+from minigen.functional.conv import upsample_nearest2d
 from minigen.functional.shaping import repeat_interleave
 from minigen.tensor import Tensor, as_tensor
 
@@ -67,9 +68,16 @@ def _resize_matrix(n, m, scale, mode, align_corners):
     return matrix
 
 
+def _repeats(n, m, scale, mode):
+    """r when resizing n samples to m = r n is a plain repeat (nearest), else None."""
+    if mode == "nearest" and m % n == 0 and (scale is None or scale == m // n):
+        return m // n
+    return None
+
+
 def _resize_axis(x, axis, m, scale, mode, align_corners):
     n = x.shape[axis]
-    if mode == "nearest" and m % n == 0 and (scale is None or scale == m // n):
+    if _repeats(n, m, scale, mode):
         return repeat_interleave(x, m // n, axis)
     matrix = _resize_matrix(n, m, scale, mode, align_corners)
     r = Tensor(backend.xp_of(x.data).asarray(matrix, dtype=x.dtype))
@@ -97,6 +105,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = (None,) * len(scales)
     if x.dtype.kind != "f":
         raise TypeError(f"interpolate: expects a float tensor, got {x.dtype}")
+    repeats = [_repeats(n, m, scale, mode) for n, m, scale in zip(x.shape[2:], sizes, scales)]
+    if x.ndim == 4 and None not in repeats:  # both axes at once: one broadcast
+        return upsample_nearest2d(x, tuple(repeats))
     for axis, (m, scale) in enumerate(zip(sizes, scales), start=2):
         if m != x.shape[axis] or scale not in (None, 1):
             x = _resize_axis(x, axis, m, scale, mode, bool(align_corners))
