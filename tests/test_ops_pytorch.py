@@ -307,6 +307,7 @@ def test_modules_match_pytorch(name):
     (lambda: mg.zeros(2, 3).masked_fill(np.ones(2, dtype=bool), 1.0), ValueError, "does not broadcast"),
     (lambda: mg.zeros(2, 3).scatter(0, np.array([[2, 0, 0]]), mg.ones(1, 3)), IndexError, "scatter: index values"),
     (lambda: mg.zeros(2, 3).scatter(1, np.array([[0, 1]]), mg.ones(1, 1)), ValueError, "smaller than index"),
+    (lambda: mg.zeros(2, 3).scatter(1, np.array([[0, 1]])), TypeError, "exactly one of src and value"),
     (lambda: F.einsum("ij,jk->ik", mg.zeros(2, 3), mg.zeros(4, 2)), ValueError, "subscript 'j' has sizes"),
     (lambda: F.einsum("ij->i", mg.zeros(2, 3, 4)), ValueError, "do not match an operand of shape"),
     (lambda: F.einsum("ij->iz", mg.zeros(2, 3)), ValueError, "must be distinct input letters"),

@@ -52,6 +52,8 @@ def scatter(x, dim, index, src=None, *, value=None):
     """out = x, then out[..., index[i, j], ...] = src[i, j] along ``dim`` (PyTorch's
     ``scatter``; ``value`` instead of ``src`` writes one number). Indices must not repeat
     (PyTorch leaves which write wins undefined)."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src and value")
     x = as_tensor(x)
     hit, placed = _scattered("scatter", x, dim, index, value if src is None else src)
     return ops.where(hit, placed, x)
