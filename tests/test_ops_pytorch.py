@@ -192,6 +192,14 @@ CASES = {
     "conv_transpose2d_dilation": Case(lambda: [normal(1, 2, 3, 4), normal(2, 3, 3, 2)],
                                       functional("conv_transpose2d", stride=2, padding=1, dilation=2,
                                                  output_padding=1)),
+    "conv_transpose2d_pairs": Case(lambda: [normal(1, 2, 3, 4), normal(2, 3, 3, 2), normal(3)],
+                                   functional("conv_transpose2d", stride=(3, 2), padding=(1, 0),
+                                              output_padding=(2, 1))),
+    "conv_transpose2d_padding_pair": Case(lambda: [normal(1, 2, 3, 3), normal(2, 2, 3, 3)],
+                                          functional("conv_transpose2d", stride=2, padding=(0, 1))),
+    "conv_transpose2d_output_padding_dilation": Case(
+        lambda: [normal(1, 2, 3, 4), normal(2, 2, 2, 3)],
+        functional("conv_transpose2d", stride=1, dilation=2, output_padding=1)),
     # pooling options
     "max_pool2d_ceil": Case(lambda: [distinct(1, 2, 5, 6)], functional("max_pool2d", 2, ceil_mode=True)),
     "max_pool2d_dilation": Case(lambda: [distinct(1, 2, 7, 6)],

@@ -210,31 +210,59 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return ops.squeeze(y, 2)
 
 
+def _transposed_pairs(x, w, stride, padding, output_padding):
+    """Transposed convolution with the geometries the kernels lack, as compositions (w is
+    already dilated): unequal strides insert (sh, sw) / g - 1 zeros between input pixels
+    (the adjoint of conv2d's subsampling) and run at stride g = gcd(sh, sw); padding runs
+    unpadded and crops, and output_padding beyond the crop is zero rows/columns (no tap
+    reaches them)."""
+    (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
+    step = math.gcd(sh, sw)
+    n, c, h, wd = x.shape
+    if (sh, sw) != (step, step):
+        spread = (n, c, (h - 1) * (sh // step) + 1, (wd - 1) * (sw // step) + 1)
+        x = ops.GetItemGrad((Ellipsis, slice(None, None, sh // step), slice(None, None, sw // step)),
+                            spread)(x)
+    full = tuple((m - 1) * step + k for m, k in zip(x.shape[2:], w.shape[2:]))
+    y = ConvTranspose2d(step, 0, full)(x, w)
+    y = y[:, :, ph:full[0] - ph + min(oh, ph), pw:full[1] - pw + min(ow, pw)]
+    return ops.pad(y, (0, max(0, ow - pw), 0, max(0, oh - ph)))
+
+
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed convolution (the adjoint of conv2d), NCHW; weight (Cin, Cout / groups,
-    kh, kw). ``dilation`` spreads the kernel as in conv2d; ``groups`` transposes each slice
-    of channels with its slice of filters (one stride and padding for H and W)."""
+    kh, kw). ``stride``, ``padding``, ``output_padding`` and ``dilation`` are ints or (H, W)
+    pairs; ``dilation`` spreads the kernel as in conv2d; ``groups`` transposes each slice of
+    channels with its slice of filters."""
     x, w = as_tensor(x), as_tensor(w)
-    stride = _int_arg(stride, "conv_transpose2d: stride")
-    padding = _int_arg(padding, "conv_transpose2d: padding")
-    output_padding = _int_arg(output_padding, "conv_transpose2d: output_padding")
+    stride = _stride_pair(stride, "conv_transpose2d: stride")
+    dilation = _stride_pair(dilation, "conv_transpose2d: dilation")
+    padding = kernel_hw(padding, "conv_transpose2d: padding")
+    output_padding = kernel_hw(output_padding, "conv_transpose2d: output_padding")
     groups = int(groups)
     _check_conv("conv_transpose2d", x, w, b, 0, groups)
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv_transpose2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
-    if not 0 <= output_padding < max(stride, _int_arg(dilation, "conv_transpose2d: dilation")):
+    if min(padding) < 0:
+        raise ValueError(f"conv_transpose2d: padding must be >= 0, got {padding}")
+    if not all(0 <= o < max(s, d) for o, s, d in zip(output_padding, stride, dilation)):
         raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be in "
-                         f"[0, max(stride, dilation))")
+                         f"[0, max(stride, dilation)) per axis, stride {stride}, dilation {dilation}")
     w = dilate(w, dilation)
-    out_hw = tuple((n - 1) * stride - 2 * padding + k + output_padding for n, k in zip(x.shape[2:], w.shape[2:]))
+    out_hw = tuple((n - 1) * s - 2 * p + k + o for n, s, p, k, o in
+                   zip(x.shape[2:], stride, padding, w.shape[2:], output_padding))
     if min(out_hw) < 1:
         raise ValueError(f"conv_transpose2d: output size {out_hw} is empty for input {x.shape}")
-    if groups == 1:
-        inputs = (x, w) if b is None else (x, w, as_tensor(b))
-        return ConvTranspose2d(stride, padding, out_hw)(*inputs)
+    # the kernels take one stride and padding, and output_padding < stride
+    direct = len(set(stride)) == 1 and len(set(padding)) == 1 and max(output_padding) < stride[0]
+
+    def transpose(xg, wg, *bias):
+        if direct:
+            return ConvTranspose2d(stride[0], padding[0], out_hw)(xg, wg, *bias)
+        return _transposed_pairs(xg, wg, stride, padding, output_padding)
+
+    if groups == 1 and direct:
+        return transpose(x, w, *(() if b is None else (as_tensor(b),)))
     cin = x.shape[1] // groups
-    y = ops.cat([ConvTranspose2d(stride, padding, out_hw)(x[:, g * cin:(g + 1) * cin],
-                                                          w[g * cin:(g + 1) * cin])
+    y = ops.cat([transpose(x[:, g * cin:(g + 1) * cin], w[g * cin:(g + 1) * cin])
                  for g in range(groups)], axis=1)
     return y if b is None else y + ops.reshape(as_tensor(b), (1, -1, 1, 1))
 
