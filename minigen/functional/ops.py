@@ -964,25 +964,32 @@ def where(cond, a, b):
     return Where(backend.xp_of(a.data).asarray(cond, dtype=bool))(a, b)
 
 
-def gather(x, axis, index):
-    """PyTorch's ``gather``: out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (likewise for
-    the others); ``index`` has x's number of dims, and in the other axes at most x's sizes."""
+def index_grid(op, x, axis, index):
+    """The advanced index that picks x[..., index[i, j, k], ...] at axis ``axis`` for every
+    position of ``index`` (PyTorch's ``gather``/``scatter`` addressing): ``index`` has x's
+    number of dims, and in the other axes at most x's sizes. Returns (axis, index tuple)."""
     index = index.data if isinstance(index, Tensor) else index
     xp = backend.xp_of(x.data)
     index = xp.asarray(index)
     if x.ndim == 0 or index.ndim != x.ndim or index.dtype.kind not in "iu":
-        raise ValueError(f"gather: index must be an integer array with the input's number of "
+        raise ValueError(f"{op}: index must be an integer array with the input's number of "
                          f"dims ({x.ndim} >= 1), got {index.dtype} of shape {index.shape}")
-    (axis,) = normalize_axis(axis, x.ndim, "gather")
+    (axis,) = normalize_axis(axis, x.ndim, op)
     if builtins.any(m > n for d, (m, n) in enumerate(zip(index.shape, x.shape)) if d != axis):
-        raise ValueError(f"gather: index shape {index.shape} exceeds input shape {x.shape} "
+        raise ValueError(f"{op}: index shape {index.shape} exceeds input shape {x.shape} "
                          f"outside axis {axis}")
     if index.size and (int(index.min()) < 0 or int(index.max()) >= x.shape[axis]):
-        raise IndexError(f"gather: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
+        raise IndexError(f"{op}: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
                          f"got [{int(index.min())}, {int(index.max())}]")
     grid = [index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (x.ndim - d - 1))
             for d, n in enumerate(index.shape)]
-    return getitem(x, tuple(grid))
+    return axis, tuple(grid)
+
+
+def gather(x, axis, index):
+    """PyTorch's ``gather``: out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (likewise for
+    the others); ``index`` has x's number of dims, and in the other axes at most x's sizes."""
+    return getitem(x, index_grid("gather", x, axis, index)[1])
 
 
 def one_hot(index, num_classes=-1):

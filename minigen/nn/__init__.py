@@ -2,23 +2,31 @@
 PyTorch."""
 from minigen.nn import init, utils
 from minigen.nn.attention import SelfAttention2d
-from minigen.nn.conv import Conv2d, ConvTranspose2d
+from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
+    CELU,
     GELU,
+    SELU,
     Dropout,
     Flatten,
     Identity,
+    Hardsigmoid,
+    Hardswish,
     LeakyReLU,
     Linear,
+    Mish,
     ModuleDict,
     ModuleList,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
     SiLU,
+    Softsign,
     Tanh,
+    Upsample,
 )
 from minigen.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minigen.nn.mlp import MLP, make_activation
