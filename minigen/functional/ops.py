@@ -146,7 +146,7 @@ def broadcast_to(x, shape):
 
 
 # --- arithmetic ---------------------------------------------------------------------------
-class _Binary(Function):
+class Binary(Function):
     def __call__(self, a, b):
         return super().__call__(*_binary_inputs(a, b))
 
@@ -156,7 +156,7 @@ class _Binary(Function):
                 None if gb is None else sum_to(gb, b.shape))
 
 
-class Add(_Binary):
+class Add(Binary):
     def forward(self, a, b):
         return kernels.add(a, b)
 
@@ -164,7 +164,7 @@ class Add(_Binary):
         return self._unbroadcast(gy, gy)
 
 
-class Sub(_Binary):
+class Sub(Binary):
     def forward(self, a, b):
         return a - b
 
@@ -172,7 +172,7 @@ class Sub(_Binary):
         return self._unbroadcast(gy, -gy)
 
 
-class Mul(_Binary):
+class Mul(Binary):
     def forward(self, a, b):
         return a * b
 
@@ -181,7 +181,7 @@ class Mul(_Binary):
         return self._unbroadcast(gy * b, gy * a)
 
 
-class Div(_Binary):
+class Div(Binary):
     def forward(self, a, b):
         return a / b
 
@@ -215,7 +215,7 @@ class PowConst(Function):
         return gy * self.c * x ** (self.c - 1)
 
 
-class Pow(_Binary):
+class Pow(Binary):
     """a ** b elementwise with PyTorch's values and derivatives: 0 ** 0 = 1, a negative base
     with an integral exponent is real; at a = 0, d/da is 0 where b = 0 and d/db is 0 where
     b >= 0 (instead of 0 * inf)."""
@@ -413,7 +413,7 @@ class Softplus(Function):
         return gy * sigmoid(self.inputs[0])
 
 
-class Maximum(_Binary):
+class Maximum(Binary):
     """Elementwise maximum; at ties each operand gets half the gradient, where NaN is
     involved both get it (as in PyTorch)."""
 

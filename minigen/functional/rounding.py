@@ -53,7 +53,7 @@ def floor_divide(a, b):
     return _Step(lambda xp, u, v: xp.floor_divide(u, v))(a, b)
 
 
-class Remainder(ops._Binary):
+class Remainder(ops.Binary):
     def forward(self, a, b):
         return backend.xp_of(a).remainder(a, b)
 

@@ -26,7 +26,7 @@ atanh = elementwise("atanh", lambda xp, x: xp.arctanh(x), lambda x, y: 1 / (1 - 
                     "artanh(x) on (-1, 1); d/dx = 1 / (1 - x^2).")
 
 
-class Atan2(ops._Binary):
+class Atan2(ops.Binary):
     def forward(self, y, x):
         return backend.xp_of(y).arctan2(y, x)
 
