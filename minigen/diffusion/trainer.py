@@ -26,9 +26,11 @@ from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, denormalize, fit_normalization,
-    ignored_on_resume, load_data, normalize, open_run, read_run, sample_in_chunks,
+    Trainer, check_options, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(

@@ -24,9 +24,11 @@ from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, fit_normalization,
-    ignored_on_resume, load_data, open_run, read_run, sample_in_chunks,
+    Trainer, check_options, fit_normalization, load_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
