@@ -10,7 +10,8 @@ which seeds minigen's generators) and implements
 - optionally ``on_checkpoint(step)``: figures or samples written next to each checkpoint;
 - optionally ``health_metrics()``: metrics at the current weights (e.g. the loss on a fixed
   batch) that must be finite for a checkpoint to be written;
-- optionally ``schedules_tied_to_steps()``: the schedules set by the total number of steps.
+- optionally ``schedules_tied_to_steps(done, planned)``: the schedules set by the total number
+  of steps (see :meth:`Trainer.schedules_tied_to_steps`).
 
 ``fit()`` runs the loop with a progress bar and writes ``out_dir/checkpoint.npz`` every
 ``checkpoint_every`` steps and at the end, plus ``history.json`` (metrics per step) and
@@ -223,9 +224,11 @@ class Trainer:
         usable). It may draw from ``backend.rng()``: the generator's state is restored."""
         return {}
 
-    def schedules_tied_to_steps(self):
-        """The names of the schedules that ``self.steps`` sets (e.g. a learning rate decayed
-        to its end): a run extended beyond its planned total cannot match a longer run."""
+    def schedules_tied_to_steps(self, done, planned):
+        """The names of the schedules (e.g. a learning rate decayed to its end) whose values
+        over the first ``done`` steps differ between a run of ``planned`` steps and one of
+        ``self.steps``: a resumed run whose total changed then cannot equal a run of the new
+        total. None here."""
         return []
 
     # --- the run directory ---------------------------------------------------------------
@@ -313,8 +316,10 @@ class Trainer:
         return self
 
     def _note_extension(self, planned):
-        tied = self.schedules_tied_to_steps()
-        if planned is None or planned == self.steps or not tied:
+        if planned is None or planned == self.steps:
+            return
+        tied = self.schedules_tied_to_steps(self.step, planned)
+        if not tied:
             return
         warnings.warn(
             f"the run was planned for {planned} steps and {' and '.join(tied)} follow that "

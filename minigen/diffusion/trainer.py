@@ -184,6 +184,10 @@ class DDPMTrainer(Trainer):
         self.ema.update()
         return metrics
 
+    def schedules_tied_to_steps(self, done, planned):
+        """The cosine decay after the warm-up is set by the total number of steps."""
+        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
+
     def state(self):
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict()}
@@ -309,12 +313,13 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     "digits" are the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with
     ``labels`` for a ``conditional`` run; a named set or file brings its own: see
     :func:`minigen.data.load_labelled`). ``options``: see :class:`DDPMTrainer`. ``out_dir``
-    belongs to one run (:func:`minigen.trainer.open_run`): a directory that holds a run is
+    belongs to one run (:func:`minigen.rundir.open_run`): a directory that holds a run is
     refused unless ``resume`` or ``overwrite``. With ``resume`` the run continues (to
     ``steps``) with the seed, options and normalisation it was started with, bit for bit as if
-    it had never stopped, after checking that it is a DDPM run and ``data`` are its data;
-    options given that it ignores are named in a warning; without a checkpoint it starts
-    afresh. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
+    it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says why not:
+    the learning rate decays over the planned total), after checking that it is a DDPM run
+    and ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
     other device. ``comm``: the ranks that train together (default: all ranks of
     ``mpiexec``, or this process alone); a run may resume at another number of ranks."""
     saved = open_run(out_dir, "ddpm", resume, overwrite)

@@ -236,6 +236,13 @@ class GANTrainer(Trainer):
             return 1.0
         return max(o["top_k"], 0.99 ** (step * o["batch_size"] / len(self.data)))
 
+    def schedules_tied_to_steps(self, done, planned):
+        """The lr's cosine decay and the end of top-k are set by the total number of steps."""
+        o = self.options
+        top_k_ended = o["top_k"] < 1 and done > o["top_k_until"] * min(planned, self.steps)
+        return ((["the learning rate's cosine decay"] if o["lr_decay"] and done > 1 else [])
+                + (["the top-k fraction"] if top_k_ended else []))
+
     def train_step(self, step):
         self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
         self.gan.keep = self.kept_fraction(step)
@@ -353,12 +360,13 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
     path to a ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (default:
     ``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``,
     ``loss`` and ``options`` override it. ``out_dir`` belongs to one run
-    (:func:`minigen.trainer.open_run`): a directory that holds a run is refused unless
+    (:func:`minigen.rundir.open_run`): a directory that holds a run is refused unless
     ``resume`` or ``overwrite``. With ``resume`` the run continues (to ``steps``, with
     ``checkpoint_every`` if given) with the seed and options it was started with, bit for bit
-    as if it had never stopped, after checking that it is a GAN run and ``data`` are its
-    data; options given that it ignores are named in a warning; without a checkpoint it
-    starts afresh. Runs saved before an option existed resume with the value that reproduces
+    as if it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says
+    why not when a schedule is set by the total), after checking that it is a GAN run and
+    ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. Runs saved before an option existed resume with the value that reproduces
     them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random draws stay on
     the CPU generator, so a run may resume on either device. ``comm``: the ranks that train
     together (default: all ranks of ``mpiexec``, or this process alone); a run may resume at
