@@ -302,3 +302,38 @@ def test_an_error_under_mpiexec_ends_the_job_with_the_ranks_message(tmp_path):
     assert "of 2 failed, aborting all ranks" in result.stderr, (
         result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     assert "holds a 'gan' run, not a 'ddpm' run" in result.stderr
+
+
+@needs_mpi
+@pytest.mark.mpi
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_to_the_job_saves_the_agreed_step_on_every_rank(tmp_path, signum):
+    """Ctrl-C in a terminal (SIGINT to the launcher's process group, which forwards it to the
+    ranks) or a scheduler's SIGTERM: the ranks agree on one step, rank 0 saves it, the job
+    exits 128 + signal, and the one message names the step that is on disk."""
+    out = tmp_path / "run"
+    argv, env = mpi_command(2, "-m", "minigen", "train", "ddpm", "--data", "s_curve", "--steps",
+                            "4000", "--batch-size", "64", "--quiet", "--no-figures", "--out", out)
+    job = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "config.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (out / "config.json").exists(), "the run did not start within 60 s"
+        time.sleep(1.0)
+        os.killpg(job.pid, signum)
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 128 + signum, err
+    step = int(checkpoint.load(out / "checkpoint.npz")["step"])
+    name = signal.Signals(signum).name
+    assert err.count(f"interrupted ({name}): {out / 'checkpoint.npz'} holds step {step} of "
+                     "4000") == 1, err
+    assert "Traceback" not in err and "aborting" not in err, err
+    assert sorted(os.listdir(out)) == sorted(RUN_FILES)  # no temporary file, no lock left
+    resumed = train_ddpm("s_curve", step + 2, out, resume=True, progress=False, figures=False)
+    assert resumed.step == step + 2
