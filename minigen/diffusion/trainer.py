@@ -19,11 +19,12 @@ import warnings
 
 import numpy as np
 
-from minigen import backend, distributed, nn, optim
+from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 from minigen.rundir import (
@@ -144,6 +145,7 @@ class DDPMTrainer(Trainer):
                          variance=opts["variance"], clip_x0=opts["clip_x0"],
                          prediction=opts["prediction"])
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
+        self.minibatch = Minibatch(opts["batch_size"], comm=self.comm)
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
         self.samples, self.quality = None, {}  # of the latest figures (EMA weights)
         # a fixed batch, t and noise for health_metrics (its own generator: the training's
@@ -157,27 +159,24 @@ class DDPMTrainer(Trainer):
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
-        # Algorithm 1's draws for the global batch (x0, the label dropout, then t and eps in
-        # the order ddpm.loss would draw them) on every rank; each rank keeps its shard
-        rng, batch = backend.rng("cpu"), self.opts["batch_size"]
-        index = rng.integers(0, len(self.data), size=batch)
+        """Algorithm 1 on a minibatch (this process's rows of it: see
+        :mod:`minigen.minibatch`), with label dropout to the null class for guidance (Ho &
+        Salimans 2022, Algorithm 1), Adam at the scheduled lr, gradient clipping and EMA."""
+        batch = self.minibatch
+        index = batch.integers(0, len(self.data), size=batch.m)
         y = None
-        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
+        if self.labels is not None:
             y = self.labels[index]
-            y[rng.random(batch) < self.opts["label_dropout"]] = self.model.num_classes
-        t = rng.integers(0, self.ddpm.schedule.T, size=batch)
-        noise = rng.standard_normal((batch, *self.data.shape[1:]), dtype=self.data.dtype)
-        rows, weight = distributed.packed_shard(batch, 1, self.comm)
-        x0 = self.data[backend.to_device(index[rows], self.device)]
+            y[batch.random(batch.m) < self.opts["label_dropout"]] = self.model.num_classes
+        x0 = self.data[backend.to_device(index, self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, t=t[rows], noise=noise[rows],
-                              y=None if y is None else y[rows])
+        loss = self.ddpm.loss(x0, y=y, seed=batch)
         loss.backward()
-        distributed.allreduce_gradients(self.model, self.comm, weight=weight)
-        metrics = {**distributed.weighted_sum({"loss": loss.item()}, weight, self.comm), "lr": lr}
+        batch.reduce(self.model)
+        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
         if self.opts["grad_clip"]:
             metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
         self.optimizer.step()

@@ -22,6 +22,7 @@ from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
+from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
 from minigen.rundir import (
@@ -145,7 +146,7 @@ class GANTrainer(Trainer):
     ``device``: "cpu" (NumPy) or "cuda" (CuPy) for both networks and their batches.
     ``generator``/``discriminator`` replace the default networks (D must then accept packed
     inputs). ``comm``: the ranks that train together, ``batch_size`` being their global batch
-    (see :class:`minigen.trainer.Trainer` and :class:`minigen.gan.gan.GAN`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
+    (see :class:`minigen.trainer.Trainer` and :mod:`minigen.minibatch`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
     """
 
@@ -173,7 +174,7 @@ class GANTrainer(Trainer):
         self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
                                               self._optimizer(self.discriminator))
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                       self.data, o, self.device, self.comm)
+                       self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm))
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
         self.snapshots = {}
         self.config = {
