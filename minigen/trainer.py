@@ -37,12 +37,12 @@ a run of the new total.
 
 Data parallelism (``comm``, default :func:`minigen.distributed.world`: one process without an
 MPI launcher, all ranks under ``mpiexec``): every rank runs the same loop on the same global
-random stream; ``train_step`` keeps this rank's shard of each global batch
-(:func:`~minigen.distributed.packed_shard`), reduces gradients before clipping and the
-optimizer (:func:`~minigen.distributed.allreduce_gradients`) and metrics
-(:func:`~minigen.distributed.weighted_sum`), so that all ranks hold the same state at every
-step. Rank 0 alone (``is_main``) writes files, figures and the progress bar; the checkpoint
-holds only that shared state, so a run resumes at any number of processes (docs/scaling.md).
+random stream; ``train_step`` draws its minibatch and steps its optimizers through a
+:class:`minigen.minibatch.Minibatch`, which keeps this rank's rows of each global batch and
+reduces gradients and metrics over the ranks, so that all ranks hold the same state at every
+step, and the loop agrees on stop signals and checks. Rank 0 alone (``is_main``) writes
+files, figures and the progress bar; the checkpoint holds only that shared state, so a run
+resumes at any number of processes (docs/scaling.md).
 """
 import math
 import os
