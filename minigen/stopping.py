@@ -98,9 +98,9 @@ def agreed_stop(comm):
     """The stop signal that reached any rank of ``comm`` (SIGTERM before SIGINT when both
     did), or None: one small reduction, every rank must call it at the same point."""
     received = stop_requested()
-    flags = np.array([float(received == s) for s in STOP_SIGNALS])
-    if comm.size > 1:
-        flags = comm.allreduce_(flags)
+    if comm.size == 1:
+        return received
+    flags = comm.allreduce_(np.array([float(received == s) for s in STOP_SIGNALS]))
     for s, flag in reversed(list(zip(STOP_SIGNALS, flags))):
         if flag > 0:
             return s

@@ -306,11 +306,14 @@ def test_an_error_under_mpiexec_ends_the_job_with_the_ranks_message(tmp_path):
 
 @needs_mpi
 @pytest.mark.mpi
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_signal_to_the_job_saves_the_agreed_step_on_every_rank(tmp_path, signum):
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the ranks through /proc")
+@pytest.mark.parametrize("signum, target", [(signal.SIGINT, "job"), (signal.SIGTERM, "job"),
+                                            (signal.SIGINT, "rank 1")])
+def test_a_stop_signal_to_the_job_saves_the_agreed_step_on_every_rank(tmp_path, signum, target):
     """Ctrl-C in a terminal (SIGINT to the launcher's process group, which forwards it to the
-    ranks) or a scheduler's SIGTERM: the ranks agree on one step, rank 0 saves it, the job
-    exits 128 + signal, and the one message names the step that is on disk."""
+    ranks), a scheduler's SIGTERM, or a signal to one rank alone: the ranks agree on one
+    step, rank 0 saves it, the job exits 128 + signal, and the one message names the step
+    that is on disk."""
     out = tmp_path / "run"
     argv, env = mpi_command(2, "-m", "minigen", "train", "ddpm", "--data", "s_curve", "--steps",
                             "4000", "--batch-size", "64", "--quiet", "--no-figures", "--out", out)
@@ -322,7 +325,11 @@ def test_a_stop_signal_to_the_job_saves_the_agreed_step_on_every_rank(tmp_path, 
             time.sleep(0.1)
         assert (out / "config.json").exists(), "the run did not start within 60 s"
         time.sleep(1.0)
-        os.killpg(job.pid, signum)
+        if target == "job":
+            os.killpg(job.pid, signum)
+        else:
+            os.kill(next(p for p in descendants(job.pid) if rank_of(p) == 1 and os.path.basename(
+                os.readlink(f"/proc/{p}/exe")).startswith("python")), signum)
         _, err = job.communicate(timeout=60)
     finally:
         if job.poll() is None:
