@@ -72,6 +72,29 @@ def test_packed_shard_and_weighted_sum():
                                                                          "d_real": 0.25}
 
 
+def test_minibatch_draws_are_the_rows_of_the_one_process_draw():
+    """Each rank's draws (a size of the global batch or of the rank's rows) are its rows of
+    what one process draws, in whole groups; the stream advances alike; other sizes are
+    plain draws. ``ddpm.loss`` draws t and eps through it."""
+    from minigen import backend
+    from minigen.minibatch import Minibatch
+
+    def draws(comm, group=2):
+        backend.manual_seed(3)
+        batch = Minibatch(10, group, comm)
+        return [batch.integers(0, 100, size=10), batch.standard_normal((batch.count, 3)),
+                batch.uniform(-1, 1, size=(10, 2)), batch.random(7), backend.rng().random()]
+
+    one = draws(distributed.SingleProcess())
+    parts = [draws(Replicated(rank, 2)) for rank in (0, 1)]  # 5 packs of 2: 3 and 2
+    for i in range(3):
+        np.testing.assert_array_equal(np.concatenate([p[i] for p in parts]), one[i])
+        assert len(parts[0][i]) == 6
+    for i in (3, 4):  # not of the batch's size: the same plain draw on every rank
+        np.testing.assert_array_equal(parts[0][i], one[i])
+        np.testing.assert_array_equal(parts[1][i], one[i])
+
+
 class OtherRank:
     """Rank 1 of 2, the other rank contributing ``others`` to every reduction (its logits)."""
 
