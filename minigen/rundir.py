@@ -29,12 +29,13 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 
 from minigen import backend, checkpoint, distributed
 from minigen.errors import (
-    InvalidInput, MissingFile, RunBusy, RunExists, RunMismatch,
+    InvalidInput, MissingFile, ResumeNotice, RunBusy, RunExists, RunMismatch,
 )
 
 try:
@@ -85,7 +86,8 @@ def open_run(out_dir, kind, resume=False, overwrite=False):
     Refuses with one clear error: ``resume`` together with ``overwrite``; a path that is a
     file or not writable; a fresh start (no ``resume``) into a directory that holds a run,
     unless ``overwrite``, or into a non-empty directory that holds no run; a ``resume`` of a
-    directory that holds no run, or a run of another kind."""
+    directory that does not exist, or of a run of another kind. A ``resume`` of an empty
+    directory starts the run afresh with a ``ResumeNotice``."""
     out_dir = os.fspath(out_dir)
     if resume and overwrite:
         raise InvalidInput("--resume continues the run in the directory and --overwrite "
@@ -93,12 +95,15 @@ def open_run(out_dir, kind, resume=False, overwrite=False):
     check_writable_directory(out_dir, "--out")
     run = RunDirectory(out_dir, distributed.SingleProcess())
     held = run.held()
-    if resume and not held:
-        raise MissingFile(f"--resume: {out_dir} holds no run to resume (no {CONFIG_FILE}); "
+    if resume and not os.path.isdir(out_dir):
+        raise MissingFile(f"--resume: {out_dir} does not exist, there is no run to resume; "
                           "start the run without --resume")
-    if not resume:
+    if not resume or not held:
         run.check_fresh(overwrite, "continue it with --resume, or replace it with "
                                    "--overwrite (or choose another --out)")
+        if resume:
+            warnings.warn(f"--resume: {out_dir} holds no run yet; it starts at step 0",
+                          ResumeNotice, stacklevel=3)
         return None
     config = (checkpoint.load(run.checkpoint_path)["config"] if CHECKPOINT_FILE in held
               else read_run_config(out_dir))

@@ -119,10 +119,14 @@ def test_a_fresh_run_refuses_a_directory_of_other_files(tmp_path, extra, capsys)
     assert _snapshot(mine) == before
 
 
-def test_resume_into_a_directory_without_a_run_is_refused(tmp_path, capsys):
+def test_resume_into_a_missing_directory_is_refused_and_an_empty_one_noted(tmp_path, capsys):
     status, _, err = _train(tmp_path / "typo", 2, "--resume", capsys=capsys)
-    _one_line(status, err, "--resume", "holds no run to resume")
+    _one_line(status, err, "--resume", "does not exist, there is no run to resume")
     assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    status, out, err = _train(tmp_path / "empty", 2, "--resume", capsys=capsys)
+    _one_line(status, err, "minigen: note:", "holds no run yet; it starts at step 0", code=0)
+    assert "step 2" in out
 
 
 def test_resuming_a_non_finite_checkpoint_is_refused_not_called_good(tmp_path, capsys):
