@@ -267,22 +267,22 @@ class Trainer:
         """Raise ``TrainingDiverged`` unless every float array of ``state`` (default
         ``self.state()``: parameters, optimizer and EMA state...) and every
         ``health_metrics()`` value is finite."""
-        what = self._nonfinite(self.state() if state is None else state)
+        what = self._nonfinite(self.state() if state is None else state, self.step)
         if what:
-            self._diverged(f"{what} after step {self.step}")
+            self._diverged(what)
 
-    def _nonfinite(self, state):
-        """What in ``state`` or the health metrics is NaN/inf, or None."""
+    def _nonfinite(self, state, step):
+        """What in ``state`` (after ``step``) or the health metrics is NaN/inf, or None."""
         bad = nonfinite_arrays(state)
         if bad:
-            return (f"{bad[0]!r} holds NaN/inf values"
+            return (f"after step {step} {bad[0]!r} holds NaN/inf values"
                     + (f" (and {len(bad) - 1} more arrays)" if len(bad) > 1 else ""))
         rng_state = backend.get_rng_state()
         metrics = {name: float(value) for name, value in self.health_metrics().items()}
         backend.set_rng_state(rng_state)
         bad = [name for name, value in metrics.items() if not math.isfinite(value)]
         if bad:
-            return f"the {bad[0]!r} at the weights is {metrics[bad[0]]}"
+            return f"at the weights after step {step} the {bad[0]!r} is {metrics[bad[0]]}"
         return None
 
     def _diverged(self, what):
@@ -301,10 +301,10 @@ class Trainer:
         try:
             state, step, history, rng, config = self.run.load()
             self.load_state(state)
-            bad = self._nonfinite(state)
+            bad = self._nonfinite(state, step)
             if bad:
                 raise InvalidInput(f"--resume: {self.checkpoint_path} (step {step}) is not a "
-                                   f"good state to continue from: {bad}; train a new run")
+                                   f"good state to continue from ({bad}); train a new run")
         except BaseException:
             self.run.release()
             raise
