@@ -306,31 +306,30 @@ def _read_array(path, ext):
         raise InvalidInput(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
 
 
+@stopping.deferred_stop_signals()  # from the start: a Ctrl-C during setup is kept too
 def _train(args):
-    with stopping.deferred_stop_signals():  # from the start: a Ctrl-C during setup is kept too
-        comm = distributed.world()  # all ranks under mpiexec, else this process alone
-        threads = args.threads
-        if threads is None and comm.size > 1:
-            threads = max(1, (os.cpu_count() or 1) // comm.size)
-        if threads:
-            backend.limit_threads(threads)
-        given = {"checkpoint_every": args.checkpoint_every, "batch_size": args.batch_size}
-        if args.kind == "ddpm":
-            from minigen.diffusion.trainer import train_ddpm as train
+    comm = distributed.world()  # all ranks under mpiexec, else this process alone
+    threads = args.threads
+    if threads is None and comm.size > 1:
+        threads = max(1, (os.cpu_count() or 1) // comm.size)
+    if threads:
+        backend.limit_threads(threads)
+    given = {"checkpoint_every": args.checkpoint_every, "batch_size": args.batch_size}
+    if args.kind == "ddpm":
+        from minigen.diffusion.trainer import train_ddpm as train
 
-            given.update(lr=args.lr, conditional=args.conditional or None,
-                         label_dropout=args.label_dropout)
-        else:
-            from minigen.gan import train_gan as train
+        given.update(lr=args.lr, conditional=args.conditional or None,
+                     label_dropout=args.label_dropout)
+    else:
+        from minigen.gan import train_gan as train
 
-            given.update(k=args.k, loss=args.loss, preset=args.preset)
-        options = {k: v for k, v in given.items() if v is not None}
-        options.update(_trainer_options(args))
-        with distributed.abort_on_error(comm):
-            trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
-                            overwrite=args.overwrite, progress=not args.quiet,
-                            figures=not args.no_figures, device=args.device, comm=comm,
-                            **options)
+        given.update(k=args.k, loss=args.loss, preset=args.preset)
+    options = {k: v for k, v in given.items() if v is not None}
+    options.update(_trainer_options(args))
+    with distributed.abort_on_error(comm):
+        trainer = train(args.data, args.steps, args.out, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, progress=not args.quiet,
+                        figures=not args.no_figures, device=args.device, comm=comm, **options)
     distributed.on_main(print, f"trained {args.kind} to step {trainer.step}: "
                         f"{os.path.abspath(args.out)}", comm=comm)
 
