@@ -194,7 +194,7 @@ class Trainer:
         self.step = 0
         self.history = {"step": []}
         self.comm = distributed.world() if comm is None else comm
-        self.run = RunDirectory(self.out_dir, self.comm)
+        self.run_dir = RunDirectory(self.out_dir, self.comm)  # its files, its lock
         self.saved_step = None  # the step that out_dir/checkpoint.npz holds, once known
         self._owns_run = False  # True once fit() has claimed out_dir or resume() read it
         backend.manual_seed(seed)
@@ -239,7 +239,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self):
-        return self.run.checkpoint_path
+        return self.run_dir.checkpoint_path
 
     def run_config(self):
         """What ``config.json`` holds: the run kind, seed, steps and the subclass's config."""
@@ -260,7 +260,7 @@ class Trainer:
         if clash:
             raise ValueError(f"{type(self).__name__}.state() uses reserved keys {clash}")
         self.check_state(state)
-        self.run.save(state, self.step, self.history, self.run_config())
+        self.run_dir.save(state, self.step, self.history, self.run_config())
         self.saved_step = self.step
 
     def check_state(self, state=None):
@@ -286,7 +286,7 @@ class Trainer:
         return None
 
     def _diverged(self, what):
-        self.run.write_json(HISTORY_FILE, self.history)
+        self.run_dir.write_json(HISTORY_FILE, self.history)
         last = "no checkpoint was written yet"
         if self.saved_step is not None:
             last = f"the last good checkpoint is {self.checkpoint_path} (step {self.saved_step})"
@@ -297,16 +297,16 @@ class Trainer:
         """Load ``out_dir/checkpoint.npz``: subclass state, step, history and RNG state, so
         that ``fit()`` continues exactly where the saved run was. Takes the directory's lock
         (held until ``fit()`` ends); refuses a checkpoint that holds NaN/inf values."""
-        self.run.acquire()
+        self.run_dir.acquire()
         try:
-            state, step, history, rng, config = self.run.load()
+            state, step, history, rng, config = self.run_dir.load()
             self.load_state(state)
             bad = self._nonfinite(state, step)
             if bad:
                 raise InvalidInput(f"--resume: {self.checkpoint_path} (step {step}) is not a "
                                    f"good state to continue from ({bad}); train a new run")
         except BaseException:
-            self.run.release()
+            self.run_dir.release()
             raise
         self.step = self.saved_step = step
         self.history = history
@@ -345,12 +345,12 @@ class Trainer:
         ``RunExists``); a resumed run continues its own. The directory's lock is held until
         the loop ends."""
         try:
-            self.run.claim(self.run_config(), fresh=not self._owns_run, overwrite=overwrite)
+            self.run_dir.claim(self.run_config(), fresh=not self._owns_run, overwrite=overwrite)
             self._owns_run = True
             with stopping.deferred_stop_signals():
                 self._loop()
         finally:
-            self.run.release()
+            self.run_dir.release()
         return self.history
 
     def _loop(self):
