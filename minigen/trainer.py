@@ -324,7 +324,7 @@ class Trainer:
         warnings.warn(
             f"the run was planned for {planned} steps and {' and '.join(tied)} follow that "
             f"total, so training it to {self.steps} cannot equal a {self.steps}-step run; "
-            f"steps {self.step} to {self.steps} follow the schedules of a {self.steps}-step run",
+            f"from step {self.step} on it follows the schedules of a {self.steps}-step run",
             ResumeNotice, stacklevel=3)
 
     # --- the loop ------------------------------------------------------------------------
