@@ -322,8 +322,8 @@ class Trainer:
         if not tied:
             return
         warnings.warn(
-            f"the run was planned for {planned} steps and {' and '.join(tied)} follow that "
-            f"total, so training it to {self.steps} cannot equal a {self.steps}-step run; "
+            f"the run was planned for {planned} steps, a total that sets {' and '.join(tied)}, "
+            f"so training it to {self.steps} cannot equal a {self.steps}-step run; "
             f"from step {self.step} on it follows the schedules of a {self.steps}-step run",
             ResumeNotice, stacklevel=3)
 
