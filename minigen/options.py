@@ -3,8 +3,9 @@ check of them that the trainers' constructors, the command line's flags and ``--
 
 A trainer keeps a table ``{name: Option}`` next to its defaults and calls :func:`check` first
 thing, so that a bad value is refused with one line naming the option before anything is
-built, allocated or written; :func:`check_batch` then refuses a batch that the ranks cannot
-share or the memory cannot hold, estimated from the autograd graph of a small batch. The
+built, allocated or written; :func:`check_batch` and :func:`check_memory` then refuse a
+batch that the ranks cannot share or the memory cannot hold, estimated from the autograd
+graph of a small batch. The
 tables are listed in docs/guide.md.
 """
 import math
@@ -152,17 +153,20 @@ def check(owner, table, options, defaults):
     return merged
 
 
-def check_batch(owner, batch_size, comm=None, group=1, step_graph=None, device="cpu"):
+def check_batch(owner, batch_size, comm=None, group=1):
     """Refuse (``InvalidInput``) a global ``batch_size`` that the ranks of ``comm`` cannot
-    share (each needs at least one ``group`` of rows: a PacGAN pack) or whose training step,
-    estimated by :func:`step_memory` with ``step_graph`` for a rank's share, cannot fit in
-    :data:`MEMORY_FRACTION` of the memory available on ``device``."""
+    share: each needs at least one ``group`` of rows (a PacGAN pack)."""
     comm = distributed.world() if comm is None else comm
     if batch_size // group < comm.size:
         raise InvalidInput(f"{owner}: batch_size {batch_size} is the global batch, split over "
                            f"{comm.size} ranks: it must be at least {comm.size * group}")
-    if step_graph is None:
-        return
+
+
+def check_memory(owner, batch_size, step_graph, comm=None, group=1, device="cpu"):
+    """Refuse (``InvalidInput``) a global ``batch_size`` whose training step, estimated by
+    :func:`step_memory` with ``step_graph`` for a rank's share, cannot fit in
+    :data:`MEMORY_FRACTION` of the memory available on ``device``."""
+    comm = distributed.world() if comm is None else comm
     share = math.ceil(batch_size / group / comm.size) * group
     need = step_memory(step_graph, share, group)
     free = available_memory(device)
