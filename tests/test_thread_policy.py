@@ -115,3 +115,25 @@ def test_set_num_threads_changes_the_count_and_rejects_bad_input():
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="set_num_threads: n must be a positive integer"):
             mg.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("command", [["sample", "no-such-run", "--out", "x.npy"], ["demo"],
+                                     ["train", "ddpm", "--data", "s_curve", "--steps", "1"]])
+def test_every_command_takes_threads(command, tmp_path):
+    """``--threads N`` is read by every command (here before each fails on its other
+    arguments: a missing run, a run directory that is a file) and sets the policy's count."""
+    (tmp_path / "taken").write_text("")
+    argv = [*command, "--threads", "1", "--out", str(tmp_path / "taken")]
+    code = ("import sys, minigen as mg; from minigen import cli; "
+            f"status = cli.main({argv!r}); print(status, mg.get_num_threads())")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert run.stdout.split() == ["2", "1"], run.stderr
+
+
+def test_bench_command_forwards_every_option():
+    """``minigen bench --threads 1 --help`` is ``python -m bench --threads 1 --help``."""
+    run = subprocess.run([sys.executable, "-m", "minigen", "bench", "--threads", "1", "--help"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: python -m bench")
