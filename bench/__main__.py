@@ -5,6 +5,7 @@
     python -m bench --only W1,W3 --threads 2
     python -m bench --columns numba-cpu,torch-cpu
     python -m bench --profile W2          # cProfile breakdown of one workload (minigen)
+    python -m bench defaults [--quick]    # what users get without thread settings (bench.defaults)
 
 Writes bench.md (the table, also printed), bench.json and bench.png (log-scale bars) into
 ``--out`` (default ``bench/results/``). Progress goes to stderr. The exit status is 1 when a
@@ -158,7 +159,17 @@ def _columns(spec):
     return [c for c in harness.COLUMNS if c.key in keys]
 
 
+SECTIONS = {"defaults": "bench.defaults"}
+"""Sections with their own command line: ``python -m bench NAME ...`` is ``python -m
+bench.NAME ...``."""
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in SECTIONS:
+        import importlib
+
+        return importlib.import_module(SECTIONS[argv[0]]).main(argv[1:])
     parser, args = parse_args(argv)
     try:
         columns = _columns(args.columns)
