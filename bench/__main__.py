@@ -6,6 +6,7 @@
     python -m bench --columns numba-cpu,torch-cpu
     python -m bench --profile W2          # cProfile breakdown of one workload (minigen)
     python -m bench defaults [--quick]    # what users get without thread settings (bench.defaults)
+    python -m bench scaling [--quick]     # cost against batch, image size, width, steps (bench.scaling)
 
 Writes bench.md (the table, also printed), bench.json and bench.png (log-scale bars) into
 ``--out`` (default ``bench/results/``). Progress goes to stderr. The exit status is 1 when a
@@ -159,7 +160,7 @@ def _columns(spec):
     return [c for c in harness.COLUMNS if c.key in keys]
 
 
-SECTIONS = {"defaults": "bench.defaults"}
+SECTIONS = {"defaults": "bench.defaults", "scaling": "bench.scaling"}
 """Sections with their own command line: ``python -m bench NAME ...`` is ``python -m
 bench.NAME ...``."""
 
