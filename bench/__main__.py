@@ -135,7 +135,7 @@ def parse_args(argv):
                    help=f"comma-separated columns among {', '.join(harness.COLUMN_KEYS)}")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for minigen (Numba; BLAS single-threaded), PyTorch and the "
-                   "peers (default: their own defaults)")
+                   "peers (default: minigen's import policy, the others' own defaults)")
     p.add_argument("--profile", metavar="W", default=None,
                    help="print a cProfile breakdown of one workload instead of the table")
     p.add_argument("--profile-column", default="numba-cpu",
