@@ -2,10 +2,10 @@
 
 ``set_threads(n)`` gives Numba's parallel kernels and the OpenMP pools ``n`` threads and
 BLAS one (minigen applies it at import with :func:`wished_threads`, and through
-``minigen.set_num_threads`` and ``--threads``). A pool that
-spin-waits long after each parallel region takes the cores from the next pool that needs
-them: OpenBLAS's pthreads between Numba's transforms, or PyTorch's OpenMP pool in the same
-process; a pool whose idle threads sleep at once (Numba's workqueue layer) pays a wake-up
+``minigen.set_num_threads`` and ``--threads``). A pool that spin-waits long after each
+parallel region takes the cores from the next pool that needs them: OpenBLAS's pthreads
+between Numba's transforms, or PyTorch's OpenMP pool in the same process; a pool whose
+idle threads sleep at once (Numba's workqueue layer) pays a wake-up
 at each of the ~70 short parallel regions of a UNet step instead, which cost most of the
 second thread's gain and made even one thread slower (docs/performance.md, "Threads and
 oversubscription" and "Two threads on an idle machine"). So:
