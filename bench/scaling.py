@@ -189,18 +189,26 @@ def figure(results, path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    sweeps = list(dict.fromkeys(c["sweep"] for c in results["curves"]))
+    curves = list(results["curves"])
+    ranks = [{"value": p["ranks"], "seconds": p["seconds"]}
+             for p in results.get("ranks", {}).get("points", []) if "seconds" in p]
+    if ranks:
+        curves.append({"sweep": "MPI ranks", "framework": "minigen", "points": ranks,
+                       "unit": "seconds per step", "exponent": exponent(ranks)})
+    sweeps = list(dict.fromkeys(c["sweep"] for c in curves))
     fig = Figure(figsize=(4 * len(sweeps), 3.6))
     FigureCanvasAgg(fig)
     for i, sweep in enumerate(sweeps):
         ax = fig.add_subplot(1, len(sweeps), i + 1)
-        for curve in (c for c in results["curves"] if c["sweep"] == sweep):
+        for curve in (c for c in curves if c["sweep"] == sweep):
             xy = [(p["value"], p["seconds"]) for p in curve["points"] if "seconds" in p]
             if not xy:
                 continue
             slope = curve["exponent"]
             label = curve["framework"] + ("" if slope is None else f" (exponent {slope:.2f})")
             ax.loglog(*zip(*xy), "o-", label=label)
+            ax.set_xticks([x for x, _ in xy], [str(x) for x, _ in xy])
+            ax.minorticks_off()
         ax.set_xlabel(sweep)
         ax.set_ylabel(curve["unit"])
         ax.legend(fontsize=8)
