@@ -3,7 +3,7 @@ scaling``).
 
     python -m bench.scaling                  # full: a few minutes on an idle 2-core machine
     python -m bench.scaling --quick          # smoke run: small points, one repetition
-    python -m bench.scaling --out docs       # scaling.json and scaling.png into docs/
+    python -m bench.scaling --out docs --figure docs/figures/scaling.png
 
 Time per DDPM training step of the compact UNet (W2's network, Adam) against the batch
 size, the image size and the UNet's base width, time per sample of DDIM sampling against
@@ -230,6 +230,7 @@ def main(argv=None):
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small points, one repetition")
     p.add_argument("--out", default="bench/results", help="directory of scaling.json/.png")
+    p.add_argument("--figure", help="path of the figure (default: OUT/scaling.png)")
     p.add_argument("--no-torch", action="store_true", help="minigen only")
     p.add_argument("--point", help=argparse.SUPPRESS)  # one point, in the worker process
     args = p.parse_args(argv)
@@ -243,7 +244,7 @@ def main(argv=None):
     with open(os.path.join(args.out, "scaling.json"), "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
-    figure(results, os.path.join(args.out, "scaling.png"))
+    figure(results, args.figure or os.path.join(args.out, "scaling.png"))
     sys.stdout.write(summary(results))
     return 0
 
