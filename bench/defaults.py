@@ -1,7 +1,7 @@
 """What a user gets without any thread setting: ``python -m bench.defaults`` (also
 ``python -m bench defaults``).
 
-    python -m bench.defaults                 # full: about 6 min on an idle 2-core machine
+    python -m bench.defaults                 # full: about 6 min on an idle 2-core machine (estimated)
     python -m bench.defaults --quick         # smoke run: short runs, one round
     python -m bench.defaults --out docs      # defaults.md and defaults.json into docs/
 

@@ -1,7 +1,7 @@
 """How cost grows as work grows: ``python -m bench.scaling`` (also ``python -m bench
 scaling``).
 
-    python -m bench.scaling                  # full: a few minutes on an idle 2-core machine
+    python -m bench.scaling                  # full: under 10 min on an idle 2-core machine (estimated)
     python -m bench.scaling --quick          # smoke run: small points, one repetition
     python -m bench.scaling --out docs --figure docs/figures/scaling.png
 
