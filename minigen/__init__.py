@@ -3,6 +3,9 @@ to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks).
 
 The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``,
 ``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access.
+Importing minigen sets its thread policy (``minigen.backend.limit_threads``): the CPU
+kernels get the threads the user asks for through the conventional variables, else the
+usable cores, and BLAS one; ``mg.set_num_threads(n)`` changes it.
 """
 import importlib
 
@@ -10,7 +13,8 @@ from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ..
 from numpy import float16, float32, float64, int32, int64
 
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
-from minigen.backend import cuda_available, device, manual_seed
+from minigen import backend
+from minigen.backend import cuda_available, device, get_num_threads, manual_seed, set_num_threads
 from minigen.creation import (
     arange,
     empty,
@@ -83,6 +87,8 @@ from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled,
 
 __version__ = "0.1.0"
 
+backend.limit_threads(backend.default_threads())  # the thread policy minigen owns from import
+
 _LAZY = {
     "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
     "distributed",
@@ -102,7 +108,8 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
     "save", "load", "to_dot", "plot_graph", "zeros_like", "ones_like", "randn_like", "rand_like",
     "full", "randint", "arange", "linspace", "from_numpy", "float16", "float32", "float64", "int32",
-    "int64", "bool", "device", "empty", "empty_like", "eye", "full_like",
+    "int64", "bool", "device", "set_num_threads", "get_num_threads", "empty", "empty_like", "eye",
+    "full_like",
     "acos", "acosh", "all", "any", "argsort", "asin", "asinh", "atan", "atan2", "atanh", "ceil",
     "chunk", "cosh", "cumprod", "diag", "einsum", "exp2", "floor", "floor_divide", "isfinite",
     "isinf", "isnan", "lerp", "log2", "logaddexp", "masked_fill", "meshgrid", "remainder",

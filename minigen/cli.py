@@ -105,6 +105,11 @@ def build_parser():
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show the traceback of user errors too")
+    common.add_argument("--threads", type=_positive_int,
+                        help="threads of the CPU kernels, BLAS single-threaded (default: the "
+                        "smallest of OMP_NUM_THREADS, NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS "
+                        "and MKL_NUM_THREADS, else the usable cores; under mpiexec -n P, "
+                        "cores / P per rank; see minigen.set_num_threads)")
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -125,10 +130,6 @@ def build_parser():
                        help="steps between checkpoints and figures (default 1000)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-figures", action="store_true", help="write no figures")
-        p.add_argument("--threads", type=_positive_int,
-                       help="threads of the CPU kernels, BLAS single-threaded (see "
-                       "minigen.backend.limit_threads; "
-                       "under mpiexec -n P the default is cores / P per rank)")
         p.add_argument("--batch-size", type=_positive_int,
                        help="the global batch, split over the ranks under mpiexec")
         p.add_argument("--device", choices=DEVICES, default="cpu",
@@ -177,10 +178,9 @@ def build_parser():
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace the run that --out holds (an earlier demo)")
-    demo.add_argument("--threads", type=_positive_int, default=1,
-                      help="threads of the CPU kernels (default 1: see minigen.backend.limit_threads)")
 
-    bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
+    bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout; "
+                                "every option goes to python -m bench)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -335,11 +335,8 @@ def _read_array(path, ext):
 @stopping.deferred_stop_signals()  # from the start: a Ctrl-C during setup is kept too
 def _train(args):
     comm = distributed.world()  # all ranks under mpiexec, else this process alone
-    threads = args.threads
-    if threads is None and comm.size > 1:
-        threads = max(1, (os.cpu_count() or 1) // comm.size)
-    if threads:
-        backend.limit_threads(threads)
+    if args.threads is None and comm.size > 1:  # the ranks share this machine's cores
+        backend.limit_threads(max(1, backend.default_threads() // comm.size))
     given = {"checkpoint_every": args.checkpoint_every, "batch_size": args.batch_size}
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
@@ -503,7 +500,6 @@ def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=
 
 
 def _demo(args):
-    backend.limit_threads(args.threads)
     trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet,
                             overwrite=args.overwrite)
     q = trainer.quality
@@ -543,7 +539,12 @@ def main(argv=None):
             warnings.showwarning = _show_notice
             # NaN/inf are reported by the divergence and sample checks, in one line
             warnings.simplefilter("ignore", RuntimeWarning)
-            args = build_parser().parse_args(argv)
+            if argv[:1] == ["bench"]:  # every option (--help too) is python -m bench's
+                args = argparse.Namespace(command="bench", args=argv[1:])
+            else:
+                args = build_parser().parse_args(argv)
+            if getattr(args, "threads", None):
+                backend.limit_threads(args.threads)
             if getattr(args, "sampler", None) == "ancestral":
                 args.sampler = "ddpm"  # the library's name for Algorithm 2's sampler
             _check_device(getattr(args, "device", "cpu"))
