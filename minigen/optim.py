@@ -107,6 +107,7 @@ class Optimizer:
                 for b in self.buffer_names(self.hyper):
                     state[b] = xp.zeros(p.shape, dtype=p.dtype)
             state["step"] += 1
+            p._version += 1  # the update is in place: graphs that saw the old value are stale
             live.append((p, state))
         return live
 

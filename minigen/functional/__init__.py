@@ -139,6 +139,7 @@ Tensor.bool = lambda self: _cast.cast(self, "bool")
 Tensor.__bool__, Tensor.__float__ = _cast.to_bool, _cast.to_float
 Tensor.__int__, Tensor.__index__ = _cast.to_int, _cast.to_index
 Tensor.fill_, Tensor.zero_ = _inplace.fill_, _inplace.zero_
+Tensor.__setitem__ = _inplace.setitem
 Tensor.normal_, Tensor.uniform_ = _inplace.normal_, _inplace.uniform_
 Tensor.cpu = lambda self: _cast.to(self, "cpu")
 Tensor.cuda = lambda self: _cast.to(self, "cuda")
