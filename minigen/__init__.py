@@ -2,17 +2,23 @@
 to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks).
 
 The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``,
-``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access.
+``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access. The
+functions of ``minigen.functional`` are also top-level names (``mg.sqrt``, ``mg.sum``,
+``mg.sigmoid``, ...), as PyTorch's are.
 """
 import importlib
+import types
 
 from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ...)
-from numpy import float16, float32, float64, int32, int64
+from numpy import float16, float32, float64, int8, int16, int32, int64, uint8
+
+from minigen import autograd  # noqa: F401
 
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
 from minigen.backend import cuda_available, device, manual_seed
 from minigen.creation import (
     arange,
+    bernoulli,
     from_numpy,
     full,
     linspace,
@@ -29,13 +35,24 @@ from minigen.creation import (
 )
 from minigen.functional import cat, stack, where
 from minigen.graph import plot_graph, to_dot
-from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+from minigen.legacy import (
+    BoolTensor,
+    ByteTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+)
+from minigen.tensor import Function, Size, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+
+float, double, half, long, int = float32, float64, float16, int64, int32  # noqa: A001 (PyTorch's)
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
-    "distributed",
+    "distributed", "accelerator", "cuda", "backends",
 }
 
 
@@ -44,6 +61,9 @@ def __getattr__(name):
         return importlib.import_module(f"minigen.{name}")
     if name in ("save", "load"):
         return getattr(importlib.import_module("minigen.checkpoint"), name)
+    op = None if name.startswith("_") else getattr(functional, name, None)
+    if callable(op) and not isinstance(op, (type, types.ModuleType)):
+        return op  # mg.sqrt is F.sqrt
     raise AttributeError(f"module 'minigen' has no attribute {name!r}")
 
 
@@ -52,5 +72,7 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
     "save", "load", "to_dot", "plot_graph", "zeros_like", "ones_like", "randn_like", "rand_like",
     "full", "randint", "arange", "linspace", "from_numpy", "float16", "float32", "float64", "int32",
-    "int64", "bool", "device",
+    "int64", "bool", "device", "bernoulli", "Size", "autograd", "float", "double", "half", "long",
+    "int", "int8", "int16", "uint8", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor",
+    "IntTensor", "ByteTensor", "BoolTensor",
 ]

@@ -57,18 +57,40 @@ def is_grad_enabled():
     return Config.enable_grad
 
 
+class Size(tuple):
+    """A shape, as PyTorch's ``torch.Size``: a tuple that ``Tensor(size)`` reads as a shape."""
+
+    __slots__ = ()
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+
+def _legacy_shape(args):
+    """The shape of PyTorch's legacy constructor ``Tensor(*sizes)`` / ``Tensor(size)``."""
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in args):
+        raise TypeError(f"Tensor(*sizes): sizes must be ints, got {args}; for data give one "
+                        "array, list or number")
+    return tuple(int(n) for n in args)
+
+
 class Tensor:
     """An array with an optional gradient and a link to the Function that produced it.
 
     Arrays keep their dtype (a float64 NumPy array stays float64, as ``torch.from_numpy``);
-    Python numbers and lists of floats become ``DEFAULT_DTYPE`` (float32), as in PyTorch."""
+    Python numbers and lists of floats become ``DEFAULT_DTYPE`` (float32), as in PyTorch.
+    PyTorch's legacy forms make a zero-filled ``DEFAULT_DTYPE`` tensor of a shape: several
+    ints (``Tensor(64, 1)``) or a ``Size`` (``Tensor(x.shape)``); PyTorch leaves it
+    uninitialised."""
 
     __slots__ = ("_data", "_version", "_grad", "_requires_grad", "creator", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # hashable by identity (as in PyTorch), though == is elementwise
 
-    def __init__(self, data, requires_grad=False):
-        if type(data) is not np.ndarray:
+    def __init__(self, data, *sizes, requires_grad=False):
+        if sizes or type(data) is Size:
+            data = np.zeros(_legacy_shape((data, *sizes) if sizes else data), DEFAULT_DTYPE)
+        elif type(data) is not np.ndarray:
             if isinstance(data, Tensor):
                 data = data.data
             elif not hasattr(data, "__cuda_array_interface__"):
@@ -107,7 +129,7 @@ class Tensor:
     # --- array facts -------------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        return Size(self._data.shape)
 
     @property
     def ndim(self):
