@@ -66,9 +66,14 @@ def _collate(items):
 
 
 class DataLoader:
-    """Mini-batches of ``dataset`` (PyTorch's ``DataLoader`` without worker processes)."""
+    """Mini-batches of ``dataset`` (PyTorch's ``DataLoader`` without worker processes):
+    ``num_workers`` and ``pin_memory`` are accepted for PyTorch scripts and change nothing,
+    batches are made in this process."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 num_workers=0, pin_memory=False):
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
         if len(dataset) == 0:

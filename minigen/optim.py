@@ -462,6 +462,7 @@ class EMA:
         self._check_model(model)
         for name, p in model.named_parameters():
             p.data[...] = backend.to_device(self.shadow[name], backend.device_of(p.data))
+            p._version += 1
 
     @contextlib.contextmanager
     def swap(self, model):
@@ -475,6 +476,7 @@ class EMA:
         finally:
             for name, p in model.named_parameters():
                 p.data[...] = saved[name]
+                p._version += 1
 
     def state_dict(self):
         return {
