@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
-    "distributed", "accelerator", "cuda", "backends",
+    "distributed", "accelerator", "cuda", "backends", "utils",
 }
 
 
