@@ -95,6 +95,7 @@ def test_legacy_constructors():
     assert mg.Tensor(64, 1).shape == (64, 1) and mg.Tensor(64, 1).dtype == np.float32
     assert not mg.Tensor(64, 1).requires_grad
     assert mg.Tensor([40, 1]).shape == (2,)  # a list is data
+    assert isinstance(x.shape, mg.Size) and x.shape.numel() == 40 * 28 * 28
     assert mg.FloatTensor(2, 3).dtype == np.float32 and mg.FloatTensor(2, 3).shape == (2, 3)
     np.testing.assert_array_equal(mg.FloatTensor(np.array([[1, 2]])).data, [[1.0, 2.0]])
     assert mg.LongTensor([1, 2]).dtype == np.int64
@@ -139,6 +140,9 @@ def test_aliases_and_stand_ins():
     x = mg.randn(4, 2)
     np.testing.assert_array_equal(parallel.data_parallel(lin, x, range(2)).data, lin(x).data)
     assert StepLR is mg.optim.lr_scheduler.StepLR
+    import minigen.utils.data as utils_data
+
+    assert utils_data.DataLoader is DataLoader and mg.utils.data.TensorDataset is TensorDataset
     assert mg.sqrt is F.sqrt and mg.sum is F.sum
 
 
