@@ -11,8 +11,9 @@ arrays C-contiguous, and hands them to one of three flavours with identical sign
 
 Convolutions on the CPU go through :mod:`kernels.conv_cpu` (Winograd F(4x4, 3x3) for the
 stride-1 3x3 convolutions, plain GEMMs for 1x1, im2col + BLAS otherwise; measurements in
-docs/performance.md); on the GPU through the im2col + GEMM reference on cuBLAS. The Numba
-direct-convolution kernels stay available with ``MINIGEN_KERNELS=numba``.
+docs/performance.md#kernels-and-their-dispatch); on the GPU through the im2col + GEMM
+reference on cuBLAS. The Numba direct-convolution kernels stay available with
+``MINIGEN_KERNELS=numba``.
 
 Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use.
 """

@@ -3,16 +3,15 @@
 - 3x3, stride 1, padding <= 2, when the operand that im2col would copy (x for the forward
   pass and the weight gradient, gy for the input gradient) has at least 16 channels:
   Winograd F(4x4, 3x3) (:mod:`kernels.winograd`); with fewer channels im2col is small and
-  wins (1 and 8 channels measured faster with im2col, 16 about even, 32 and 64 faster
-  with Winograd);
+  wins (docs/history.md#what-was-tried);
 - 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
   column matrix);
 - everything else (stride 2, other kernel sizes): the im2col + BLAS reference, on each
   thread's share of the images (``threads.map_batch``).
 
 Same names and signatures as :mod:`kernels.reference`; inputs validated and C-contiguous.
-Why these choices (times against the reference and PyTorch's oneDNN) is in
-docs/performance.md.
+Why these choices (measured against the reference and PyTorch's oneDNN):
+docs/history.md#cpu-convolutions-where-the-time-goes-what-was-tried-what-it-gave.
 """
 import numpy
 

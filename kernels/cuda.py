@@ -6,7 +6,7 @@ allocated with CuPy, so they come back as CuPy arrays) and NumPy arrays in Numba
 simulator (``NUMBA_ENABLE_CUDASIM=1``). Inputs are assumed validated and C-contiguous (the
 :mod:`kernels` dispatcher does both).
 
-Per-call work, kept to what Numba needs (issue 15):
+Per-call work, kept to what Numba needs:
 
 - Streams: kernels launch on CuPy's current stream for CuPy data (the default stream unless
   the caller is inside ``with cupy.cuda.Stream():``), so they stay ordered with the CuPy work

@@ -15,12 +15,12 @@ so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS) and
 transform (``_untile_transform``). These two loop over the matrices' entries and are the
 reference; F(4x4, 3x3), the tile size in use, transforms one image at a time with
 ``_image_tiles4`` and ``_image_untile4``, the same sums with the matrices' rows written out
-as formulas (identical results; faster: docs/performance.md). A F(4x4) pass is one parallel
-region (``_conv4``, ``_grad_weight4``): each thread takes its share of the images and, block
-by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
-single-threaded BLAS) and untransforms (or sums) the products, so a block's tiles stay in
-that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the transforms run per
-image around one threaded stack of GEMMs (``threads.matmul``).
+as formulas (identical results; faster: docs/history.md#what-was-tried). A F(4x4) pass is
+one parallel region (``_conv4``, ``_grad_weight4``): each thread takes its share of the
+images and, block by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside
+Numba, on SciPy's single-threaded BLAS) and untransforms (or sums) the products, so a
+block's tiles stay in that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the
+transforms run per image around one threaded stack of GEMMs (``threads.matmul``).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
@@ -283,7 +283,7 @@ def _untile_transform4(M, tiles_h, tiles_w, y):
 # One parallel region per F(4x4) pass: the images are split into one share per thread, and
 # each thread transforms, multiplies (BLAS through numpy.dot, single-threaded) and
 # untransforms blocks of its own images, so the tiles of a block stay in its core's cache
-# and the pass has one fork-join instead of three (docs/performance.md, "Two threads").
+# and the pass has one fork-join instead of three (docs/history.md#two-threads-on-an-idle-machine).
 @njit(cache=True)
 def _share(count, shares, i):
     return count * i // shares, count * (i + 1) // shares

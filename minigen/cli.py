@@ -16,10 +16,13 @@
 Mistakes in the arguments, the data, the run directory or the output path
 (``minigen.errors.UserError``), and OS and memory errors, print one line on stderr and exit
 with status 2, without a traceback (``--debug`` shows it); any other exception is a bug and
-shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1, Ctrl-C
-with 130 after saving a checkpoint of the current step. ``train`` refuses a directory that
-holds a run unless ``--resume`` or ``--overwrite``. Under ``mpiexec`` an error on any rank
-ends the whole job with that rank's traceback (``distributed.abort_on_error``).
+shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1; Ctrl-C
+(SIGINT) and SIGTERM stop training at the next step boundary, agreed by all ranks under
+``mpiexec``, and exit with 130 and 143 once rank 0 has saved a checkpoint of that step.
+``train`` refuses a directory that holds a run unless ``--resume`` or ``--overwrite``, a
+non-empty directory that holds no run, and a directory that another process is training
+(naming its pid). Under ``mpiexec`` an error on any rank ends the whole job with that
+rank's traceback (``distributed.abort_on_error``).
 """
 import argparse
 import contextlib
@@ -33,9 +36,9 @@ import warnings
 
 import numpy as np
 
-from minigen import backend, distributed
+from minigen import backend, distributed, stopping
 from minigen import data as datasets
-from minigen.errors import InvalidInput, NonFiniteSamples, UserError
+from minigen.errors import InvalidInput, NonFiniteSamples, RunExists, UserError
 
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
@@ -303,6 +306,7 @@ def _read_array(path, ext):
         raise InvalidInput(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
 
 
+@stopping.deferred_stop_signals()  # from the start: a Ctrl-C during setup is kept too
 def _train(args):
     comm = distributed.world()  # all ranks under mpiexec, else this process alone
     threads = args.threads
@@ -414,8 +418,12 @@ def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=
     from minigen.diffusion.trainer import train_ddpm
 
     start = time.perf_counter()
-    trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
-                         checkpoint_every=steps, overwrite=overwrite)
+    try:
+        trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
+                             checkpoint_every=steps, overwrite=overwrite)
+    except RunExists as err:  # the demo has no --resume to suggest
+        raise RunExists(f"{out} already holds a run: replace it with --overwrite or choose "
+                        "another --out") from err
     seconds = time.perf_counter() - start
     return trainer, seconds
 
@@ -478,8 +486,9 @@ def main(argv=None):
         print(f"minigen: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except TrainingInterrupted as err:
-        print(f"minigen: {_one_line(err)}", file=sys.stderr)
-        return 130
+        if distributed.is_main():  # every rank stops; rank 0 names the step it saved
+            print(f"minigen: {_one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         lost = ("nothing was saved since the last checkpoint" if argv[:1] == ["train"] else
                 "nothing was written")

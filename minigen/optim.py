@@ -1,6 +1,6 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta), gradient clipping, a warm-up +
-cosine learning-rate schedule and an exponential moving average of the weights; PyTorch's
-schedulers are ``optim.lr_scheduler``.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta), gradient clipping
+(``nn.utils.clip_grad_norm_``), a warm-up + cosine learning-rate schedule and an exponential
+moving average of the weights; PyTorch's schedulers are ``optim.lr_scheduler``.
 
 Optimizers work on raw arrays: each ``step()`` updates ``p.data`` in place from ``p.grad``.
 Moment buffers are allocated once (on the parameter's device, in its dtype) and temporaries
@@ -20,32 +20,11 @@ import sys
 import kernels
 
 from minigen import backend, lr_scheduler  # noqa: F401  (optim.lr_scheduler, as in PyTorch)
-from minigen.nn.module import Module, migrate_keys
-from minigen.tensor import Tensor
+from minigen.nn.module import migrate_keys
+from minigen.nn.utils import clip_grad_norm_ as clip_grad_norm_  # optim.clip_grad_norm_ too
+from minigen.nn.utils import named_parameter_list
 
 sys.modules[f"{__name__}.lr_scheduler"] = lr_scheduler  # from minigen.optim.lr_scheduler import ...
-
-
-def _named_parameters(params, who):
-    """``[(name, Parameter)]`` from a Module, (name, Parameter) pairs, or bare Parameters
-    (named "0", "1", ...)."""
-    items = list(params.named_parameters()) if isinstance(params, Module) else list(params)
-    if not items:
-        raise ValueError(f"{who}: got an empty parameter list")
-    if all(isinstance(it, tuple) and len(it) == 2 and isinstance(it[0], str) for it in items):
-        named = items
-    else:
-        named = [(str(i), p) for i, p in enumerate(items)]
-    for name, p in named:
-        if not isinstance(p, Tensor):
-            raise TypeError(f"{who}: parameter {name!r} is a {type(p).__name__}, not a Parameter")
-        if p.dtype.kind != "f":
-            raise TypeError(f"{who}: parameter {name!r} has dtype {p.dtype}, expected float")
-    names = [name for name, _ in named]
-    if len(set(names)) != len(names):
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{who}: duplicate parameter names {duplicates}")
-    return named
 
 
 class _Scratch:
@@ -78,7 +57,7 @@ class Optimizer:
     ``lr`` and ``hyper`` read and write ``param_groups[0]`` (what schedulers change)."""
 
     def __init__(self, params, lr, **hyper):
-        self.params = _named_parameters(params, type(self).__name__)
+        self.params = named_parameter_list(params, type(self).__name__)
         _check(type(self).__name__, "lr", lr, 0.0)
         self.param_groups = [{"params": [p for _, p in self.params], "lr": lr}]
         self.hyper = hyper
@@ -382,25 +361,6 @@ class Adadelta(Optimizer):
         u *= rho
         u += xp.multiply(xp.multiply(d, d, out=tmp[2]), 1 - rho, out=tmp[2])
         p -= xp.multiply(d, lr, out=tmp[1])
-
-
-def clip_grad_norm_(params, max_norm):
-    """Scale all gradients by ``max_norm / total_norm`` when their global L2 norm exceeds
-    ``max_norm`` (Pascanu et al. 2013, Algorithm 1); returns the norm before clipping.
-
-    ``params``: a Module, (name, Parameter) pairs or Parameters. The scaled gradients are new
-    arrays: leaf gradients may share one array (the backward of ``a + b`` hands both the same
-    gradient), so scaling in place could scale one twice."""
-    if not max_norm > 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
-    with_grad = [p for _, p in _named_parameters(params, "clip_grad_norm_") if p.grad is not None]
-    squares = (backend.xp_of(p.grad).vdot(p.grad.ravel(), p.grad.ravel()) for p in with_grad)
-    total = math.sqrt(sum(float(s) for s in squares))
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for p in with_grad:
-            p.grad = p.grad * p.grad.dtype.type(scale)
-    return total
 
 
 def warmup_cosine(step, base_lr, warmup_steps, total_steps, min_lr=0.0):

@@ -19,16 +19,19 @@ import warnings
 
 import numpy as np
 
-from minigen import backend, distributed, nn, optim
+from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, denormalize, fit_normalization,
-    ignored_on_resume, load_data, normalize, open_run, read_run, sample_in_chunks,
+    Trainer, check_options, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -142,6 +145,7 @@ class DDPMTrainer(Trainer):
                          variance=opts["variance"], clip_x0=opts["clip_x0"],
                          prediction=opts["prediction"])
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
+        self.minibatch = Minibatch(opts["batch_size"], comm=self.comm)
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
         self.samples, self.quality = None, {}  # of the latest figures (EMA weights)
         # a fixed batch, t and noise for health_metrics (its own generator: the training's
@@ -155,32 +159,33 @@ class DDPMTrainer(Trainer):
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
-        # Algorithm 1's draws for the global batch (x0, the label dropout, then t and eps in
-        # the order ddpm.loss would draw them) on every rank; each rank keeps its shard
-        rng, batch = backend.rng("cpu"), self.opts["batch_size"]
-        index = rng.integers(0, len(self.data), size=batch)
+        """Algorithm 1 on a minibatch (this process's rows of it: see
+        :mod:`minigen.minibatch`), with label dropout to the null class for guidance (Ho &
+        Salimans 2022, Algorithm 1), Adam at the scheduled lr, gradient clipping and EMA."""
+        batch = self.minibatch
+        index = batch.integers(0, len(self.data), size=batch.m)
         y = None
-        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
+        if self.labels is not None:
             y = self.labels[index]
-            y[rng.random(batch) < self.opts["label_dropout"]] = self.model.num_classes
-        t = rng.integers(0, self.ddpm.schedule.T, size=batch)
-        noise = rng.standard_normal((batch, *self.data.shape[1:]), dtype=self.data.dtype)
-        rows, weight = distributed.packed_shard(batch, 1, self.comm)
-        x0 = self.data[backend.to_device(index[rows], self.device)]
+            y[batch.random(batch.m) < self.opts["label_dropout"]] = self.model.num_classes
+        x0 = self.data[backend.to_device(index, self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, t=t[rows], noise=noise[rows],
-                              y=None if y is None else y[rows])
+        loss = self.ddpm.loss(x0, y=y, seed=batch)
         loss.backward()
-        distributed.allreduce_gradients(self.model, self.comm, weight=weight)
-        metrics = {**distributed.weighted_sum({"loss": loss.item()}, weight, self.comm), "lr": lr}
+        batch.reduce(self.model)
+        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
         if self.opts["grad_clip"]:
             metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
         self.optimizer.step()
         self.ema.update()
         return metrics
+
+    def schedules_tied_to_steps(self, done, planned):
+        """The cosine decay after the warm-up is set by the total number of steps."""
+        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
 
     def state(self):
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
@@ -307,12 +312,13 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     "digits" are the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with
     ``labels`` for a ``conditional`` run; a named set or file brings its own: see
     :func:`minigen.data.load_labelled`). ``options``: see :class:`DDPMTrainer`. ``out_dir``
-    belongs to one run (:func:`minigen.trainer.open_run`): a directory that holds a run is
+    belongs to one run (:func:`minigen.rundir.open_run`): a directory that holds a run is
     refused unless ``resume`` or ``overwrite``. With ``resume`` the run continues (to
     ``steps``) with the seed, options and normalisation it was started with, bit for bit as if
-    it had never stopped, after checking that it is a DDPM run and ``data`` are its data;
-    options given that it ignores are named in a warning; without a checkpoint it starts
-    afresh. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
+    it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says why not:
+    the learning rate decays over the planned total), after checking that it is a DDPM run
+    and ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
     other device. ``comm``: the ranks that train together (default: all ranks of
     ``mpiexec``, or this process alone); a run may resume at another number of ranks."""
     saved = open_run(out_dir, "ddpm", resume, overwrite)

@@ -17,7 +17,7 @@ previous ``x`` that were not overwritten.
 import weakref
 
 from minigen import backend
-from minigen.functional.ops import _raw_index, cast, getitem, sum_to
+from minigen.functional.ops import raw_index, cast, getitem, sum_to
 from minigen.tensor import Function, Tensor, is_grad_enabled
 
 
@@ -77,7 +77,7 @@ class SetItem(Function):
 
 def setitem(x, index, value):
     """``x[index] = value`` (PyTorch's semantics; see the module docstring)."""
-    index = _raw_index(index, backend.xp_of(x.data))
+    index = raw_index(index, backend.xp_of(x.data))
     value = cast(value if isinstance(value, Tensor) else backend.xp_of(x.data).asarray(value),
                  x.dtype)
     if not (is_grad_enabled() and (x.requires_grad or value.requires_grad)):

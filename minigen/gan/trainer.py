@@ -22,11 +22,14 @@ from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
+from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, fit_normalization,
-    ignored_on_resume, load_data, open_run, read_run, sample_in_chunks,
+    Trainer, check_options, fit_normalization, load_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -143,7 +146,7 @@ class GANTrainer(Trainer):
     ``device``: "cpu" (NumPy) or "cuda" (CuPy) for both networks and their batches.
     ``generator``/``discriminator`` replace the default networks (D must then accept packed
     inputs). ``comm``: the ranks that train together, ``batch_size`` being their global batch
-    (see :class:`minigen.trainer.Trainer` and :class:`minigen.gan.gan.GAN`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
+    (see :class:`minigen.trainer.Trainer` and :mod:`minigen.minibatch`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
     """
 
@@ -171,7 +174,7 @@ class GANTrainer(Trainer):
         self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
                                               self._optimizer(self.discriminator))
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                       self.data, o, self.device, self.comm)
+                       self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm))
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
         self.snapshots = {}
         self.config = {
@@ -233,6 +236,13 @@ class GANTrainer(Trainer):
         if o["top_k"] == 1 or step >= o["top_k_until"] * self.steps:
             return 1.0
         return max(o["top_k"], 0.99 ** (step * o["batch_size"] / len(self.data)))
+
+    def schedules_tied_to_steps(self, done, planned):
+        """The lr's cosine decay and the end of top-k are set by the total number of steps."""
+        o = self.options
+        top_k_ended = o["top_k"] < 1 and done > o["top_k_until"] * min(planned, self.steps)
+        return ((["the learning rate's cosine decay"] if o["lr_decay"] and done > 1 else [])
+                + (["the top-k fraction"] if top_k_ended else []))
 
     def train_step(self, step):
         self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
@@ -351,12 +361,13 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
     path to a ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (default:
     ``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``,
     ``loss`` and ``options`` override it. ``out_dir`` belongs to one run
-    (:func:`minigen.trainer.open_run`): a directory that holds a run is refused unless
+    (:func:`minigen.rundir.open_run`): a directory that holds a run is refused unless
     ``resume`` or ``overwrite``. With ``resume`` the run continues (to ``steps``, with
     ``checkpoint_every`` if given) with the seed and options it was started with, bit for bit
-    as if it had never stopped, after checking that it is a GAN run and ``data`` are its
-    data; options given that it ignores are named in a warning; without a checkpoint it
-    starts afresh. Runs saved before an option existed resume with the value that reproduces
+    as if it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says
+    why not when a schedule is set by the total), after checking that it is a GAN run and
+    ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. Runs saved before an option existed resume with the value that reproduces
     them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random draws stay on
     the CPU generator, so a run may resume on either device. ``comm``: the ranks that train
     together (default: all ranks of ``mpiexec``, or this process alone); a run may resume at

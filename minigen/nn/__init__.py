@@ -1,30 +1,37 @@
 """Neural-network modules (``import minigen.nn as nn``); ``nn.init``, ``nn.utils``,
 ``nn.parallel`` and ``nn.functional`` (which is ``minigen.functional``) as in PyTorch
-(``nn.utils`` is imported on first use: it re-exports from ``minigen.optim``)."""
+(``nn.parallel`` is imported on first use)."""
 import importlib
 import sys
 
 from minigen import functional
-
-from minigen.nn import init
+from minigen.nn import init, utils
 from minigen.nn.attention import SelfAttention2d
-from minigen.nn.conv import Conv2d, ConvTranspose2d
+from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
+    CELU,
     GELU,
+    SELU,
     Dropout,
     Flatten,
     Identity,
+    Hardsigmoid,
+    Hardswish,
     LeakyReLU,
     Linear,
+    Mish,
     ModuleDict,
     ModuleList,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
     SiLU,
+    Softsign,
     Tanh,
+    Upsample,
 )
 from minigen.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minigen.nn.mlp import MLP, make_activation
@@ -38,6 +45,6 @@ sys.modules[f"{__name__}.functional"] = functional  # import minigen.nn.function
 
 
 def __getattr__(name):
-    if name in ("utils", "parallel"):
+    if name == "parallel":
         return importlib.import_module(f"minigen.nn.{name}")
     raise AttributeError(f"module 'minigen.nn' has no attribute {name!r}")
