@@ -844,7 +844,7 @@ def pad(x, pad, mode="constant", value=0.0):
 
 
 # --- indexing and joining -----------------------------------------------------------------
-def _raw_index(index, xp):
+def raw_index(index, xp):
     """``index`` with Tensors unwrapped and index arrays moved to ``xp``'s device (CuPy
     refuses host arrays as indices of device arrays)."""
     def raw(i):
@@ -896,7 +896,7 @@ class GetItemGrad(Function):
 
 
 def getitem(x, index):
-    return GetItem(_raw_index(index, backend.xp_of(x)))(x)
+    return GetItem(raw_index(index, backend.xp_of(x)))(x)
 
 
 class Concat(Function):
