@@ -24,12 +24,13 @@ import warnings
 from . import reference
 from . import validation as check
 from .arrays import is_cupy
+from .conv_algorithm import get_conv_algorithm, set_conv_algorithm
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
     "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward",
     "silu", "silu_backward", "available",
-    "backend_for", "requested_backend",
+    "backend_for", "requested_backend", "get_conv_algorithm", "set_conv_algorithm",
 ]
 
 _CHOICES = ("auto", "reference", "numba")

@@ -9,6 +9,8 @@ import importlib
 from numpy import bool_ as bool  # noqa: A004  (dtype names as torch.float32, ...)
 from numpy import float16, float32, float64, int32, int64
 
+from kernels import get_conv_algorithm, set_conv_algorithm
+
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
 from minigen.backend import cuda_available, device, manual_seed
 from minigen.creation import (
@@ -52,5 +54,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "grad", "manual_seed", "cuda_available",
     "save", "load", "to_dot", "plot_graph", "zeros_like", "ones_like", "randn_like", "rand_like",
     "full", "randint", "arange", "linspace", "from_numpy", "float16", "float32", "float64", "int32",
-    "int64", "bool", "device",
+    "int64", "bool", "device", "set_conv_algorithm", "get_conv_algorithm",
 ]
