@@ -201,7 +201,7 @@ WORKLOADS = (
     Workload("W9", "CFG UNet 28x28 train step", _ported("cfg_unet_step"),
              {"batch": 64, "T": 1000}, {"batch": 4}, reps=5, quick_reps=1, warmup=1),
     Workload("W9s", "CFG UNet 28x28 DDIM-50 sampling", _ported("cfg_unet_sampling"),
-             {"images": 16, "steps": 50, "T": 1000}, {"images": 2, "steps": 2}, reps=3,
+             {"images": 16, "steps": 50, "T": 1000}, {"images": 2, "steps": 2}, reps=2,
              quick_reps=1, warmup=1, batch_key="images"),
 )
 BY_KEY = {w.key: w for w in WORKLOADS}
