@@ -216,15 +216,17 @@ def _generator(device):
     return torch.Generator(device=device).manual_seed(wl.SEED)
 
 
-def _train_step(model, lr, x0, T, device):
+def _train_step(model, lr, x0, T, device, labels=None):
+    """One DDPM step (Algorithm 1) of ``model``, class-conditional when ``labels`` are given."""
     tab = Tables(T, device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = _generator(device)
+    conditioning = () if labels is None else (labels,)
 
     def step():
         t = torch.randint(0, T, (x0.shape[0],), device=device, generator=gen)
         noise = torch.randn(x0.shape, device=device, generator=gen)
-        loss = F.mse_loss(model(q_sample(tab, x0, t, noise), t), noise)
+        loss = F.mse_loss(model(q_sample(tab, x0, t, noise), t, *conditioning), noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -414,24 +416,12 @@ def cfg_unet_step(sizes, device):
     torch.manual_seed(wl.SEED)
     from bench import ported
 
-    model = UNet(**ported.CFG_UNET_CONFIG).to(device)
-    tab = Tables(sizes["T"], device)
-    opt = torch.optim.Adam(model.parameters(), lr=ported.CFG["lr"])
-    gen = _generator(device)
-    n, T = sizes["batch"], sizes["T"]
-    x0 = _tensor(wl.image_batch(n, 28), device)
+    n = sizes["batch"]
     y = ported.labels(n)
     y[wl.host_rng().random(n) < ported.CFG["label_dropout"]] = ported.CFG_UNET_CONFIG["num_classes"]
-    y = _tensor(y, device)
-
-    def step():
-        t = torch.randint(0, T, (n,), device=device, generator=gen)
-        noise = torch.randn(x0.shape, device=device, generator=gen)
-        loss = F.mse_loss(model(q_sample(tab, x0, t, noise), t, y), noise)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return _train_step(UNet(**ported.CFG_UNET_CONFIG).to(device), ported.CFG["lr"],
+                       _tensor(wl.image_batch(n, 28), device), sizes["T"], device,
+                       _tensor(y, device))
 
 
 def cfg_unet_sampling(sizes, device):
