@@ -46,13 +46,13 @@ from minigen import data as datasets
 from minigen import backend, evaluate, gan
 from minigen.diffusion.trainer import sample_run as ddpm_sample_run
 from minigen.diffusion.trainer import train_ddpm
-from minigen.viz import _tile
+from minigen.viz import tile
 
 N_SAMPLES = 2500
 CALIBRATION_STEPS = 50
 IMAGE_SAMPLER = ("dpm++2m", 20)
 """The DDPM sampler for images: DPM-Solver++(2M) with 20 steps, since 1000 ancestral UNet
-steps would take about 50 times longer (the README's compare section)."""
+steps would take about 50 times longer (the GAN-versus-DDPM section of docs/results.md)."""
 MIN_IMAGES = 30
 
 
@@ -250,7 +250,7 @@ def plot(data, samples, histories, path):
     for ax, (model, x) in zip(axes, panels.items()):
         if data.images:
             lo, hi = data.train.min(), data.train.max()
-            ax.imshow(_tile(2 * (x[:64] - lo) / max(hi - lo, 1e-12) - 1, 8), cmap="gray",
+            ax.imshow(tile(2 * (x[:64] - lo) / max(hi - lo, 1e-12) - 1, 8), cmap="gray",
                       vmin=0, vmax=1, interpolation="nearest")
             ax.set_axis_off()
             ax.set_title(model)

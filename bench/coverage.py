@@ -244,7 +244,7 @@ def _seconds(s):
 def table(results, compact=False):
     """Markdown table of :func:`summaries`. The full one has every metric and PacGAN's
     published rows; ``compact`` keeps modes, high quality, in support, precision and recall
-    (the README's), naming each set once."""
+    (docs/results.md's), naming each set once."""
     if compact:
         lines = ["| set | model | modes | high quality % | in support % | precision % | "
                  "recall % | train s | seeds |", "| --- " * 9 + "|"]
@@ -316,7 +316,7 @@ def main(argv=None):
                    help="add the real-vs-real baseline (a fresh real sample per seed)")
     p.add_argument("--table", metavar="LOG",
                    help="print the table of the records in LOG (JSON lines) and exit")
-    p.add_argument("--compact", action="store_true", help="with --table: the README's columns")
+    p.add_argument("--compact", action="store_true", help="with --table: the columns of results.md")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs in parallel processes (the s / run column then includes contention)")
     p.add_argument("--sets", nargs="+", default=list(MIXTURES),

@@ -4,15 +4,16 @@
   pass and the weight gradient, gy for the input gradient) has at least 16 channels:
   Winograd (:mod:`kernels.winograd`), F(2x2, 3x3) by default (as accurate as im2col in
   float32) and F(4x4, 3x3) after ``set_conv_algorithm("winograd")``
-  (:mod:`kernels.conv_algorithm`); with fewer channels im2col is small and wins;
+  (:mod:`kernels.conv_algorithm`); with fewer channels im2col is small and
+  wins (docs/history.md#what-was-tried);
 - 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
   column matrix);
 - everything else (stride 2, other kernel sizes): the im2col + BLAS reference, on each
   thread's share of the images (``threads.map_batch``).
 
 Same names and signatures as :mod:`kernels.reference`; inputs validated and C-contiguous.
-Why these choices (times against the reference and PyTorch's oneDNN) is in
-docs/performance.md.
+Why these choices (measured against the reference and PyTorch's oneDNN):
+docs/history.md#cpu-convolutions-where-the-time-goes-what-was-tried-what-it-gave.
 """
 import numpy
 

@@ -12,7 +12,7 @@ into SIMD code without reassociating any sum (so it vectorises with fastmath off
 parallel task owns a disjoint slice of the result: an output row (n, y) for the forward
 pass, an input row (n, y) for the input gradient, one filter tap (c, i, j) for the weight
 gradient. No atomics, deterministic results. The :mod:`kernels` docstring says which
-convolution the NumPy dispatch uses (measurements in docs/performance.md).
+convolution the NumPy dispatch uses (measurements in docs/history.md#what-was-tried).
 """
 import math
 
@@ -25,8 +25,8 @@ from .exp32 import OPTIONS as _VECTOR, exp32
 from .reference import adam_scalars
 
 # The DDPM and Adam kernels are memory-bound single passes and run serially: a prange over
-# q_sample's rows took the same time on two threads as on one (docs/performance.md, item
-# 14). The convolutions, group norm and the SiLU and add passes gain from prange.
+# q_sample's rows gained nothing from a second thread (docs/history.md#what-was-tried).
+# The convolutions, group norm and the SiLU and add passes gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 
@@ -237,7 +237,7 @@ def erf(x):
 # elements. Sums run in float64 over LANES independent partial sums: the lanes are
 # elementwise additions, which LLVM vectorises with fastmath off, where one running sum
 # would not. The elementwise loops are functions of 1-D spans: a loop with computed bounds
-# inside the prange body was not vectorised (docs/performance.md, item 12).
+# inside the prange body was not vectorised (docs/history.md#what-was-tried).
 LANES = 16
 CHUNK = 16384  # elements per task of an elementwise kernel
 
@@ -339,7 +339,7 @@ def _group_rows(a, groups):
 GROUP_NORM_MIN_POSITIONS = 16
 """Positions per channel below which group norm runs the reference formulas: the kernels
 make a call per channel, which costs more than NumPy's whole pass on short channels (2-D
-and 3-D inputs; measured in docs/performance.md, item 12)."""
+and 3-D inputs; docs/history.md#what-was-tried)."""
 
 
 def _short_channels(x):

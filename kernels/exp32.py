@@ -2,7 +2,7 @@
 
 Without Intel's SVML, LLVM cannot vectorise a loop that calls ``math.exp``: every element
 pays a scalar libm call, and a fused sigmoid loop lost to NumPy's own SIMD ``numpy.exp``
-over five whole-array passes (docs/performance.md, items 12 and 14). Written out as
+over five whole-array passes (docs/history.md#what-was-tried). Written out as
 Cody & Waite's range reduction and the minimax polynomial of Cephes' ``expf`` (Moshier
 1989), the same loop is one SIMD pass:
 

@@ -97,7 +97,7 @@ def conv2d(x, w, stride=1, padding=0):
     im2col per image (a strided view of the padded input, copied once) and one GEMM per
     image, (Cout, C*kh*kw) @ (C*kh*kw, Ho*Wo): the output comes out in NCHW order and each
     image's columns are small enough to stay in cache (faster than one GEMM over the whole
-    batch plus a transpose; docs/performance.md).
+    batch plus a transpose; docs/history.md#what-was-tried).
     """
     xp = array_module(x)
     n, cout = x.shape[0], w.shape[0]
@@ -175,8 +175,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0
 
 def erf(x):
     """The error function erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt, elementwise, in x's dtype.
-    NumPy has no erf ufunc, so the reference calls ``math.erf`` per element (about 90 ns an
-    element); CuPy arrays go through ``cupyx.scipy.special.erf``."""
+    NumPy has no erf ufunc, so the reference calls ``math.erf`` per element (a Python-speed
+    loop); CuPy arrays go through ``cupyx.scipy.special.erf``."""
     xp = array_module(x)
     if xp.__name__ == "cupy":
         from cupyx.scipy import special

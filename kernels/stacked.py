@@ -4,8 +4,8 @@ The 1x1 convolutions and attention's products are stacks of GEMMs with 32-256 ro
 threaded BLAS does not speed those up, and splitting the stack over Python threads cost
 as much in hand-offs as it saved. Here the stack is cut into one
 share per thread inside one Numba parallel region, and each product is ``numpy.dot`` on
-single-threaded BLAS (SciPy's, which Numba calls). Timings are in docs/performance.md,
-item 14.
+single-threaded BLAS (SciPy's, which Numba calls). Measurements:
+docs/history.md#what-was-tried.
 
 Operands are passed as a flat buffer, the distance between consecutive matrices (0 for a
 broadcast stack) and a transpose flag, so that the usual views (a slice of a larger array,

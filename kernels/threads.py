@@ -5,8 +5,9 @@ spin-waits long after each parallel region takes the cores from the next pool th
 them: OpenBLAS's pthreads between Numba's transforms, or PyTorch's OpenMP pool in the same
 process; a pool whose idle threads sleep at once (Numba's workqueue layer) pays a wake-up
 at each of the ~70 short parallel regions of a UNet step instead, which cost most of the
-second thread's gain and made even one thread slower (docs/performance.md, "Threads and
-oversubscription" and "Two threads on an idle machine"). So:
+second thread's gain and made even one thread slower
+(docs/history.md#threads-and-oversubscription and
+docs/history.md#two-threads-on-an-idle-machine). So:
 
 - ``prefer_short_spin_openmp`` selects Numba's OpenMP layer (workqueue where it is missing)
   with libgomp's spin-wait cut to ``GOMP_SPINCOUNT`` spins, unless the user chose a layer

@@ -15,9 +15,10 @@ so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS) and
 transform (``_untile_transform``). These two loop over the matrices' entries and are the
 reference; the passes transform one image at a time with ``_image_tiles`` and
 ``_image_untile`` (F(2x2) and F(4x4), the tile sizes in use), the same sums with the
-matrices' rows written out as formulas (identical results; faster: docs/performance.md).
-A pass is one parallel region (``_conv_fused``, ``_grad_weight_fused``): each thread takes
-its share of the images and, block by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
+matrices' rows written out as formulas (identical results; faster:
+docs/history.md#what-was-tried). A pass is one parallel region (``_conv_fused``,
+``_grad_weight_fused``): each thread takes its share of the images and, block by block of
+images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
 single-threaded BLAS) and untransforms (or sums) the products, so a block's tiles stay in
 that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the transforms run per
 image around one threaded stack of GEMMs (``threads.matmul``).
@@ -362,7 +363,8 @@ def _untile_transform_written(m, M, tiles_h, tiles_w, y):
 # One parallel region per pass: the images are split into one share per thread, and each
 # thread transforms, multiplies (BLAS through numpy.dot, single-threaded) and untransforms
 # blocks of its own images, so the tiles of a block stay in its core's cache and the pass
-# has one fork-join instead of three (docs/performance.md, "Two threads").
+# has one fork-join instead of three
+# (docs/history.md#two-threads-on-an-idle-machine).
 @njit(cache=True)
 def _share(count, shares, i):
     return count * i // shares, count * (i + 1) // shares

@@ -136,7 +136,7 @@ def keep_freed_memory():
     reuses pages already mapped instead of faulting in new ones. A UNet training step frees
     and allocates hundreds of arrays of a few MiB, many inside Numba's worker threads, whose
     glibc arenas otherwise hand memory back to the system after a free, so that it comes
-    back as page faults (measured in docs/performance.md, item 14). The price: the process
+    back as page faults (measured in docs/history.md#what-was-tried). The price: the process
     keeps its peak memory.
     Returns whether the settings were taken (False where the C library has no mallopt)."""
     import ctypes
@@ -157,9 +157,10 @@ def limit_threads(n):
     ``n`` threads themselves (per image, and stacks of GEMMs split across threads,
     :mod:`kernels.threads`); the remaining products are small (at most a few hundred rows
     wide), where a threaded BLAS gains little and its spin-waiting pool stalls the other
-    threads as soon as the cores are shared (docs/performance.md). The BLAS cap needs
-    ``threadpoolctl`` (a dependency; where it is missing, set ``OPENBLAS_NUM_THREADS=1``
-    before starting Python). Returns notes on what could not be capped (empty when all was)."""
+    threads as soon as the cores are shared (docs/history.md#threads-and-oversubscription).
+    The BLAS cap needs ``threadpoolctl`` (a dependency; where it is missing, set
+    ``OPENBLAS_NUM_THREADS=1`` before starting Python). Returns notes on what could not be
+    capped (empty when all was)."""
     import numba
 
     from kernels import threads

@@ -2,7 +2,7 @@
 
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
-    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50] [--overwrite]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
     minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
@@ -16,10 +16,13 @@
 Mistakes in the arguments, the data, the run directory or the output path
 (``minigen.errors.UserError``), and OS and memory errors, print one line on stderr and exit
 with status 2, without a traceback (``--debug`` shows it); any other exception is a bug and
-shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1, Ctrl-C
-with 130 after saving a checkpoint of the current step. ``train`` refuses a directory that
-holds a run unless ``--resume`` or ``--overwrite``. Under ``mpiexec`` an error on any rank
-ends the whole job with that rank's traceback (``distributed.abort_on_error``).
+shows its traceback. A diverging run (NaN/inf loss or weights) exits with status 1; Ctrl-C
+(SIGINT) and SIGTERM stop training at the next step boundary, agreed by all ranks under
+``mpiexec``, and exit with 130 and 143 once rank 0 has saved a checkpoint of that step.
+``train`` refuses a directory that holds a run unless ``--resume`` or ``--overwrite``, a
+non-empty directory that holds no run, and a directory that another process is training
+(naming its pid). Under ``mpiexec`` an error on any rank ends the whole job with that
+rank's traceback (``distributed.abort_on_error``).
 """
 import argparse
 import contextlib
@@ -33,13 +36,15 @@ import warnings
 
 import numpy as np
 
-from minigen import backend, distributed
+from minigen import backend, distributed, stopping
 from minigen import data as datasets
-from minigen.errors import InvalidInput, NonFiniteSamples, UserError
+from minigen.errors import InvalidInput, NonFiniteSamples, RunExists, UserError
+from minigen.options import MAX_COUNT  # --n, --batch-size, --steps as the trainers' counts
 
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
-MAX_COUNT = 2**31 - 1  # --n, --batch-size, --steps: beyond this no run fits in memory or time
+MAX_SEED = 2**63 - 1  # the seeds NumPy's and CuPy's generators take
+RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",)}  # what sample reads per run kind
 
 
 class UsageError(UserError):
@@ -51,15 +56,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_COUNT}, got "
-                                         f"{value}")
-    return value
+def _integer(low, high, what):
+    """An argparse type: an integer in [low, high], else an error saying it is ``what``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _integer(1, MAX_COUNT, f"a positive integer up to {MAX_COUNT}")
+_seed = _integer(0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+
+
+def _path(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
 
 
 def _unit_interval(text):
@@ -97,8 +114,8 @@ def build_parser():
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
-        p.add_argument("--out", required=True, help="run directory (checkpoint, config, figures)")
-        p.add_argument("--seed", type=int, help="default 0 (a resumed run keeps its own)")
+        p.add_argument("--out", required=True, type=_path, help="run directory (checkpoint, config, figures)")
+        p.add_argument("--seed", type=_seed, help="default 0 (a resumed run keeps its own)")
         p.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (same data and "
                             "kind; the run keeps its seed and options)")
@@ -135,7 +152,9 @@ def build_parser():
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
-    sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--out", required=True, type=_path, help="output .npy file")
+    sample.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (without it, sample refuses)")
     sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m",
                                               "dpm++2m-sde"),
                         default="ancestral",
@@ -143,18 +162,18 @@ def build_parser():
                              "DDIM, DPM-Solver++(2M) or its SDE form")
     sample.add_argument("--steps", type=_positive_int,
                         help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
-    sample.add_argument("--eta", type=_unit_interval, default=0.0,
-                        help="DDIM eta in [0, 1] (0: deterministic)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--eta", type=_unit_interval,
+                        help="DDIM eta in [0, 1] (default 0: deterministic); --sampler ddim only")
+    sample.add_argument("--seed", type=_seed, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
     _add_guidance_arguments(sample)
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
                                "write its figures", parents=[common])
-    demo.add_argument("--out", default="minigen-demo")
+    demo.add_argument("--out", default="minigen-demo", type=_path)
     demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace the run that --out holds (an earlier demo)")
@@ -164,6 +183,20 @@ def build_parser():
     bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _set_value(text):
+    """A ``--set`` value: JSON (``0.5``, ``[2, 0.9]``, ``null``), else a number as Python
+    reads it (``inf``, ``nan``: refused by the option check by name), else the bare string
+    (``cosine``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 NAMED_OPTIONS = {
@@ -179,7 +212,7 @@ NAMED_OPTIONS = {
         ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
         ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
          "for vectors, 200 for images)"),
-        ("--hidden", "model_config.hidden", json.loads, None,
+        ("--hidden", "model_config.hidden", _set_value, None,
          "MLP hidden sizes as JSON, e.g. [128,128,128] (the default)"),
         ("--base-channels", "model_config.base_channels", int, None,
          "UNet width (default 32)"),
@@ -216,11 +249,7 @@ def _trainer_options(args):
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--set expects KEY=VALUE, got {text!r}")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # a bare string such as cosine
-        pairs.append((key, value))
+        pairs.append((key, _set_value(value)))
     options = {}
     for key, value in pairs:
         name, _, inner = key.partition(".")
@@ -245,7 +274,7 @@ def _add_guidance_arguments(sample):
     group.add_argument("--label", type=int, help="class to sample (default: the null class, "
                        "i.e. unconditional); needs a --conditional run")
     group.add_argument("--guidance", type=float, default=0.0,
-                       help="classifier-free guidance weight w >= 0 (default 0: the "
+                       help="classifier-free guidance weight w >= 0 toward --label (default 0: the "
                             "conditional model as trained; docs/tuning.md recommends 0.5 on "
                             "the digits)")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
@@ -254,9 +283,9 @@ def _add_guidance_arguments(sample):
                        help="SDEdit: noise level in (0, 1] to edit from (default 0.5)")
     group.add_argument("--inpaint", metavar="KNOWN.npz",
                        help="RePaint: complete the rows of x where mask (same shape) is 0")
-    group.add_argument("--resample", type=_positive_int, default=1,
+    group.add_argument("--resample", type=_positive_int,
                        help="RePaint: resampling rounds R (default 1)")
-    group.add_argument("--jump", type=_positive_int, default=1,
+    group.add_argument("--jump", type=_positive_int,
                        help="RePaint: steps per jump back (default 1)")
 
 
@@ -281,14 +310,14 @@ def _guided_sample(args, kind):
     if args.from_file:
         strength = 0.5 if args.strength is None else args.strength
         return trainer.edit_run(args.run_dir, _read_array(args.from_file, ".npy"), strength,
-                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta,
+                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta or 0.0,
                                 **common)
     if args.inpaint:
         known = _read_array(args.inpaint, ".npz")
         if set(known) != {"x", "mask"}:
             raise InvalidInput(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
-        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample,
-                                   args.jump, **common)
+        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample or 1,
+                                   args.jump or 1, **common)
     return None
 
 
@@ -303,6 +332,7 @@ def _read_array(path, ext):
         raise InvalidInput(f"{path}: cannot read the file ({type(err).__name__}: {err})") from None
 
 
+@stopping.deferred_stop_signals()  # from the start: a Ctrl-C during setup is kept too
 def _train(args):
     comm = distributed.world()  # all ranks under mpiexec, else this process alone
     threads = args.threads
@@ -333,13 +363,15 @@ def _train(args):
 def _sample(args):
     from minigen.trainer import read_run_config
 
-    _check_npy_target(args.out)
+    _check_npy_target(args.out, args.overwrite)
     config = read_run_config(args.run_dir)
     kind = config.get("kind")
     if kind not in ("ddpm", "gan"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    _check_run(args.run_dir, config)
     if kind == "gan" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
         raise InvalidInput("--sampler/--steps apply to DDPM runs; this is a GAN run")
+    _check_sampling_options(args)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
         bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
@@ -358,7 +390,7 @@ def _sample(args):
             from minigen.diffusion.trainer import sample_run
 
             sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                       eta=args.eta, seed=args.seed, progress=True, device=args.device,
+                       eta=args.eta or 0.0, seed=args.seed, progress=True, device=args.device,
                        label=args.label, guidance=args.guidance, out=out)
         else:
             import minigen.gan as gan
@@ -367,12 +399,58 @@ def _sample(args):
     print(f"wrote {args.n} samples of shape {shape} to {args.out}")
 
 
-def _check_npy_target(path):
-    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory."""
+def _check_sampling_options(args):
+    """Refuse sampling options that would do nothing with the chosen sampler and inputs."""
+    if args.eta is not None and args.sampler != "ddim":
+        raise InvalidInput(f"--eta applies to --sampler ddim; the {args.sampler} sampler has no "
+                           "eta")
+    if args.guidance and args.label is None:
+        raise InvalidInput("--guidance applies with --label (it guides toward that class); "
+                           "without --label the samples are unconditional")
+    for option, value in (("--resample", args.resample), ("--jump", args.jump)):
+        if value is not None and not args.inpaint:
+            raise InvalidInput(f"{option} applies to --inpaint (RePaint)")
+
+
+def _check_run(run_dir, config):
+    """Before sampling: the checkpoint of ``run_dir`` is the run its config.json describes
+    (the same kind and data shape, the state its family saves), else one line naming the
+    mismatch (an edited or mixed-up run directory)."""
+    from minigen import checkpoint
+    from minigen.rundir import CHECKPOINT_FILE
+
+    path = os.path.join(run_dir, CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        raise InvalidInput(f"{run_dir} has no checkpoint ({CHECKPOINT_FILE}) yet")
+    saved = checkpoint.load(path)
+    held = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    for key in ("kind", "data_shape"):
+        if held.get(key) != config.get(key):
+            raise InvalidInput(f"{run_dir}: config.json gives {key} {config.get(key)!r}, its "
+                               f"checkpoint {held.get(key)!r}: the directory was edited or "
+                               "mixes two runs; sample from the run's own files")
+    shape = config.get("data_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+            or not all(isinstance(n, int) and n >= 1 for n in shape)):
+        raise InvalidInput(f"{run_dir}: data_shape must be [d] or [C, H, W] (positive integers), "
+                           f"got {shape!r}")
+    needed = RUN_STATE[config["kind"]]
+    missing = [key for key in needed if not isinstance(saved.get(key), dict)]
+    if missing:
+        raise InvalidInput(f"{path}: a {config['kind']} checkpoint holds {list(needed)}; this "
+                           f"one lacks {missing}")
+
+
+def _check_npy_target(path, overwrite=False):
+    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory,
+    and no existing file unless ``overwrite``."""
     if not path.endswith(".npy"):
         raise InvalidInput(f"--out must name a .npy file, got {path!r}")
     if os.path.isdir(path):
         raise InvalidInput(f"--out {path} is a directory; name a .npy file")
+    if os.path.exists(path) and not overwrite:
+        raise InvalidInput(f"--out {path} exists: give --overwrite to replace it, or another "
+                           "--out")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InvalidInput(f"--out {path}: the directory {directory} does not exist")
@@ -414,8 +492,12 @@ def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=
     from minigen.diffusion.trainer import train_ddpm
 
     start = time.perf_counter()
-    trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
-                         checkpoint_every=steps, overwrite=overwrite)
+    try:
+        trainer = train_ddpm("s_curve", steps, out, seed=seed, progress=progress,
+                             checkpoint_every=steps, overwrite=overwrite)
+    except RunExists as err:  # the demo has no --resume to suggest
+        raise RunExists(f"{out} already holds a run: replace it with --overwrite or choose "
+                        "another --out") from err
     seconds = time.perf_counter() - start
     return trainer, seconds
 
@@ -478,8 +560,9 @@ def main(argv=None):
         print(f"minigen: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except TrainingInterrupted as err:
-        print(f"minigen: {_one_line(err)}", file=sys.stderr)
-        return 130
+        if distributed.is_main():  # every rank stops; rank 0 names the step it saved
+            print(f"minigen: {_one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         lost = ("nothing was saved since the last checkpoint" if argv[:1] == ["train"] else
                 "nothing was written")

@@ -1,5 +1,6 @@
 """Tensor creation: ``mg.tensor``, ``from_numpy`` and the factories with PyTorch's names
-(zeros/ones/randn/rand, their ``*_like`` forms, full, randint, arange, linspace)."""
+(zeros/ones/randn/rand/empty, their ``*_like`` forms, full, full_like, eye, randint,
+arange, linspace)."""
 import numpy as np
 
 from minigen import backend
@@ -64,7 +65,14 @@ def _like(make):
     return like
 
 
-zeros_like, ones_like, randn_like, rand_like = (_like(f) for f in (zeros, ones, randn, rand))
+def empty(*shape, dtype=None, device=None, requires_grad=False):
+    """PyTorch's uninitialised tensor, here filled with zeros (reproducible, and a read
+    before the write cannot leak old memory)."""
+    return zeros(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+zeros_like, ones_like, randn_like, rand_like, empty_like = (
+    _like(f) for f in (zeros, ones, randn, rand, empty))
 
 
 def _python_dtype(*values):
@@ -81,6 +89,18 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = dtype or _python_dtype(fill_value)
     return _filled(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (size,), dtype, device,
                    requires_grad)
+
+
+def full_like(x, fill_value, dtype=None, device=None, requires_grad=False):
+    """``full`` with the shape, dtype and device of ``x`` (unless given)."""
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """The n x m identity matrix (m defaults to n)."""
+    return _filled(lambda xp, s, d: xp.eye(n, n if m is None else m, dtype=d), ((),), dtype,
+                   device, requires_grad)
 
 
 def randint(*args, size=None, dtype=np.int64, device=None):

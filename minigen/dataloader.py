@@ -11,6 +11,7 @@ were taken), so a run resumed with ``load_state_dict`` sees exactly the batches 
 have seen.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -69,8 +70,10 @@ class DataLoader:
     """Mini-batches of ``dataset`` (PyTorch's ``DataLoader`` without worker processes)."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                or batch_size < 1):
+            raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got "
+                             f"{batch_size!r}")
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty")
         self.dataset, self.batch_size = dataset, int(batch_size)

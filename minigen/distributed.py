@@ -27,7 +27,8 @@ import numpy as np
 
 from minigen import backend
 from minigen.errors import UserError
-from minigen.optim import _named_parameters
+from minigen.nn.utils import named_parameter_list
+from minigen.stopping import TrainingInterrupted
 
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
 """Set in every process by MPICH's and Intel MPI's ``mpiexec`` (PMI_RANK, PMI_SIZE), Open MPI's
@@ -264,7 +265,7 @@ def allreduce_gradients(params, comm=None, weight=None, bucket_bytes=DEFAULT_BUC
     comm = world() if comm is None else comm
     if comm.size == 1 and weight in (None, 1):
         return
-    tensors = [p for _, p in _named_parameters(params, "allreduce_gradients")]
+    tensors = [p for _, p in named_parameter_list(params, "allreduce_gradients")]
     weight = 1.0 / comm.size if weight is None else weight
     xp = backend.xp_of(tensors[0].data)
     flags = xp.asarray([p.grad is not None for p in tensors], dtype=np.int32)
@@ -296,7 +297,7 @@ def broadcast_parameters(params, comm=None, root=0, bucket_bytes=DEFAULT_BUCKET_
     comm = world() if comm is None else comm
     if comm.size == 1:
         return
-    tensors = [p for _, p in _named_parameters(params, "broadcast_parameters")]
+    tensors = [p for _, p in named_parameter_list(params, "broadcast_parameters")]
     for bucket in buckets([p.data for p in tensors], bucket_bytes):
         buffer = comm.broadcast_(pack([tensors[i].data for i in bucket]), root=root)
         for i, view in zip(bucket, unpack(buffer, [tensors[i].shape for i in bucket])):
@@ -309,13 +310,18 @@ def abort_on_error(comm=None):
     stderr (one line for a ``minigen.errors.UserError``, the traceback for anything else) and
     ``comm.abort``, instead of leaving the other ranks waiting forever in their next
     collective (status 2 for a user error, as the command line's, else 1). A single process
-    just re-raises."""
+    just re-raises, and so does every rank for a ``TrainingInterrupted``: the ranks agreed on
+    that stop and each ends by itself, after rank 0 saved (an abort could kill that save)."""
     comm = world() if comm is None else comm
     try:
         yield comm
+    except TrainingInterrupted:
+        raise
     except BaseException as error:
         user_error = isinstance(error, UserError)
         exit_code = error.code if isinstance(error, SystemExit) else 2 if user_error else 1
+        if isinstance(error, KeyboardInterrupt):
+            exit_code = 130  # a signal that stopped one rank at once: the others cannot go on
         if comm.size == 1 or not exit_code:
             raise
         what = (f"error: {' '.join(str(error).split())}\n" if user_error else
@@ -324,3 +330,4 @@ def abort_on_error(comm=None):
                          f"ranks:\n{what}")
         sys.stderr.flush()
         comm.abort(exit_code if isinstance(exit_code, int) else 1)
+        raise  # in case the abort returns: the error must not pass as success

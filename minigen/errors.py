@@ -37,3 +37,12 @@ class NonFiniteSamples(UserError, ValueError):
 
 class IgnoredOptions(UserWarning):
     """Options given to a resume that the resumed run does not use (it keeps its own)."""
+
+
+class RunBusy(UserError, BlockingIOError):
+    """A run directory that another live process is writing (it holds the directory's lock)."""
+
+
+class ResumeNotice(UserWarning):
+    """What a resume cannot keep as asked, and what it does instead (e.g. a run extended
+    beyond the steps its schedules were set for)."""

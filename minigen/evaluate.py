@@ -1,7 +1,7 @@
 """Quality numbers for samples of a known dataset, for both model families (the demo, the
 CLI, the coverage benchmark and the tests call :func:`evaluate_samples` explicitly).
 
-Structure, not only distance (issue 4): for sets drawn from a known curve, the precision and
+Structure, not only distance: for sets drawn from a known curve, the precision and
 coverage of :func:`minigen.metrics.curve_quality` against the curve itself; for the PacGAN
 mixtures, :func:`minigen.metrics.mode_coverage`; for any vectors, the energy distance to
 fresh (or training) data; for the 8x8 digits, the scores of the reference classifier of
@@ -57,7 +57,7 @@ def evaluate_samples(samples, data_name=None, reference=None, seed=0):
 
 @functools.lru_cache(maxsize=1)
 def digits_classifier():
-    """The reference digits classifier, trained once per process (a few seconds)."""
+    """The reference digits classifier, trained once per process and kept."""
     return train_digits_classifier()
 
 

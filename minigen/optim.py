@@ -1,5 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW), gradient clipping, a warm-up + cosine learning-rate schedule
-and an exponential moving average of the weights.
+"""Optimizers (SGD, Adam, AdamW), gradient clipping (``nn.utils.clip_grad_norm_``), a
+warm-up + cosine learning-rate schedule and an exponential moving average of the weights.
 
 Optimizers work on raw arrays: each ``step()`` updates ``p.data`` in place from ``p.grad``.
 Moment buffers are allocated once (on the parameter's device, in its dtype) and temporaries
@@ -16,30 +16,9 @@ import math
 import kernels
 
 from minigen import backend
-from minigen.nn.module import Module, migrate_keys
-from minigen.tensor import Tensor
-
-
-def _named_parameters(params, who):
-    """``[(name, Parameter)]`` from a Module, (name, Parameter) pairs, or bare Parameters
-    (named "0", "1", ...)."""
-    items = list(params.named_parameters()) if isinstance(params, Module) else list(params)
-    if not items:
-        raise ValueError(f"{who}: got an empty parameter list")
-    if all(isinstance(it, tuple) and len(it) == 2 and isinstance(it[0], str) for it in items):
-        named = items
-    else:
-        named = [(str(i), p) for i, p in enumerate(items)]
-    for name, p in named:
-        if not isinstance(p, Tensor):
-            raise TypeError(f"{who}: parameter {name!r} is a {type(p).__name__}, not a Parameter")
-        if p.dtype.kind != "f":
-            raise TypeError(f"{who}: parameter {name!r} has dtype {p.dtype}, expected float")
-    names = [name for name, _ in named]
-    if len(set(names)) != len(names):
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{who}: duplicate parameter names {duplicates}")
-    return named
+from minigen.nn.module import migrate_keys
+from minigen.nn.utils import clip_grad_norm_ as clip_grad_norm_  # optim.clip_grad_norm_ too
+from minigen.nn.utils import named_parameter_list
 
 
 class _Scratch:
@@ -71,7 +50,7 @@ class Optimizer:
     implement ``_update(p, g, state, lr, tmp)`` on raw arrays, or ``step`` over all of them."""
 
     def __init__(self, params, lr, **hyper):
-        self.params = _named_parameters(params, type(self).__name__)
+        self.params = named_parameter_list(params, type(self).__name__)
         _check(type(self).__name__, "lr", lr, 0.0)
         self.lr = lr
         self.hyper = hyper
@@ -115,10 +94,12 @@ class Optimizer:
 
     # --- state dicts ---------------------------------------------------------------------
     def state_dict(self):
-        """``{"type", "lr", "hyper", "state": {name: {"step", buffers as NumPy copies}}}``."""
+        """``{"type", "lr", "hyper", "params": the parameter names, "state": {name: {"step",
+        buffers as NumPy copies}}}``."""
         return {
             "type": type(self).__name__,
             "lr": float(self.lr),
+            "params": [name for name, _ in self.params],
             "hyper": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyper.items()},
             "state": {
                 name: {k: v if k == "step" else backend.to_numpy(v).copy() for k, v in s.items()}
@@ -141,6 +122,13 @@ class Optimizer:
         buffers = self.buffer_names(hyper)
         state_dict = dict(state_dict, state=migrate_keys(state_dict["state"], params))
         problems = []
+        saved = state_dict.get("params")  # the optimizer's parameters (older versions: absent)
+        if saved is not None:
+            missing = sorted(set(params) - set(saved))
+            if missing:
+                problems.append(f"the state is of an optimizer without parameters {missing}")
+            problems += [f"unknown parameter {name!r}"
+                         for name in sorted(set(saved) - set(params) - set(state_dict["state"]))]
         for name, s in state_dict["state"].items():
             if name not in params:
                 problems.append(f"unknown parameter {name!r}")
@@ -247,25 +235,6 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr, betas, eps, weight_decay)
-
-
-def clip_grad_norm_(params, max_norm):
-    """Scale all gradients by ``max_norm / total_norm`` when their global L2 norm exceeds
-    ``max_norm`` (Pascanu et al. 2013, Algorithm 1); returns the norm before clipping.
-
-    ``params``: a Module, (name, Parameter) pairs or Parameters. The scaled gradients are new
-    arrays: leaf gradients may share one array (the backward of ``a + b`` hands both the same
-    gradient), so scaling in place could scale one twice."""
-    if not max_norm > 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
-    with_grad = [p for _, p in _named_parameters(params, "clip_grad_norm_") if p.grad is not None]
-    squares = (backend.xp_of(p.grad).vdot(p.grad.ravel(), p.grad.ravel()) for p in with_grad)
-    total = math.sqrt(sum(float(s) for s in squares))
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for p in with_grad:
-            p.grad = p.grad * p.grad.dtype.type(scale)
-    return total
 
 
 def warmup_cosine(step, base_lr, warmup_steps, total_steps, min_lr=0.0):

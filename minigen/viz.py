@@ -12,12 +12,14 @@ from minigen import backend
 DATA_COLOR, SAMPLE_COLOR = "#9e9e9e", "#1f77b4"
 
 
-def _save(fig, path):
+def save_figure(fig, path):
+    """Write the Matplotlib Figure ``fig`` to ``path`` (PNG at 110 dpi, tight bounds)."""
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
-def _scatter(ax, x, color, size=2.0, alpha=0.5):
+def scatter(ax, x, color, size=2.0, alpha=0.5):
+    """The first two features of the rows of ``x`` as small rasterised points on ``ax``."""
     x = backend.to_numpy(x)
     ax.scatter(x[:, 0], x[:, 1], s=size, c=color, alpha=alpha, linewidths=0, rasterized=True)
 
@@ -29,9 +31,9 @@ def samples_over_data(samples, data, path, title="samples over the training data
     aspect = float(np.clip((hi[0] - lo[0]) / max(hi[1] - lo[1], 1e-12), 0.5, 2.0))
     fig = Figure(figsize=(2 * 4.0 * aspect + 1.0, 4.6))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    _scatter(axes[0], data[: len(samples)], DATA_COLOR, size=3, alpha=0.5)
-    _scatter(axes[0], samples, SAMPLE_COLOR, size=3, alpha=0.6)
-    _scatter(axes[1], samples, SAMPLE_COLOR, size=3, alpha=0.6)
+    scatter(axes[0], data[: len(samples)], DATA_COLOR, size=3, alpha=0.5)
+    scatter(axes[0], samples, SAMPLE_COLOR, size=3, alpha=0.6)
+    scatter(axes[1], samples, SAMPLE_COLOR, size=3, alpha=0.6)
     axes[0].set_title("data (grey) and samples (blue)", fontsize=10)
     axes[1].set_title(f"{len(samples)} samples", fontsize=10)
     for ax in axes:
@@ -40,7 +42,7 @@ def samples_over_data(samples, data, path, title="samples over the training data
         text = "   ".join(f"{k} {v:.3g}" for k, v in metrics.items())
         fig.text(0.5, 0.01, text, ha="center", fontsize=9)
     fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def loss_curve(history, path, key="loss", window=100):
@@ -60,10 +62,10 @@ def loss_curve(history, path, key="loss", window=100):
     ax.set_ylabel(key)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _tile(images, nrow):
+def tile(images, nrow):
     """(n, C, H, W) in [-1, 1] -> one (rows*(H+1)+1, nrow*(W+1)+1[, 3]) image in [0, 1]."""
     images = np.clip((backend.to_numpy(images) + 1.0) / 2.0, 0.0, 1.0)
     n, c, h, w = images.shape
@@ -78,11 +80,11 @@ def _tile(images, nrow):
 
 def image_grid(images, path, nrow=8, title=None):
     """A grid of images (n, C, H, W) with values in [-1, 1] (grayscale when C == 1)."""
-    canvas = _tile(images, nrow)
+    canvas = tile(images, nrow)
     fig = Figure(figsize=(0.5 + canvas.shape[1] / 14, 0.5 + canvas.shape[0] / 14))
     ax = fig.subplots()
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)

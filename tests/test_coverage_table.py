@@ -1,5 +1,5 @@
 """bench/coverage.py's tables from run records (mean ± s.e. over seeds, the seeds column, row
-order, the README's compact form) and its real-vs-real baseline."""
+order, the compact form of docs/results.md) and its real-vs-real baseline."""
 import json
 
 import numpy as np

@@ -72,6 +72,29 @@ def test_packed_shard_and_weighted_sum():
                                                                          "d_real": 0.25}
 
 
+def test_minibatch_draws_are_the_rows_of_the_one_process_draw():
+    """Each rank's draws (a size of the global batch or of the rank's rows) are its rows of
+    what one process draws, in whole groups; the stream advances alike; other sizes are
+    plain draws. ``ddpm.loss`` draws t and eps through it."""
+    from minigen import backend
+    from minigen.minibatch import Minibatch
+
+    def draws(comm, group=2):
+        backend.manual_seed(3)
+        batch = Minibatch(10, group, comm)
+        return [batch.integers(0, 100, size=10), batch.standard_normal((batch.count, 3)),
+                batch.uniform(-1, 1, size=(10, 2)), batch.random(7), backend.rng().random()]
+
+    one = draws(distributed.SingleProcess())
+    parts = [draws(Replicated(rank, 2)) for rank in (0, 1)]  # 5 packs of 2: 3 and 2
+    for i in range(3):
+        np.testing.assert_array_equal(np.concatenate([p[i] for p in parts]), one[i])
+        assert len(parts[0][i]) == 6
+    for i in (3, 4):  # not of the batch's size: the same plain draw on every rank
+        np.testing.assert_array_equal(parts[0][i], one[i])
+        np.testing.assert_array_equal(parts[1][i], one[i])
+
+
 class OtherRank:
     """Rank 1 of 2, the other rank contributing ``others`` to every reduction (its logits)."""
 
@@ -98,8 +121,8 @@ def test_top_k_is_chosen_over_the_global_batch(tmp_path, others, chosen):
     trainer.gan.keep = 0.25
     fake = trainer.generator(trainer.gan.noise(8))
     assert fake.shape == (4, 2)  # this rank's shard
-    loss, weight = trainer.gan._generator_loss(fake)
-    assert weight == chosen / 2 and np.isfinite(loss.item())
+    loss = trainer.gan._generator_loss(fake)
+    assert trainer.gan.minibatch.weight == chosen / 2 and np.isfinite(loss.item())
     if chosen:
         logits = trainer.gan.D(fake).numpy()[:, 0].astype(np.float64)
         expected = np.log1p(np.exp(-np.sort(logits)[-2:])).mean()  # nonsaturating
@@ -302,3 +325,45 @@ def test_an_error_under_mpiexec_ends_the_job_with_the_ranks_message(tmp_path):
     assert "of 2 failed, aborting all ranks" in result.stderr, (
         result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     assert "holds a 'gan' run, not a 'ddpm' run" in result.stderr
+
+
+@needs_mpi
+@pytest.mark.mpi
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the ranks through /proc")
+@pytest.mark.parametrize("signum, target", [(signal.SIGINT, "job"), (signal.SIGTERM, "job"),
+                                            (signal.SIGINT, "rank 1")])
+def test_a_stop_signal_to_the_job_saves_the_agreed_step_on_every_rank(tmp_path, signum, target):
+    """Ctrl-C in a terminal (SIGINT to the launcher's process group, which forwards it to the
+    ranks), a scheduler's SIGTERM, or a signal to one rank alone: the ranks agree on one
+    step, rank 0 saves it, the job exits 128 + signal, and the one message names the step
+    that is on disk."""
+    out = tmp_path / "run"
+    argv, env = mpi_command(2, "-m", "minigen", "train", "ddpm", "--data", "s_curve", "--steps",
+                            "4000", "--batch-size", "64", "--quiet", "--no-figures", "--out", out)
+    job = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "config.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (out / "config.json").exists(), "the run did not start within 60 s"
+        time.sleep(1.0)
+        if target == "job":
+            os.killpg(job.pid, signum)
+        else:
+            os.kill(next(p for p in descendants(job.pid) if rank_of(p) == 1 and os.path.basename(
+                os.readlink(f"/proc/{p}/exe")).startswith("python")), signum)
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 128 + signum, err
+    step = int(checkpoint.load(out / "checkpoint.npz")["step"])
+    name = signal.Signals(signum).name
+    assert err.count(f"interrupted ({name}): {out / 'checkpoint.npz'} holds step {step} of "
+                     "4000") == 1, err
+    assert "Traceback" not in err and "aborting" not in err, err
+    assert sorted(os.listdir(out)) == sorted(RUN_FILES)  # no temporary file, no lock left
+    resumed = train_ddpm("s_curve", step + 2, out, resume=True, progress=False, figures=False)
+    assert resumed.step == step + 2

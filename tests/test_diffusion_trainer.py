@@ -10,6 +10,7 @@ import pytest
 from minigen import data as D
 from minigen.diffusion import trainer as T
 from minigen.evaluate import evaluate_samples
+from minigen.errors import ResumeNotice
 from minigen.trainer import TrainingDiverged
 
 TINY = dict(model_config=dict(hidden=(16, 16), time_dim=8), batch_size=32)
@@ -95,8 +96,9 @@ def test_resume_is_bit_exact(tmp_path):
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
-    trainer = T.train_ddpm(D.moons(200, seed=0), 3, tmp_path, resume=True, progress=False,
-                           figures=False, **TINY)
+    with pytest.warns(ResumeNotice, match="holds no run yet; it starts at step 0"):
+        trainer = T.train_ddpm(D.moons(200, seed=0), 3, tmp_path, resume=True, progress=False,
+                               figures=False, **TINY)
     assert trainer.step == 3
 
 

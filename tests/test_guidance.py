@@ -9,7 +9,7 @@ from minigen import cli, nn
 from minigen import data as D
 from minigen.diffusion import DDPM, NoiseSchedule
 from minigen.diffusion import trainer as T
-from minigen.diffusion.ddpm import repaint_schedule
+from minigen.diffusion.editing import repaint_schedule
 from minigen.tensor import Tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")

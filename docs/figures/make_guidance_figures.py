@@ -26,7 +26,7 @@ from minigen import data as D
 from minigen.diffusion import trainer as T
 from minigen.evaluate import digits_classifier
 from minigen.trainer import denormalize, normalize
-from minigen.viz import _tile
+from minigen.viz import tile
 
 FIGURE = pathlib.Path(__file__).with_name("guidance_2d.png")
 MODES = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [0.0, -2.0]])
@@ -189,7 +189,7 @@ def digits_figure(ddpm, normalization):
     ]
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1, 1]})
     for ax, (title, grid, rows) in zip(axes, panels):
-        ax.imshow(_tile(grid, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(tile(grid, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_yticks([4.5 + 9 * k for k in range(len(rows))], rows, fontsize=7)
         ax.set_xticks([])
         ax.set_title(title, fontsize=9)

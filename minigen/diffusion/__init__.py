@@ -1,5 +1,8 @@
-"""Diffusion models (``minigen.diffusion``): noise schedules, the DDPM of Ho et al. 2020
-(training loss, ancestral sampling) with DDIM sampling, the trainer and run loading.
+"""Diffusion models (``minigen.diffusion``): noise schedules (``schedule``), the DDPM of Ho et
+al. 2020 (``ddpm``: the forward process, the reverse step, the training loss and ancestral
+sampling), the faster samplers (``ddim``, ``dpm_solver``, on one timestep ``spacing``),
+guidance, SDEdit and RePaint (``editing``), the argument checks of all of them (``inputs``),
+the trainer and run loading (``trainer``), and the training figures (``figures``).
 
     >>> from minigen.diffusion import train_ddpm, sample_run
     >>> trainer = train_ddpm("s_curve", steps=6000, out_dir="runs/s_curve")   # doctest: +SKIP

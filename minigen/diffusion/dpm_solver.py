@@ -44,7 +44,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minigen import backend
-from minigen.errors import InvalidInput
+from minigen.diffusion import inputs
+from minigen.diffusion.spacing import spaced_timesteps
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 
@@ -53,7 +54,8 @@ SPACINGS = ("linspace", "leading", "trailing", "logsnr")
 
 def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
     """The decreasing code timesteps (0..T-1) of ``schedule`` at which DPM-Solver++ evaluates
-    the network, as diffusers' ``set_timesteps`` spaces them, duplicates removed:
+    the network, as diffusers' ``set_timesteps`` spaces them, duplicates removed
+    (:func:`~minigen.diffusion.spacing.spaced_timesteps` for the first three):
 
     - ``"linspace"``: round(linspace(0, T - 1, steps + 1)), reversed, without the final 0;
     - ``"leading"``: k * (T // (steps + 1)) for k = steps, ..., 1;
@@ -67,23 +69,16 @@ def dpm_solver_timesteps(schedule, steps, spacing="linspace"):
       denoiser's mean then collapses it.
     """
     T = schedule.T
-    integer = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
-    if not integer or not 1 <= steps <= T:
-        raise InvalidInput(f"dpm_solver_timesteps: steps must be an integer in [1, {T}], "
-                         f"got {steps!r}")
-    if spacing == "linspace":
-        ts = np.linspace(0, T - 1, steps + 1).round()[::-1][:-1]
-    elif spacing == "leading":
-        ts = (np.arange(0, steps + 1) * (T // (steps + 1))).round()[::-1][:-1]
-    elif spacing == "trailing":
-        ts = np.arange(T, 0, -T / steps).round() - 1
-    elif spacing == "logsnr":
+    inputs.steps(steps, T, "dpm_solver_timesteps")
+    inputs.choice(spacing, SPACINGS, "spacing", "dpm_solver_timesteps")
+    if spacing == "logsnr":
         lam = _lambdas(schedule.alphas_cumprod)  # decreasing in t
         targets = np.linspace(lam[-1], lam[0], steps)
         ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
-    else:
-        raise InvalidInput(f"dpm_solver_timesteps: spacing must be one of {SPACINGS}, "
-                         f"got {spacing!r}")
+    elif spacing == "trailing":
+        ts = spaced_timesteps(T, steps, spacing)
+    else:  # steps + 1 points from t = 0, without the first (the final jump goes to sigma = 0)
+        ts = spaced_timesteps(T, steps + 1, spacing)[1:]
     return np.unique(ts.astype(np.int64))[::-1]
 
 
@@ -104,8 +99,8 @@ def dpm_solver_sample(ddpm, shape, steps=20, spacing="logsnr", progress=True,
     are paper timesteps t + 1, and 0 for the samples).
     """
     ts = dpm_solver_timesteps(ddpm.schedule, steps, spacing)
-    x, rng, keep = ddpm._start(shape, seed, dtype, return_trajectory, x_T, "dpm_solver_sample")
-    ddpm._labels(y, len(x), guidance)  # before the loop: a bad label fails at once
+    x, rng, keep = inputs.start(ddpm, shape, seed, dtype, return_trajectory, x_T, y, guidance,
+                                "dpm_solver_sample")
     abar = ddpm.schedule.alphas_cumprod[ts]
     alpha, sigma, lam = np.sqrt(abar), np.sqrt(1.0 - abar), _lambdas(abar)
     trajectory = {int(ts[0]) + 1: x.copy()} if int(ts[0]) + 1 in keep else {}

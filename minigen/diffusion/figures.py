@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from minigen import backend
 from minigen.viz import (
-    SAMPLE_COLOR, _save, _scatter, _tile, image_grid, loss_curve, samples_over_data,
+    SAMPLE_COLOR, save_figure, scatter, tile, image_grid, loss_curve, samples_over_data,
 )
 
 
@@ -33,7 +33,7 @@ def diffusion_chains_2d(forward, reverse, path, limit=3.5):
                 (reverse, SAMPLE_COLOR, "reverse p(x_{t-1} | x_t)"))
         for i, (chain, color, label) in enumerate(rows):
             ax = axes[i, j]
-            _scatter(ax, chain[t], color, size=1.5, alpha=0.4)
+            scatter(ax, chain[t], color, size=1.5, alpha=0.4)
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
             ax.set_aspect("equal")
@@ -44,7 +44,7 @@ def diffusion_chains_2d(forward, reverse, path, limit=3.5):
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle("Diffusion: data to noise (top), noise to samples (bottom)", fontsize=11)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def diffusion_chains_images(forward, reverse, path):
@@ -58,13 +58,13 @@ def diffusion_chains_images(forward, reverse, path):
     axes = fig.subplots(2, 1)
     for ax, block, label in ((axes[0], top, "forward"), (axes[1], bottom, "reverse")):
         n, k = block.shape[:2]
-        ax.imshow(_tile(block.reshape((n * k,) + block.shape[2:]), k), cmap="gray", vmin=0, vmax=1,
+        ax.imshow(tile(block.reshape((n * k,) + block.shape[2:]), k), cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
         ax.set_xticks([(j + 0.5) * (block.shape[-1] + 1) for j in range(k)])
         ax.set_xticklabels([f"t={t}" for t in ts], fontsize=8)
         ax.set_yticks([])
         ax.set_ylabel(label, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def checkpoint_samples(trainer, final=False, n_samples=None):

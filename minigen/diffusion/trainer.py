@@ -19,16 +19,21 @@ import warnings
 
 import numpy as np
 
-from minigen import backend, distributed, nn, optim
+from minigen import backend, nn, optim
 from minigen import data as datasets
+from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.minibatch import Minibatch
+from minigen.nn.mlp import ACTIVATIONS
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, denormalize, fit_normalization,
-    ignored_on_resume, load_data, normalize, open_run, read_run, sample_in_chunks,
+    Trainer, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -54,6 +59,82 @@ IMAGE_DEFAULTS = dict(
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
 ``attention_resolutions`` is given)."""
+
+
+Option = checks.Option
+_SIZE = dict(low=1, high=checks.MAX_COUNT)
+_COMMON_DENOISER = dict(
+    time_dim=Option("int", "size of the time embedding", **_SIZE, none="no time input"),
+    num_classes=Option("int", "classes of a conditional run (set from the labels)", **_SIZE,
+                       none="unconditional"),
+    dtype=Option("choice", "parameter dtype", choices=("float32", "float64")),
+)
+DENOISER_OPTIONS = {
+    "MLP": dict(
+        hidden=Option("ints", "hidden layer widths", **_SIZE),
+        activation=Option("choice", "activation", choices=tuple(sorted(ACTIVATIONS))),
+        fourier_features=Option("int", "Fourier feature octaves of the input", low=0, high=30,
+                                none="none"),
+        in_features=Option("int", "input size (set from the data)", **_SIZE),
+        out_features=Option("int", "output size (set from the data)", **_SIZE),
+        **_COMMON_DENOISER),
+    "UNet": dict(
+        base_channels=Option("int", "width of the first level (even, >= 4)", low=4,
+                             high=65536),
+        channel_mults=Option("ints", "width multiplier of each level", low=1, high=64),
+        num_res_blocks=Option("int", "residual blocks per level", low=1, high=64),
+        attention_resolutions=Option("ints", "feature-map sizes with self-attention", **_SIZE),
+        dropout=Option("float", "dropout in the residual blocks", low=0, high=1, open="high"),
+        groups=Option("int", "GroupNorm groups", **_SIZE),
+        in_channels=Option("int", "image channels (set from the data)", **_SIZE),
+        image_size=Option("int", "image side (set from the data)", **_SIZE),
+        **_COMMON_DENOISER),
+}
+"""The ``model_config`` entries of each denoiser (its constructor arguments)."""
+
+_BETA = dict(low=0, high=1, open="both")
+SCHEDULE_OPTIONS = dict(
+    kind=Option("choice", "the schedule", choices=("linear", "quadratic", "cosine", "sigmoid",
+                                                   "custom")),
+    T=Option("int", "diffusion steps", low=1, high=100_000),
+    beta_start=Option("float", "beta_1 (linear, quadratic, sigmoid)", **_BETA),
+    beta_end=Option("float", "beta_T (linear, quadratic, sigmoid)", **_BETA),
+    s=Option("float", "offset of the cosine schedule", low=0, open="low"),
+    max_beta=Option("float", "largest beta of the cosine schedule", **_BETA),
+    start=Option("float", "sigmoid range start"),
+    end=Option("float", "sigmoid range end"),
+    betas=Option("floats", "the betas of a custom schedule", **_BETA),
+)
+"""The ``schedule`` entries (:meth:`NoiseSchedule.from_config`)."""
+
+OPTIONS = dict(
+    model=Option("choice", "the denoiser: MLP for vectors, UNet for images",
+                 choices=("MLP", "UNet")),
+    model_config=Option("dict", "constructor arguments of the denoiser",
+                        table=lambda o: DENOISER_OPTIONS[o["model"]]),
+    schedule=Option("dict", "the noise schedule", table=SCHEDULE_OPTIONS),
+    prediction=Option("choice", "the network's target", choices=("eps", "x0", "v")),
+    variance=Option("choice", "reverse-process variance", choices=("fixed_small", "fixed_large")),
+    clip_x0=Option("float", "clip the predicted x0 to [-c, c]", low=0, open="low", none="off"),
+    batch_size=Option("int", "global batch", **_SIZE),
+    lr=Option("float", "peak learning rate of Adam", low=0, open="low"),
+    warmup_steps=Option("int", "steps of linear learning-rate warm-up", low=0,
+                        high=checks.MAX_COUNT),
+    ema_decay=Option("float", "decay of the EMA of the weights", low=0, high=1, open="high"),
+    grad_clip=Option("float", "largest global gradient norm", low=0, open="low", none="off"),
+    conditional=Option("bool", "train on the data's labels (classifier-free guidance)"),
+    label_dropout=Option("float", "probability of the null class in training", low=0, high=1,
+                         open="high"),
+)
+"""Every ``DDPMTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
+
+
+def options_for(data):
+    """:data:`OPTIONS` for data of this shape: the model is the MLP for vectors, the UNet for
+    images."""
+    model = defaults_for(data)["model"]
+    return {**OPTIONS, "model": Option("choice", f"the denoiser ({model} for data of this "
+                                       "shape)", choices=(model,))}
 
 
 def defaults_for(data):
@@ -117,7 +198,7 @@ class DDPMTrainer(Trainer):
                  comm=None,
                  **options):
         data = np.asarray(data)
-        opts = check_options("DDPMTrainer", options, defaults_for(data))
+        opts = checks.check("DDPMTrainer", options_for(data), options, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise InvalidInput("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
@@ -141,7 +222,11 @@ class DDPMTrainer(Trainer):
         self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]),
                          variance=opts["variance"], clip_x0=opts["clip_x0"],
                          prediction=opts["prediction"])
+        checks.check_batch("DDPMTrainer", opts["batch_size"], self.comm)
+        checks.check_memory("DDPMTrainer", opts["batch_size"],
+                            lambda m: self._probe_loss(self.data[:m]), self.comm, device=device)
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
+        self.minibatch = Minibatch(opts["batch_size"], comm=self.comm)
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
         self.samples, self.quality = None, {}  # of the latest figures (EMA weights)
         # a fixed batch, t and noise for health_metrics (its own generator: the training's
@@ -155,32 +240,33 @@ class DDPMTrainer(Trainer):
 
     # --- Trainer interface ---------------------------------------------------------------
     def train_step(self, step):
-        # Algorithm 1's draws for the global batch (x0, the label dropout, then t and eps in
-        # the order ddpm.loss would draw them) on every rank; each rank keeps its shard
-        rng, batch = backend.rng("cpu"), self.opts["batch_size"]
-        index = rng.integers(0, len(self.data), size=batch)
+        """Algorithm 1 on a minibatch (this process's rows of it: see
+        :mod:`minigen.minibatch`), with label dropout to the null class for guidance (Ho &
+        Salimans 2022, Algorithm 1), Adam at the scheduled lr, gradient clipping and EMA."""
+        batch = self.minibatch
+        index = batch.integers(0, len(self.data), size=batch.m)
         y = None
-        if self.labels is not None:  # label dropout to the null class (Ho & Salimans, Alg. 1)
+        if self.labels is not None:
             y = self.labels[index]
-            y[rng.random(batch) < self.opts["label_dropout"]] = self.model.num_classes
-        t = rng.integers(0, self.ddpm.schedule.T, size=batch)
-        noise = rng.standard_normal((batch, *self.data.shape[1:]), dtype=self.data.dtype)
-        rows, weight = distributed.packed_shard(batch, 1, self.comm)
-        x0 = self.data[backend.to_device(index[rows], self.device)]
+            y[batch.random(batch.m) < self.opts["label_dropout"]] = self.model.num_classes
+        x0 = self.data[backend.to_device(index, self.device)]
         lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
                                  min_lr=self.opts["lr"] / 10)
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, t=t[rows], noise=noise[rows],
-                              y=None if y is None else y[rows])
+        loss = self.ddpm.loss(x0, y=y, seed=batch)
         loss.backward()
-        distributed.allreduce_gradients(self.model, self.comm, weight=weight)
-        metrics = {**distributed.weighted_sum({"loss": loss.item()}, weight, self.comm), "lr": lr}
+        batch.reduce(self.model)
+        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
         if self.opts["grad_clip"]:
             metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
         self.optimizer.step()
         self.ema.update()
         return metrics
+
+    def schedules_tied_to_steps(self, done, planned):
+        """The cosine decay after the warm-up is set by the total number of steps."""
+        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
 
     def state(self):
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
@@ -194,8 +280,14 @@ class DDPMTrainer(Trainer):
     def health_metrics(self):
         """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""
         x0, seed = self._probe_batch
-        with no_grad(), eval_mode(self.model):
-            return {"loss": self.ddpm.loss(x0, seed=seed).item()}
+        with no_grad():
+            return {"loss": self._probe_loss(x0, seed).item()}
+
+    def _probe_loss(self, x0, seed=0):
+        """The loss of ``x0`` with t and noise drawn from ``seed``, the model in eval mode
+        (the training's random stream is not touched)."""
+        with eval_mode(self.model):
+            return self.ddpm.loss(x0, seed=seed)
 
     def on_checkpoint(self, step):
         if self.figures:
@@ -227,6 +319,10 @@ class DDPMTrainer(Trainer):
                                guidance)
 
 
+MAX_CLASSES = 2**16
+"""Most classes a conditional run takes (each has a row in the label embedding)."""
+
+
 def _check_labels(labels, data, opts):
     if labels is None:
         raise InvalidInput("DDPMTrainer: conditional=True needs labels, one per row of the data "
@@ -236,9 +332,10 @@ def _check_labels(labels, data, opts):
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or labels.min() < 0:
         raise InvalidInput(f"DDPMTrainer: labels must be {len(data)} integers >= 0 (one per row "
                          f"of the data), got dtype {labels.dtype} and shape {labels.shape}")
-    if not 0 <= opts["label_dropout"] < 1:
-        raise InvalidInput(f"DDPMTrainer: label_dropout must lie in [0, 1), got "
-                         f"{opts['label_dropout']!r}")
+    if labels.max() >= MAX_CLASSES:
+        raise InvalidInput(f"DDPMTrainer: labels are class numbers 0..K-1 with K at most "
+                           f"{MAX_CLASSES}, got a largest label of {labels.max()}; number the "
+                           "classes from 0")
     return labels.astype(np.int64)
 
 
@@ -307,12 +404,13 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     "digits" are the 8x8 images), a path to a ``.npy``/``.npz`` file, or an array (with
     ``labels`` for a ``conditional`` run; a named set or file brings its own: see
     :func:`minigen.data.load_labelled`). ``options``: see :class:`DDPMTrainer`. ``out_dir``
-    belongs to one run (:func:`minigen.trainer.open_run`): a directory that holds a run is
+    belongs to one run (:func:`minigen.rundir.open_run`): a directory that holds a run is
     refused unless ``resume`` or ``overwrite``. With ``resume`` the run continues (to
     ``steps``) with the seed, options and normalisation it was started with, bit for bit as if
-    it had never stopped, after checking that it is a DDPM run and ``data`` are its data;
-    options given that it ignores are named in a warning; without a checkpoint it starts
-    afresh. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
+    it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says why not:
+    the learning rate decays over the planned total), after checking that it is a DDPM run
+    and ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. ``device`` ("cpu" or "cuda") is where the model trains; a run may resume on the
     other device. ``comm``: the ranks that train together (default: all ranks of
     ``mpiexec``, or this process alone); a run may resume at another number of ranks."""
     saved = open_run(out_dir, "ddpm", resume, overwrite)

@@ -2,31 +2,48 @@
 
 ``ops`` holds the core ops (arithmetic, maths, comparisons, reductions, shapes, indexing),
 ``promotion`` the one dtype rule they share, ``conv`` the convolutions and spatial ops,
-``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. This
-module also gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
+``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. The
+ops of PyTorch's wider surface live in modules named after their concept (docs/ops.md):
+``rounding``, ``trig``, ``exponential``, ``logic``, ``cumulative``, ``sorting``,
+``shaping``, ``indexing``, ``einsum``, ``padding``, ``interpolation``. This module also
+gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
 or PyTorch's) is written in docs/semantics.md.
 """
 from minigen.functional import cast as _cast
 from minigen.functional import inplace as _inplace
 from minigen.functional.activation import (
+    celu,
     dropout,
     elu,
     gelu,
+    hardsigmoid,
+    hardswish,
     hardtanh,
     log_softmax,
     logsigmoid,
     logsumexp,
+    mish,
+    relu6,
+    selu,
     silu,
     softmax,
+    softsign,
 )
 from minigen.functional.conv import (
     avg_pool2d,
+    conv1d,
     conv2d,
     conv_transpose2d,
     max_pool2d,
     upsample_nearest2d,
 )
+from minigen.functional.cumulative import cumprod
+from minigen.functional.einsum import einsum
+from minigen.functional.exponential import exp2, log2, logaddexp, rsqrt
 from minigen.functional.fused import linear
+from minigen.functional.indexing import diag, masked_fill, scatter, scatter_add, tril, triu
+from minigen.functional.interpolation import interpolate, lerp
+from minigen.functional.logic import all, any, isfinite, isinf, isnan
 from minigen.functional.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -70,7 +87,6 @@ from minigen.functional.ops import (
     ne,
     neg,
     one_hot,
-    pad,
     pow,
     prod,
     relu,
@@ -93,6 +109,19 @@ from minigen.functional.ops import (
     var,
     where,
 )
+from minigen.functional.padding import pad
+from minigen.functional.rounding import ceil, floor, floor_divide, remainder, round, sign, trunc
+from minigen.functional.shaping import (
+    chunk,
+    meshgrid,
+    repeat,
+    repeat_interleave,
+    roll,
+    split,
+    unflatten,
+)
+from minigen.functional.sorting import argsort, sort, topk
+from minigen.functional.trig import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, sinh, tan
 from minigen.tensor import Tensor
 
 
@@ -142,3 +171,19 @@ Tensor.fill_, Tensor.zero_ = _inplace.fill_, _inplace.zero_
 Tensor.normal_, Tensor.uniform_ = _inplace.normal_, _inplace.uniform_
 Tensor.cpu = lambda self: _cast.to(self, "cpu")
 Tensor.cuda = lambda self: _cast.to(self, "cuda")
+
+# PyTorch's methods for the ops of the rounding, trig, exponential, logic, cumulative,
+# sorting, shaping and indexing modules (dim/keepdim as PyTorch's, axis/keepdims accepted).
+Tensor.__floordiv__, Tensor.__rfloordiv__ = floor_divide, _reversed(floor_divide)
+Tensor.__mod__, Tensor.__rmod__ = remainder, _reversed(remainder)
+Tensor.floor_divide, Tensor.remainder = floor_divide, remainder
+Tensor.floor, Tensor.ceil, Tensor.round, Tensor.trunc, Tensor.sign = floor, ceil, round, trunc, sign
+Tensor.isnan, Tensor.isinf, Tensor.isfinite, Tensor.any, Tensor.all = isnan, isinf, isfinite, any, all
+Tensor.tan, Tensor.asin, Tensor.acos, Tensor.atan, Tensor.atan2 = tan, asin, acos, atan, atan2
+Tensor.sinh, Tensor.cosh, Tensor.asinh, Tensor.acosh, Tensor.atanh = sinh, cosh, asinh, acosh, atanh
+Tensor.exp2, Tensor.log2, Tensor.rsqrt, Tensor.logaddexp, Tensor.lerp = exp2, log2, rsqrt, logaddexp, lerp
+Tensor.cumprod, Tensor.sort, Tensor.argsort, Tensor.topk = cumprod, sort, argsort, topk
+Tensor.repeat, Tensor.repeat_interleave, Tensor.roll = repeat, repeat_interleave, roll
+Tensor.split, Tensor.chunk, Tensor.unflatten = split, chunk, unflatten
+Tensor.tril, Tensor.triu, Tensor.diag = tril, triu, diag
+Tensor.masked_fill, Tensor.scatter, Tensor.scatter_add = masked_fill, scatter, scatter_add

@@ -41,6 +41,48 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
     return ops.Clip(min_val, max_val, strict=True)(x)
 
 
+def relu6(x):
+    """min(max(x, 0), 6): ``hardtanh(x, 0, 6)``."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def selu(x):
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. 2017
+    (eq. 2)."""
+    return SELU_SCALE * elu(x, SELU_ALPHA)
+
+
+def celu(x, alpha=1.0):
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1)) (Barron 2017): ELU rescaled so that
+    its derivative is continuous at 0 for any alpha."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return ops.relu(x) + alpha * (ops.exp(ops.clip(x, hi=0.0) * (1.0 / alpha)) - 1.0)
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return x / (1.0 + ops.abs(x))
+
+
+def hardsigmoid(x):
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear in between (slope 0 at the bounds)."""
+    return hardtanh(x, -3.0, 3.0) * (1.0 / 6.0) + 0.5
+
+
+def hardswish(x):
+    """x * hardsigmoid(x) (Howard et al. 2019, MobileNetV3)."""
+    return x * hardsigmoid(x)
+
+
+def mish(x):
+    """x * tanh(softplus(x)) (Misra 2019)."""
+    return x * ops.tanh(ops.softplus(x))
+
+
 def _shift(x, axes):
     """The (constant) max over ``axes``; subtracting it keeps exp from overflowing."""
     xp = backend.xp_of(x.data)

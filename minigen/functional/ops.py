@@ -86,7 +86,8 @@ def _sum_axes(x, axes):
     """x.sum(axis=axes, keepdims=True), with the axes of length <= _SHORT_AXIS summed as
     their slices: NumPy reduces a short strided axis element by element, which made nearest
     upsampling's gradient (axes of length 2 between long ones) the slowest op of a UNet step
-    (docs/performance.md). Floating point only: integer sums keep NumPy's wider accumulator."""
+    (docs/history.md#what-was-tried). Floating point only: integer sums keep NumPy's wider
+    accumulator."""
     floating = x.dtype.kind in "fc"
     short = tuple(a for a in axes if floating and 2 <= x.shape[a] <= _SHORT_AXIS)
     long = tuple(a for a in axes if a not in short)
@@ -145,7 +146,7 @@ def broadcast_to(x, shape):
 
 
 # --- arithmetic ---------------------------------------------------------------------------
-class _Binary(Function):
+class Binary(Function):
     def __call__(self, a, b):
         return super().__call__(*_binary_inputs(a, b))
 
@@ -155,7 +156,7 @@ class _Binary(Function):
                 None if gb is None else sum_to(gb, b.shape))
 
 
-class Add(_Binary):
+class Add(Binary):
     def forward(self, a, b):
         return kernels.add(a, b)
 
@@ -163,7 +164,7 @@ class Add(_Binary):
         return self._unbroadcast(gy, gy)
 
 
-class Sub(_Binary):
+class Sub(Binary):
     def forward(self, a, b):
         return a - b
 
@@ -171,7 +172,7 @@ class Sub(_Binary):
         return self._unbroadcast(gy, -gy)
 
 
-class Mul(_Binary):
+class Mul(Binary):
     def forward(self, a, b):
         return a * b
 
@@ -180,7 +181,7 @@ class Mul(_Binary):
         return self._unbroadcast(gy * b, gy * a)
 
 
-class Div(_Binary):
+class Div(Binary):
     def forward(self, a, b):
         return a / b
 
@@ -214,7 +215,7 @@ class PowConst(Function):
         return gy * self.c * x ** (self.c - 1)
 
 
-class Pow(_Binary):
+class Pow(Binary):
     """a ** b elementwise with PyTorch's values and derivatives: 0 ** 0 = 1, a negative base
     with an integral exponent is real; at a = 0, d/da is 0 where b = 0 and d/db is 0 where
     b >= 0 (instead of 0 * inf)."""
@@ -412,7 +413,7 @@ class Softplus(Function):
         return gy * sigmoid(self.inputs[0])
 
 
-class Maximum(_Binary):
+class Maximum(Binary):
     """Elementwise maximum; at ties each operand gets half the gradient, where NaN is
     involved both get it (as in PyTorch)."""
 
@@ -989,25 +990,32 @@ def where(cond, a, b):
     return Where(backend.xp_of(a.data).asarray(cond, dtype=bool))(a, b)
 
 
-def gather(x, axis, index):
-    """PyTorch's ``gather``: out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (likewise for
-    the others); ``index`` has x's number of dims, and in the other axes at most x's sizes."""
+def index_grid(op, x, axis, index):
+    """The advanced index that picks x[..., index[i, j, k], ...] at axis ``axis`` for every
+    position of ``index`` (PyTorch's ``gather``/``scatter`` addressing): ``index`` has x's
+    number of dims, and in the other axes at most x's sizes. Returns (axis, index tuple)."""
     index = index.data if isinstance(index, Tensor) else index
     xp = backend.xp_of(x.data)
     index = xp.asarray(index)
     if x.ndim == 0 or index.ndim != x.ndim or index.dtype.kind not in "iu":
-        raise ValueError(f"gather: index must be an integer array with the input's number of "
+        raise ValueError(f"{op}: index must be an integer array with the input's number of "
                          f"dims ({x.ndim} >= 1), got {index.dtype} of shape {index.shape}")
-    (axis,) = normalize_axis(axis, x.ndim, "gather")
+    (axis,) = normalize_axis(axis, x.ndim, op)
     if builtins.any(m > n for d, (m, n) in enumerate(zip(index.shape, x.shape)) if d != axis):
-        raise ValueError(f"gather: index shape {index.shape} exceeds input shape {x.shape} "
+        raise ValueError(f"{op}: index shape {index.shape} exceeds input shape {x.shape} "
                          f"outside axis {axis}")
     if index.size and (int(index.min()) < 0 or int(index.max()) >= x.shape[axis]):
-        raise IndexError(f"gather: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
+        raise IndexError(f"{op}: index values must be in [0, {x.shape[axis]}) for axis {axis}, "
                          f"got [{int(index.min())}, {int(index.max())}]")
     grid = [index if d == axis else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (x.ndim - d - 1))
             for d, n in enumerate(index.shape)]
-    return getitem(x, tuple(grid))
+    return axis, tuple(grid)
+
+
+def gather(x, axis, index):
+    """PyTorch's ``gather``: out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (likewise for
+    the others); ``index`` has x's number of dims, and in the other axes at most x's sizes."""
+    return getitem(x, index_grid("gather", x, axis, index)[1])
 
 
 def one_hot(index, num_classes=-1):

@@ -17,24 +17,25 @@ factor), and top-k generator updates (``keep`` < 1: G's loss uses only the fakes
 most real; Sinha et al. 2020). ``simultaneous_step`` is the other common scheme: both
 gradients taken at the same (G, D), then both networks step.
 
-All draws (real indices, noise, WGAN-GP mixing weights) come from minigen's CPU generator.
-
-Data parallelism (``comm``, see :mod:`minigen.distributed`): every rank draws the whole
-batch of m and keeps its shard, in whole PacGAN packs; each network's gradients are reduced
-after its backward and before its optimizer, so D's and G's updates are those of one process
-up to the order of floating-point sums. Top-k gathers D's logits of all fakes to choose
-the k best of the global batch. A generator with BatchNorm (DCGAN) normalises each shard by
-its own statistics, so image GANs match one process only approximately.
+All draws (real indices, noise, WGAN-GP mixing weights) go through a
+:class:`minigen.minibatch.Minibatch`, which draws from minigen's CPU generator, and each
+network's optimizer steps through it; with several processes training together it keeps
+this process's rows of each minibatch of m and sums the gradients over the processes, so the
+code below is Algorithm 1 for any number of them (top-k chooses over the whole minibatch:
+``Minibatch.best``). A generator with BatchNorm (DCGAN) normalises each process's rows by
+their own statistics, so image GANs on several processes match one process only
+approximately.
 """
 import contextlib
 
 import numpy as np
 
-from minigen import backend, distributed
+from minigen import backend
 from minigen.errors import InvalidInput
 from minigen.gan.losses import discriminator_loss, generator_loss
 from minigen.gan.models import pack
 from minigen.gan.penalties import r1_penalty, wgan_gp_penalty
+from minigen.minibatch import Minibatch
 from minigen.tensor import Tensor, grad, no_grad
 
 NOISES = ("uniform", "normal")
@@ -57,33 +58,28 @@ class GAN:
     on the host; ``options`` holds k, loss, simultaneous, batch_size (m), latent_dim, noise,
     label_smoothing, penalty, penalty_weight, pack and input_scale (see the module
     docstring). ``keep`` is the fraction of fakes in G's loss (1: all, Algorithm 1).
-    ``comm``: the ranks that play this game together, m being their global batch (default
-    :func:`minigen.distributed.world`)."""
+    ``minibatch``: how minibatches of m are drawn and the optimizers stepped (default
+    ``Minibatch(m, pack)``: this process's rows, see :mod:`minigen.minibatch`)."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, data, options,
-                 device="cpu", comm=None):
+                 device="cpu", minibatch=None):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.data, self.options, self.device = data, options, device
-        self.comm = distributed.world() if comm is None else comm
+        self.minibatch = minibatch or Minibatch(options["batch_size"], options["pack"])
         self.keep = 1.0
-
-    def shard(self, m):
-        """``(rows, weight)``: this rank's rows of a batch of m (whole packs) and its share."""
-        return distributed.packed_shard(m, self.options["pack"], self.comm)
 
     # --- the two distributions Algorithm 1 samples ----------------------------------------
     def noise(self, m):
-        """m noise samples z ~ p_g(z) (this rank's shard of them)."""
+        """m noise samples z ~ p_g(z)."""
         o = self.options
-        z = noise_prior(m, o["latent_dim"], o["noise"], backend.rng())
-        return Tensor(backend.to_device(z[self.shard(m)[0]], self.device))
+        z = noise_prior(m, o["latent_dim"], o["noise"], self.minibatch)
+        return Tensor(backend.to_device(z, self.device))
 
     def real_batch(self, m):
-        """m examples x ~ p_data(x), drawn with replacement (any data set size works; this
-        rank's shard of them)."""
-        index = backend.rng().integers(len(self.data), size=m)
-        return Tensor(backend.to_device(self.data[index[self.shard(m)[0]]], self.device))
+        """m examples x ~ p_data(x), drawn with replacement (any data set size works)."""
+        index = self.minibatch.integers(len(self.data), size=m)
+        return Tensor(backend.to_device(self.data[index], self.device))
 
     def critic(self, packed):
         """D's logits on packed, standardised inputs, magnified by ``input_scale``."""
@@ -113,21 +109,18 @@ class GAN:
         objective, metrics = self._d_objective(real, fake)
         self.d_optimizer.zero_grad()
         objective.backward()
-        weight = self.shard(m)[1]
-        distributed.allreduce_gradients(self.discriminator, self.comm, weight=weight)
-        self.d_optimizer.step()
-        return distributed.weighted_sum(metrics, weight, self.comm)
+        self.minibatch.step(self.d_optimizer, self.discriminator)
+        return self.minibatch.mean(metrics)
 
     def g_step(self):
         """Descend G's loss on m fresh noise samples, D held fixed."""
         fake = self.generator(self.noise(self.options["batch_size"]))
         with _frozen(self.discriminator):
-            loss, weight = self._generator_loss(fake)
+            loss = self._generator_loss(fake)
         self.g_optimizer.zero_grad()
         loss.backward()
-        distributed.allreduce_gradients(self.generator, self.comm, weight=weight)
-        self.g_optimizer.step()
-        return distributed.weighted_sum({"g_loss": loss.item()}, weight, self.comm)
+        self.minibatch.step(self.g_optimizer, self.generator)
+        return self.minibatch.mean({"g_loss": loss.item()})
 
     def simultaneous_step(self):
         """Both gradients at the current (G, D), then both updates."""
@@ -135,18 +128,15 @@ class GAN:
         real = self.real_batch(m)
         fake = self.generator(self.noise(m))
         d_objective, metrics = self._d_objective(real, fake)
-        g_loss, g_weight = self._generator_loss(fake)
-        d_weight = self.shard(m)[1]
-        for loss, model, weight in ((d_objective, self.discriminator, d_weight),
-                                    (g_loss, self.generator, g_weight)):
-            params = model.parameters()
-            for p, g in zip(params, grad(loss, params, allow_unused=True)):
-                p.grad = None if g is None else g.data
-            distributed.allreduce_gradients(model, self.comm, weight=weight)
+        _set_gradients(d_objective, self.discriminator)
+        self.minibatch.reduce(self.discriminator)
+        metrics = self.minibatch.mean(metrics)
+        g_loss = self._generator_loss(fake)
+        _set_gradients(g_loss, self.generator)
+        self.minibatch.reduce(self.generator)
         self.d_optimizer.step()
         self.g_optimizer.step()
-        return {**distributed.weighted_sum(metrics, d_weight, self.comm),
-                **distributed.weighted_sum({"g_loss": g_loss.item()}, g_weight, self.comm)}
+        return {**metrics, **self.minibatch.mean({"g_loss": g_loss.item()})}
 
     # --- the two objectives --------------------------------------------------------------
     def _d_objective(self, real, fake):
@@ -157,13 +147,11 @@ class GAN:
         metrics = {"d_loss": loss.item(), **self._d_outputs(real_logits, fake_logits)}
         if o["penalty"] == "r1":
             penalty = r1_penalty(self.critic, pack(real, o["pack"]), o["penalty_weight"])
-        elif o["penalty"] == "wgan-gp":  # one mixing weight per pack of the global batch
-            packs = o["batch_size"] // o["pack"]
-            eps = backend.rng().random((packs,) + (1,) * (real.ndim - 1))
-            rows = self.shard(o["batch_size"])[0]
+        elif o["penalty"] == "wgan-gp":  # one mixing weight per pack
+            eps = self.minibatch.random((o["batch_size"],) + (1,) * (real.ndim - 1))
             penalty = wgan_gp_penalty(self.critic, pack(real, o["pack"]),
                                       pack(fake.detach(), o["pack"]), o["penalty_weight"],
-                                      eps=eps[rows.start // o["pack"]: rows.stop // o["pack"]])
+                                      eps=eps[::o["pack"]])
         else:
             return loss, metrics
         metrics["penalty"] = penalty.item()
@@ -178,24 +166,13 @@ class GAN:
                 "d_fake": float(sigmoid(fake_logits.numpy()).mean())}
 
     def _generator_loss(self, fake):
-        """G's loss on the ``keep`` fraction of the (global, packed) batch of fakes that D
-        rates most real, and this rank's weight in the full-batch loss: its share of the
-        batch, or with top-k its count of the k chosen fakes / k (a rank holding none of them
-        keeps its best one at weight 0)."""
+        """G's loss on the ``keep`` fraction of the fakes (in packs) that D rates most real."""
         logits = self.D(fake)
-        m, group = self.options["batch_size"], self.options["pack"]
-        rows, weight = self.shard(m)
-        n, k = m // group, max(1, int(self.keep * (m // group)))
-        if k < n:  # D's logits of the whole batch, each rank's written into its place
-            xp = backend.xp_of(logits.data)
-            everyone = xp.zeros(n, dtype=logits.dtype)
-            start, stop = rows.start // group, rows.stop // group
-            everyone[start:stop] = logits.data[:, 0]
-            best = xp.argsort(-self.comm.allreduce_(everyone))[:k]
-            mine = best[(best >= start) & (best < stop)] - start
-            weight = len(mine) / k
-            logits = logits[mine if len(mine) else xp.argsort(-logits.data[:, 0])[:1]]
-        return generator_loss(logits, self.options["loss"]), weight
+        packs = self.options["batch_size"] // self.options["pack"]
+        k = max(1, int(self.keep * packs))
+        if k < packs:
+            logits = logits[self.minibatch.best(logits.data[:, 0], k)]
+        return generator_loss(logits, self.options["loss"])
 
 
 def sigmoid(logits):
@@ -215,3 +192,10 @@ def _frozen(module):
     finally:
         for p, f in zip(params, flags):
             p.requires_grad = f
+
+
+def _set_gradients(loss, model):
+    """``model``'s parameter gradients of ``loss`` (and of nothing else in its graph)."""
+    params = model.parameters()
+    for p, g in zip(params, grad(loss, params, allow_unused=True)):
+        p.grad = None if g is None else g.data

@@ -16,17 +16,21 @@ import warnings
 import numpy as np
 
 from minigen import backend, nn, optim
+from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
 from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
+from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
 from minigen.trainer import (
-    Trainer, check_options, check_resume_data, data_fingerprint, fit_normalization,
-    ignored_on_resume, load_data, open_run, read_run, sample_in_chunks,
+    Trainer, fit_normalization, load_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -91,28 +95,40 @@ def defaults_for(data, preset="tuned"):
     return dict(PRESETS[preset])
 
 
+Option = checks.Option
+_SIZE = dict(low=1, high=checks.MAX_COUNT)
+_UNIT = dict(low=0, high=1, open="high")
+OPTIONS = dict(
+    k=Option("int", "discriminator steps per generator step", **_SIZE),
+    loss=Option("choice", "the losses", choices=LOSSES),
+    simultaneous=Option("bool", "update D and G from the same batch at once"),
+    batch_size=Option("int", "global batch m (a multiple of pack)", **_SIZE),
+    lr=Option("float", "learning rate of both optimizers", low=0, open="low"),
+    betas=Option("floats", "Adam's betas", length=2, **_UNIT),
+    lr_decay=Option("bool", "cosine decay of the learning rate to 0 over the run"),
+    latent_dim=Option("int", "size of G's noise input", **_SIZE),
+    noise=Option("choice", "the noise prior", choices=NOISES),
+    hidden=Option("int", "MLP width (vectors)", **_SIZE),
+    depth=Option("int", "MLP hidden layers (vectors)", **_SIZE),
+    base_channels=Option("int", "DCGAN width (images)", **_SIZE),
+    label_smoothing=Option("float", "one-sided label smoothing of D's real targets", **_UNIT),
+    penalty=Option("choice", "gradient penalty", choices=PENALTIES),
+    penalty_weight=Option("float", "R1's gamma or WGAN-GP's lambda", low=0),
+    pack=Option("int", "PacGAN packing degree", **_SIZE),
+    input_scale=Option("float", "factor on D's standardised input", low=0, open="low"),
+    ema_decay=Option("float", "EMA of G's weights (0: off)", **_UNIT),
+    top_k=Option("float", "share of the fakes kept in G's loss at the start", low=0, high=1,
+                 open="low"),
+    top_k_until=Option("float", "share of the run with top-k", low=0, high=1),
+    optimizer=Option("choice", "optimizer of both networks", choices=OPTIMIZERS),
+    momentum=Option("float", "SGD momentum", **_UNIT),
+    checkpoint_every=Option("int", "steps between checkpoints", **_SIZE),
+)
+"""Every ``GANTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
+
+
 def _check_options(options, defaults):
-    o = check_options("GANTrainer", options, defaults)
-    if o["loss"] not in LOSSES:
-        raise InvalidInput(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
-    if o["penalty"] not in PENALTIES:
-        raise InvalidInput(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
-    if o["optimizer"] not in OPTIMIZERS:
-        raise InvalidInput(f"GANTrainer: optimizer must be one of {OPTIMIZERS}, got "
-                         f"{o['optimizer']!r}")
-    if o["noise"] not in NOISES:
-        raise InvalidInput(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
-    for name in ("k", "batch_size", "latent_dim", "hidden", "depth", "pack", "base_channels"):
-        if int(o[name]) != o[name] or o[name] < 1:
-            raise InvalidInput(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
-    if not o["input_scale"] > 0:
-        raise InvalidInput(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
-    if not 0 <= o["ema_decay"] < 1:
-        raise InvalidInput(f"GANTrainer: ema_decay must be in [0, 1), got {o['ema_decay']!r}")
-    if not 0 < o["top_k"] <= 1:
-        raise InvalidInput(f"GANTrainer: top_k must be in (0, 1], got {o['top_k']!r}")
-    if not 0 <= o["top_k_until"] <= 1:
-        raise InvalidInput(f"GANTrainer: top_k_until must be in [0, 1], got {o['top_k_until']!r}")
+    o = checks.check("GANTrainer", OPTIONS, options, defaults)
     if o["batch_size"] % o["pack"]:
         raise InvalidInput(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
                          f"pack {o['pack']}")
@@ -143,7 +159,7 @@ class GANTrainer(Trainer):
     ``device``: "cpu" (NumPy) or "cuda" (CuPy) for both networks and their batches.
     ``generator``/``discriminator`` replace the default networks (D must then accept packed
     inputs). ``comm``: the ranks that train together, ``batch_size`` being their global batch
-    (see :class:`minigen.trainer.Trainer` and :class:`minigen.gan.gan.GAN`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
+    (see :class:`minigen.trainer.Trainer` and :mod:`minigen.minibatch`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
     """
 
@@ -170,8 +186,11 @@ class GANTrainer(Trainer):
         self.discriminator = (discriminator or self._default_discriminator()).to(self.device)
         self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
                                               self._optimizer(self.discriminator))
+        checks.check_batch("GANTrainer", o["batch_size"], self.comm, group=o["pack"])
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                       self.data, o, self.device, self.comm)
+                       self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm))
+        checks.check_memory("GANTrainer", o["batch_size"], self._d_loss_graph, self.comm,
+                            group=o["pack"], device=self.device)
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
         self.snapshots = {}
         self.config = {
@@ -234,6 +253,13 @@ class GANTrainer(Trainer):
             return 1.0
         return max(o["top_k"], 0.99 ** (step * o["batch_size"] / len(self.data)))
 
+    def schedules_tied_to_steps(self, done, planned):
+        """The lr's cosine decay and the end of top-k are set by the total number of steps."""
+        o = self.options
+        top_k_ended = o["top_k"] < 1 and done > o["top_k_until"] * min(planned, self.steps)
+        return ((["the learning rate's cosine decay"] if o["lr_decay"] and done > 1 else [])
+                + (["the top-k fraction"] if top_k_ended else []))
+
     def train_step(self, step):
         self.g_optimizer.lr = self.d_optimizer.lr = self.learning_rate(step)
         self.gan.keep = self.kept_fraction(step)
@@ -256,6 +282,16 @@ class GANTrainer(Trainer):
             fake_logits = self.gan.D(self.generator(z))
             return {"d_loss": discriminator_loss(self.gan.D(real), fake_logits, loss).item(),
                     "g_loss": generator_loss(fake_logits, loss).item()}
+
+    def _d_loss_graph(self, m):
+        """D's loss on m real rows and m fakes, both networks in eval mode (the graph whose
+        size estimates a step's memory; the training's random stream is not touched)."""
+        o = self.options
+        real = self.data[np.arange(m) % len(self.data)]
+        z = noise_prior(m, o["latent_dim"], o["noise"], np.random.default_rng(0))
+        real, z = (Tensor(backend.to_device(a, self.device)) for a in (real, z))
+        with eval_mode(self.generator), eval_mode(self.discriminator):
+            return discriminator_loss(self.gan.D(real), self.gan.D(self.generator(z)), o["loss"])
 
     def _one_d(self):
         return self.data.ndim == 2 and self.data.shape[1] == 1
@@ -351,12 +387,13 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
     path to a ``.npy``/``.npz`` file, or an array. ``preset``: "tuned" (default:
     ``DEFAULTS`` / ``IMAGE_DEFAULTS``) or "paper" (``PAPER``, Algorithm 1 as printed); ``k``,
     ``loss`` and ``options`` override it. ``out_dir`` belongs to one run
-    (:func:`minigen.trainer.open_run`): a directory that holds a run is refused unless
+    (:func:`minigen.rundir.open_run`): a directory that holds a run is refused unless
     ``resume`` or ``overwrite``. With ``resume`` the run continues (to ``steps``, with
     ``checkpoint_every`` if given) with the seed and options it was started with, bit for bit
-    as if it had never stopped, after checking that it is a GAN run and ``data`` are its
-    data; options given that it ignores are named in a warning; without a checkpoint it
-    starts afresh. Runs saved before an option existed resume with the value that reproduces
+    as if it had never stopped (to a total beyond the planned one, a ``ResumeNotice`` says
+    why not when a schedule is set by the total), after checking that it is a GAN run and
+    ``data`` are its data; options given that it ignores are named in a warning; a
+    directory without a run is refused, a run without a checkpoint starts at step 0. Runs saved before an option existed resume with the value that reproduces
     them (``ADDED_OPTIONS``). ``device``: "cpu" or "cuda" (CuPy); the random draws stay on
     the CPU generator, so a run may resume on either device. ``comm``: the ranks that train
     together (default: all ranks of ``mpiexec``, or this process alone); a run may resume at

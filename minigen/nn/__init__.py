@@ -1,26 +1,32 @@
 """Neural-network modules (``import minigen.nn as nn``); ``nn.init`` and ``nn.utils`` as in
-PyTorch (``nn.utils`` is imported on first use: it re-exports from ``minigen.optim``)."""
-import importlib
-
-from minigen.nn import init
+PyTorch."""
+from minigen.nn import init, utils
 from minigen.nn.attention import SelfAttention2d
-from minigen.nn.conv import Conv2d, ConvTranspose2d
+from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
+    CELU,
     GELU,
+    SELU,
     Dropout,
     Flatten,
     Identity,
+    Hardsigmoid,
+    Hardswish,
     LeakyReLU,
     Linear,
+    Mish,
     ModuleDict,
     ModuleList,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
     SiLU,
+    Softsign,
     Tanh,
+    Upsample,
 )
 from minigen.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minigen.nn.mlp import MLP, make_activation
@@ -28,9 +34,3 @@ from minigen.nn.models import build_model
 from minigen.nn.module import Module, Parameter
 from minigen.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from minigen.nn.unet import UNet
-
-
-def __getattr__(name):
-    if name == "utils":
-        return importlib.import_module("minigen.nn.utils")
-    raise AttributeError(f"module 'minigen.nn' has no attribute {name!r}")

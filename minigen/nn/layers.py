@@ -86,6 +86,44 @@ class GELU(_Activation):
         return F.gelu(x, approximate=self.approximate)
 
 
+class ReLU6(_Activation):
+    fn = F.relu6
+
+
+class SELU(_Activation):
+    fn = F.selu
+
+
+class Softsign(_Activation):
+    fn = F.softsign
+
+    def __init__(self):
+        super().__init__()
+
+
+class Hardsigmoid(_Activation):
+    fn = F.hardsigmoid
+
+
+class Hardswish(_Activation):
+    fn = F.hardswish
+
+
+class Mish(_Activation):
+    fn = F.mish
+
+
+class CELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.celu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -95,6 +133,24 @@ class LeakyReLU(Module):
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
+
+
+class Upsample(Module):
+    """``F.interpolate`` as a layer (PyTorch's arguments): nearest, linear or bilinear
+    resizing to ``size`` or by ``scale_factor``."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)
+
+    def extra_repr(self):
+        scale = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{scale}, mode={self.mode!r}"
 
 
 class Dropout(Module):
