@@ -149,18 +149,20 @@ class VAE:
 
     def log_weights(self, x, eps):
         """log p(x, z_i) - log q(z_i | x) for z_i = mu + sigma eps_i: ``eps`` (k, batch,
-        latent_dim), the result a NumPy array (k, batch); no gradient."""
+        latent_dim), the result a NumPy array (k, batch); one network pass over k batch rows,
+        no gradient."""
+        k, batch = np.shape(eps)[:2]
         with no_grad():
             mu, logvar = self.encode(x)
-            prior = Tensor(backend.xp_of(mu.data).zeros_like(mu.data))
-            out = []
-            for e in eps:
-                e = Tensor(backend.to_device(np.asarray(e, dtype=mu.dtype), mu.device))
-                z = reparameterize(mu, logvar, e)
-                log_q = gaussian_log_density(z, mu, logvar)
-                log_p = gaussian_log_density(z, prior, prior) + self.log_likelihood(x, z)
-                out.append(backend.to_numpy((log_p - log_q).data))
-        return np.stack(out).astype(np.float64)
+            xp = backend.xp_of(mu.data)
+            tiled = [Tensor(xp.concatenate([t.data] * k)) for t in (mu, logvar, x)]
+            mu, logvar, x = tiled
+            e = np.asarray(eps, dtype=mu.dtype).reshape(k * batch, -1)
+            z = reparameterize(mu, logvar, Tensor(backend.to_device(e, mu.device)))
+            prior = Tensor(xp.zeros_like(z.data))
+            w = (gaussian_log_density(z, prior, prior) + self.log_likelihood(x, z)
+                 - gaussian_log_density(z, mu, logvar))
+        return backend.to_numpy(w.data).astype(np.float64).reshape(k, batch)
 
     def iwae_bound(self, x, k, rng):
         """The k-sample importance-weighted bound L_k = E[log 1/k sum_i p(x, z_i) / q(z_i | x)]

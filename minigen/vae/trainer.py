@@ -1,0 +1,315 @@
+"""The VAE trainer: the loop around :class:`minigen.vae.vae.VAE` on the shared ``Trainer``.
+
+It owns what is not the algorithm: options, the data in model units and its held-out part,
+the default networks (MLPs on flattened inputs, as in the paper's experiments), the
+optimizer, the held-out evaluation at each checkpoint (ELBO, IWAE-k bound, active units),
+figures, and saving, loading and sampling runs. Images are mapped onto [0, 1] and modelled
+with the Bernoulli decoder (the paper's MNIST setting); vectors are standardised per
+feature and modelled with the Gaussian decoder. Bounds are in nats per example in those
+model units. Every training draw (minibatch, eps) comes from minigen's CPU generator
+through a :class:`~minigen.minibatch.Minibatch`: a resumed run continues bit for bit.
+"""
+import os
+import warnings
+
+import numpy as np
+
+from minigen import backend, nn, optim
+from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.minibatch import Minibatch
+from minigen.nn.module import Module
+from minigen.rundir import (
+    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+)
+from minigen.tensor import Tensor
+from minigen.trainer import (
+    Trainer, check_options, denormalize, fit_normalization, load_data, normalize,
+    sample_in_chunks,
+)
+from minigen.vae import figures as plots
+from minigen.vae.vae import LIKELIHOODS, VAE, log_mean_exp
+
+DEFAULTS = dict(
+    latent_dim=2,
+    hidden=[128, 128],
+    activation="tanh",
+    likelihood="gaussian",
+    beta=1.0,
+    batch_size=100,
+    lr=1e-3,
+    holdout=0.1,
+    eval_k=100,
+    checkpoint_every=1000,
+)
+"""Default options of ``VAETrainer`` / ``train_vae`` for vectors (n, d): a Gaussian decoder,
+a 2-D latent space, batch 100 (the paper's M), Adam (the paper used Adagrad)."""
+
+IMAGE_DEFAULTS = {**DEFAULTS, "latent_dim": 10, "hidden": [500], "likelihood": "bernoulli"}
+"""Defaults for images: the paper's MNIST networks (one hidden layer of 500 tanh units, a
+Bernoulli decoder) with 10 latent dimensions (its Figure 2 spans 3 to 200)."""
+
+EVAL_CHUNK = 1000
+"""Rows per network pass in the held-out evaluation and in sampling."""
+
+
+def defaults_for(data):
+    """The default options for data of this shape: ``IMAGE_DEFAULTS`` for images (n, C, H,
+    W), ``DEFAULTS`` for vectors."""
+    return dict(IMAGE_DEFAULTS if np.ndim(data) == 4 else DEFAULTS)
+
+
+def _check_options(options, defaults):
+    o = check_options("VAETrainer", options, defaults)
+    if o["likelihood"] not in LIKELIHOODS:
+        raise InvalidInput(f"VAETrainer: likelihood must be one of {LIKELIHOODS}, got "
+                           f"{o['likelihood']!r}")
+    for name in ("latent_dim", "batch_size", "eval_k"):
+        if int(o[name]) != o[name] or o[name] < 1:
+            raise InvalidInput(f"VAETrainer: {name} must be an integer >= 1, got {o[name]!r}")
+    hidden = [o["hidden"]] if isinstance(o["hidden"], int) else list(o["hidden"])
+    if not hidden or any(int(h) != h or h < 1 for h in hidden):
+        raise InvalidInput(f"VAETrainer: hidden must be a list of integers >= 1, got "
+                           f"{o['hidden']!r}")
+    o["hidden"] = [int(h) for h in hidden]
+    if not o["beta"] >= 0:
+        raise InvalidInput(f"VAETrainer: beta must be >= 0, got {o['beta']!r}")
+    if not o["lr"] > 0:
+        raise InvalidInput(f"VAETrainer: lr must be > 0, got {o['lr']!r}")
+    if not 0 <= o["holdout"] < 1:
+        raise InvalidInput(f"VAETrainer: holdout must be in [0, 1), got {o['holdout']!r}")
+    return o
+
+
+class Autoencoder(Module):
+    """The encoder and decoder as one module (one optimizer, one state dict)."""
+
+    def __init__(self, encoder, decoder):
+        self.encoder, self.decoder = encoder, decoder
+
+
+def build_networks(features, o):
+    """The default MLP encoder (features -> 2 latent_dim) and decoder (latent_dim ->
+    features, twice that for the Gaussian decoder's mean and log-variance)."""
+    hidden, act = tuple(o["hidden"]), o["activation"]
+    out = features * (2 if o["likelihood"] == "gaussian" else 1)
+    return Autoencoder(nn.MLP(features, 2 * o["latent_dim"], hidden, activation=act),
+                       nn.MLP(o["latent_dim"], out, hidden[::-1], activation=act))
+
+
+def to_model_units(x, normalization):
+    """Data -> model units, flattened to (n, features): images onto [0, 1], vectors
+    standardised."""
+    y = normalize(x, normalization)
+    if np.ndim(x) == 4:
+        y = (y + 1) / 2
+    return y.reshape(len(y), -1).astype(np.float32)
+
+
+def to_data_units(y, config):
+    """Model units (n, features) -> data units of the run's ``data_shape``."""
+    shape = tuple(config["data_shape"])
+    y = np.asarray(y, dtype=np.float32)
+    if len(shape) == 3:
+        y = 2 * y - 1
+    return denormalize(y.reshape(len(y), *shape), config["normalization"])
+
+
+class VAETrainer(Trainer):
+    """Trains a VAE on ``data`` (vectors (n, d) or images (n, C, H, W)).
+
+    Options (``DEFAULTS`` for vectors, ``IMAGE_DEFAULTS`` for images): ``latent_dim``;
+    MLP ``hidden`` sizes and ``activation``; ``likelihood`` "bernoulli" | "gaussian";
+    ``beta``, the KL weight of the loss; ``batch_size`` m and Adam's ``lr``; ``holdout``,
+    the share of the data kept out of training (drawn with the seed) for the held-out
+    bounds; ``eval_k``, the k of the IWAE bound reported at each checkpoint;
+    ``checkpoint_every``. Metrics per step: loss (the beta-weighted negative ELBO),
+    reconstruction (-log p(x | z)) and kl, in nats per example. ``curve`` holds the held-out
+    evaluation (:meth:`evaluate`) at each checkpoint step. ``figures``: samples.png,
+    reconstructions.png (images), manifold.png (images with a 2-D latent) and
+    heldout.png at each checkpoint. ``device`` and ``comm`` as for the other trainers.
+    """
+
+    kind = "vae"
+
+    def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, dataset=None,
+                 device="cpu", comm=None, **options):
+        o = _check_options(options, defaults_for(data))
+        super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
+                         progress=progress, comm=comm)
+        self.options, self.figures = o, figures
+        x = np.asarray(data, dtype=np.float32)
+        if x.ndim not in (2, 4) or len(x) < 2:
+            raise InvalidInput(f"VAETrainer: data must be vectors (n, d) or images (n, C, H, W) "
+                               f"with n >= 2, got shape {x.shape}")
+        if o["likelihood"] == "bernoulli" and x.ndim == 2:
+            raise InvalidInput("VAETrainer: the Bernoulli decoder models images; use "
+                               "likelihood='gaussian' for vectors")
+        normalization = fit_normalization(x)
+        y = to_model_units(x, normalization)
+        held = int(round(o["holdout"] * len(y)))
+        if len(y) - held < 1:
+            raise InvalidInput(f"VAETrainer: holdout {o['holdout']} leaves no training data")
+        order = np.random.default_rng(seed).permutation(len(y))
+        self.train_x, self.heldout_x = y[order[held:]], y[order[:held]]
+        self.device = backend.normalize_device(device)
+        self.networks = build_networks(y.shape[1], o).to(self.device)
+        self.vae = VAE(self.networks.encoder, self.networks.decoder, o["latent_dim"],
+                       o["likelihood"], o["beta"])
+        self.optimizer = optim.Adam(self.networks, lr=o["lr"])
+        self.minibatch = Minibatch(o["batch_size"], 1, self.comm)
+        self.curve = {"step": [], "elbo": [], "iwae": [], "active_units": []}
+        self.config = {
+            "dataset": dataset,
+            "data_shape": list(x.shape[1:]),
+            "data_fingerprint": data_fingerprint(data),
+            "normalization": normalization,
+            **o,
+        }
+
+    def train_step(self, step):
+        o = self.options
+        m = o["batch_size"]
+        index = self.minibatch.integers(len(self.train_x), size=m)
+        eps = self.minibatch.standard_normal((m, o["latent_dim"])).astype(np.float32)
+        x, e = (Tensor(backend.to_device(a, self.device)) for a in (self.train_x[index], eps))
+        loss, rec, kl = self.vae.loss(x, e)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.minibatch.step(self.optimizer, self.networks)
+        return self.minibatch.mean({"loss": loss.item(), "reconstruction": rec.item(),
+                                    "kl": kl.item()})
+
+    def evaluate(self, x=None, k=None):
+        """The bounds on ``x`` (model units; default the held-out data, else the training
+        data), in nats per example: ``elbo`` (eq. 10, one fixed eps per example), ``iwae``
+        (L_k, k = ``eval_k`` by default) and the number of ``active_units``. Draws from its
+        own generator: the training's random stream is untouched."""
+        x = (self.heldout_x if len(self.heldout_x) else self.train_x) if x is None else x
+        k = self.options["eval_k"] if k is None else k
+        rng = np.random.default_rng(0)
+        rows = max(1, EVAL_CHUNK // k)
+        weights = []
+        for start in range(0, len(x), rows):
+            chunk = Tensor(backend.to_device(x[start:start + rows], self.device))
+            weights.append(self.vae.log_weights(chunk, rng.standard_normal(
+                (k, chunk.shape[0], self.options["latent_dim"]))))
+        weights = np.concatenate(weights, axis=1)
+        units, _ = self.vae.active_units(Tensor(backend.to_device(x, self.device)))
+        return {"elbo": float(weights[0].mean()),
+                "iwae": float(log_mean_exp(weights, axis=0).mean()), "active_units": units}
+
+    def on_step_end(self, step):
+        """The held-out evaluation at each checkpoint step, kept in ``curve`` (the paper's
+        Figure 2)."""
+        if step % self.checkpoint_every == 0 or step == self.steps:
+            result = self.evaluate()
+            self.curve["step"].append(step)
+            for name, value in result.items():
+                self.curve[name].append(value)
+
+    def samples(self, n, seed=0):
+        """n samples in data units: the decoder's mean at z ~ N(0, I) drawn with ``seed``."""
+        return _sample(self.vae, n, self.config, seed)
+
+    def on_checkpoint(self, step):
+        if not self.figures:
+            return
+        path = lambda name: os.path.join(self.out_dir, name)  # noqa: E731
+        images = len(self.config["data_shape"]) == 3
+        if images:
+            to_unit = lambda y: 2 * y.reshape(len(y), *self.config["data_shape"]) - 1  # noqa: E731
+            x = (self.heldout_x if len(self.heldout_x) else self.train_x)[:20]
+            rec = self.vae.reconstruct(Tensor(backend.to_device(x, self.device)))
+            plots.reconstructions(to_unit(x), to_unit(rec), path("reconstructions.png"))
+            plots.samples(to_unit(_decode(self.vae, np.random.default_rng(0).standard_normal(
+                (64, self.options["latent_dim"])))), path("samples.png"))
+            if self.options["latent_dim"] == 2:
+                plots.manifold(to_unit(_decode(self.vae, plots.manifold_grid(20))),
+                               path("manifold.png"))
+        else:
+            data = to_data_units(self.train_x[:2000], self.config)
+            plots.samples(self.samples(2000), path("samples.png"), data=data)
+        if self.curve["step"]:
+            plots.heldout_bound(self.curve, path("heldout.png"))
+
+    def state(self):
+        return {"networks": self.networks.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "curve": self.curve}
+
+    def load_state(self, state):
+        self.networks.load_state_dict(state["networks"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.curve = state["curve"]
+
+
+def _decode(vae, z):
+    """The decoder's mean at latent points ``z`` (NumPy), in model units."""
+    device = vae.decoder.parameters()[0].device
+    return vae.decode_mean(Tensor(backend.to_device(np.asarray(z, dtype=np.float32), device)))
+
+
+def _sample(vae, n, config, seed=None, out=None, check_finite=False):
+    """n samples in data units, ``EVAL_CHUNK`` at a time: one decoder pass per chunk."""
+    rng = np.random.default_rng(seed)
+
+    def draw(m):
+        y = _decode(vae, rng.standard_normal((m, vae.latent_dim)))
+        with np.errstate(over="ignore"):
+            return y, to_data_units(y, config)
+
+    return sample_in_chunks(draw, n, EVAL_CHUNK, out=out, check_finite=check_finite)
+
+
+def train_vae(data, steps, out_dir, seed=None, resume=False, progress=True, figures=True,
+              device="cpu", overwrite=False, comm=None, **options):
+    """Train a VAE and return the ``VAETrainer`` (the CLI's ``minigen train vae``).
+
+    ``data``: a dataset name of ``minigen.data.DATASETS``, a ``.npy``/``.npz`` path or an
+    array, as for ``train_gan``; ``options`` override ``DEFAULTS`` / ``IMAGE_DEFAULTS``.
+    ``out_dir``, ``resume``, ``overwrite``, ``device`` and ``comm`` behave as for
+    :func:`minigen.gan.train_gan`: a resumed run keeps its seed and options (those given
+    and ignored are named in an ``IgnoredOptions`` warning) and continues bit for bit."""
+    saved = open_run(out_dir, "vae", resume, overwrite)
+    if saved is not None:
+        kept = {name: saved[name] for name in DEFAULTS}
+        asked = {"seed": seed, **options}
+        asked.pop("checkpoint_every", None)
+        notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"]})
+        if notice:
+            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
+                              if name in options}}
+        seed = saved["seed"]
+    seed = 0 if seed is None else seed
+    data, dataset = load_data(data, seed)
+    if saved is not None:
+        check_resume_data(saved, data, out_dir)
+    trainer = VAETrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
+                         dataset=dataset, device=device, comm=comm, **options)
+    if saved is not None and os.path.exists(trainer.checkpoint_path):
+        trainer.resume()
+    trainer.fit(overwrite=overwrite or saved is not None)
+    return trainer
+
+
+def load_vae(run_dir):
+    """(the :class:`VAE` in eval mode, the run's config) rebuilt from ``run_dir``."""
+    config, state = read_run(run_dir, "vae")
+    features = int(np.prod(config["data_shape"]))
+    networks = build_networks(features, config)
+    networks.load_state_dict(state["networks"])
+    networks.eval()
+    return VAE(networks.encoder, networks.decoder, config["latent_dim"], config["likelihood"],
+               config["beta"]), config
+
+
+def sample_run(run_dir, n, seed=None, device="cpu", out=None):
+    """n samples (float32, data units) from the VAE saved in ``run_dir``: one decoder pass
+    per chunk at z ~ N(0, I), on ``device``, into ``out`` if given. NaN/inf samples raise
+    ``NonFiniteSamples``."""
+    if int(n) < 1:
+        raise InvalidInput(f"sample_run: n must be >= 1, got {n}")
+    vae, config = load_vae(run_dir)
+    vae.encoder.to(device)
+    vae.decoder.to(device)
+    return _sample(vae, int(n), config, seed, out=out, check_finite=True)
