@@ -141,7 +141,7 @@ def test_vae_refuses_bad_arguments():
 
     with pytest.raises(InvalidInput, match="likelihood"):
         VAE(None, None, 2, likelihood="poisson")
-    with pytest.raises(InvalidInput, match="latent_dim"):
+    with pytest.raises(InvalidInput, match="latent_shape"):
         VAE(None, None, 0)
     with pytest.raises(InvalidInput, match="encoder must return"):
         VAE(lambda v: v, None, 3).encode(Tensor(np.zeros((2, 4))))

@@ -56,7 +56,7 @@ def test_sample_run_decodes_prior_draws_in_data_units(tmp_path):
     assert x.shape == (7, 1, 8, 8) and x.min() >= -1 - 1e-6 and x.max() <= 1 + 1e-6
     assert np.array_equal(x, trainer.samples(7, seed=3))
     vae, config = load_vae(tmp_path / "run")
-    assert vae.latent_dim == 2 and config["likelihood"] == "bernoulli"
+    assert vae.latent_shape == (2,) and config["likelihood"] == "bernoulli"
 
 
 def test_cli_trains_and_samples_a_vae(tmp_path, capsys):

@@ -87,22 +87,25 @@ class Autoencoder(Module):
         self.encoder, self.decoder = encoder, decoder
 
 
-def build_networks(features, o):
-    """The default MLP encoder (features -> 2 latent_dim) and decoder (latent_dim ->
+def build_networks(config):
+    """(the networks, the latent shape) of a VAE run's ``config`` (options and
+    ``data_shape``): the MLP encoder (features -> 2 latent_dim) and decoder (latent_dim ->
     features, twice that for the Gaussian decoder's mean and log-variance)."""
-    hidden, act = tuple(o["hidden"]), o["activation"]
-    out = features * (2 if o["likelihood"] == "gaussian" else 1)
-    return Autoencoder(nn.MLP(features, 2 * o["latent_dim"], hidden, activation=act),
-                       nn.MLP(o["latent_dim"], out, hidden[::-1], activation=act))
+    features = int(np.prod(config["data_shape"]))
+    hidden, act = tuple(config["hidden"]), config["activation"]
+    out = features * (2 if config["likelihood"] == "gaussian" else 1)
+    latent = config["latent_dim"]
+    return Autoencoder(nn.MLP(features, 2 * latent, hidden, activation=act),
+                       nn.MLP(latent, out, hidden[::-1], activation=act)), (latent,)
 
 
-def to_model_units(x, normalization):
-    """Data -> model units, flattened to (n, features): images onto [0, 1], vectors
-    standardised."""
+def to_model_units(x, normalization, flatten=True):
+    """Data -> model units: images onto [0, 1], vectors standardised; flattened to (n,
+    features) when ``flatten`` (the MLPs' input)."""
     y = normalize(x, normalization)
     if np.ndim(x) == 4:
         y = (y + 1) / 2
-    return y.reshape(len(y), -1).astype(np.float32)
+    return (y.reshape(len(y), -1) if flatten else y).astype(np.float32)
 
 
 def to_data_units(y, config):
@@ -130,10 +133,13 @@ class VAETrainer(Trainer):
     """
 
     kind = "vae"
+    flatten = True  # the MLPs take flattened images
+    build = staticmethod(build_networks)
+    option_names = tuple(DEFAULTS)  # what a run keeps when it is resumed
 
     def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, dataset=None,
                  device="cpu", comm=None, **options):
-        o = _check_options(options, defaults_for(data))
+        o = self.check_options(options, data)
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
                          progress=progress, comm=comm)
         self.options, self.figures = o, figures
@@ -145,19 +151,13 @@ class VAETrainer(Trainer):
             raise InvalidInput("VAETrainer: the Bernoulli decoder models images; use "
                                "likelihood='gaussian' for vectors")
         normalization = fit_normalization(x)
-        y = to_model_units(x, normalization)
+        y = to_model_units(x, normalization, self.flatten)
         held = int(round(o["holdout"] * len(y)))
         if len(y) - held < 1:
             raise InvalidInput(f"VAETrainer: holdout {o['holdout']} leaves no training data")
         order = np.random.default_rng(seed).permutation(len(y))
         self.train_x, self.heldout_x = y[order[held:]], y[order[:held]]
         self.device = backend.normalize_device(device)
-        self.networks = build_networks(y.shape[1], o).to(self.device)
-        self.vae = VAE(self.networks.encoder, self.networks.decoder, o["latent_dim"],
-                       o["likelihood"], o["beta"])
-        self.optimizer = optim.Adam(self.networks, lr=o["lr"])
-        self.minibatch = Minibatch(o["batch_size"], 1, self.comm)
-        self.curve = {"step": [], "elbo": [], "iwae": [], "active_units": []}
         self.config = {
             "dataset": dataset,
             "data_shape": list(x.shape[1:]),
@@ -165,12 +165,23 @@ class VAETrainer(Trainer):
             "normalization": normalization,
             **o,
         }
+        networks, latent_shape = self.build(self.config)
+        self.networks = networks.to(self.device)
+        self.vae = VAE(self.networks.encoder, self.networks.decoder, latent_shape,
+                       o["likelihood"], o["beta"])
+        self.optimizer = optim.Adam(self.networks, lr=o["lr"])
+        self.minibatch = Minibatch(o["batch_size"], 1, self.comm)
+        self.curve = {"step": [], "elbo": [], "iwae": [], "active_units": []}
+
+    def check_options(self, options, data):
+        """The options checked and merged with the defaults for ``data``."""
+        return _check_options(options, defaults_for(data))
 
     def train_step(self, step):
         o = self.options
         m = o["batch_size"]
         index = self.minibatch.integers(len(self.train_x), size=m)
-        eps = self.minibatch.standard_normal((m, o["latent_dim"])).astype(np.float32)
+        eps = self.minibatch.standard_normal((m, *self.vae.latent_shape)).astype(np.float32)
         x, e = (Tensor(backend.to_device(a, self.device)) for a in (self.train_x[index], eps))
         loss, rec, kl = self.vae.loss(x, e)
         self.optimizer.zero_grad()
@@ -192,7 +203,7 @@ class VAETrainer(Trainer):
         for start in range(0, len(x), rows):
             chunk = Tensor(backend.to_device(x[start:start + rows], self.device))
             weights.append(self.vae.log_weights(chunk, rng.standard_normal(
-                (k, chunk.shape[0], self.options["latent_dim"]))))
+                (k, chunk.shape[0], *self.vae.latent_shape))))
         weights = np.concatenate(weights, axis=1)
         units, _ = self.vae.active_units(Tensor(backend.to_device(x, self.device)))
         return {"elbo": float(weights[0].mean()),
@@ -205,7 +216,7 @@ class VAETrainer(Trainer):
             result = self.evaluate()
             self.curve["step"].append(step)
             for name, value in result.items():
-                self.curve[name].append(value)
+                self.curve.setdefault(name, []).append(value)
 
     def samples(self, n, seed=0):
         """n samples in data units: the decoder's mean at z ~ N(0, I) drawn with ``seed``."""
@@ -253,7 +264,7 @@ def _sample(vae, n, config, seed=None, out=None, check_finite=False):
     rng = np.random.default_rng(seed)
 
     def draw(m):
-        y = _decode(vae, rng.standard_normal((m, vae.latent_dim)))
+        y = _decode(vae, rng.standard_normal((m, *vae.latent_shape)))
         with np.errstate(over="ignore"):
             return y, to_data_units(y, config)
 
@@ -269,14 +280,22 @@ def train_vae(data, steps, out_dir, seed=None, resume=False, progress=True, figu
     ``out_dir``, ``resume``, ``overwrite``, ``device`` and ``comm`` behave as for
     :func:`minigen.gan.train_gan`: a resumed run keeps its seed and options (those given
     and ignored are named in an ``IgnoredOptions`` warning) and continues bit for bit."""
-    saved = open_run(out_dir, "vae", resume, overwrite)
+    return train_run(VAETrainer, data, steps, out_dir, seed, resume, progress, figures, device,
+                     overwrite, comm, options)
+
+
+def train_run(cls, data, steps, out_dir, seed, resume, progress, figures, device, overwrite,
+              comm, options):
+    """Open ``out_dir`` for a run of the trainer class ``cls`` (fresh, or resumed with its
+    saved seed and options), build the trainer and fit it."""
+    saved = open_run(out_dir, cls.kind, resume, overwrite)
     if saved is not None:
-        kept = {name: saved[name] for name in DEFAULTS}
+        kept = {name: saved[name] for name in cls.option_names}
         asked = {"seed": seed, **options}
         asked.pop("checkpoint_every", None)
         notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"]})
         if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+            warnings.warn(notice, IgnoredOptions, stacklevel=3)
         options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
                               if name in options}}
         seed = saved["seed"]
@@ -284,23 +303,32 @@ def train_vae(data, steps, out_dir, seed=None, resume=False, progress=True, figu
     data, dataset = load_data(data, seed)
     if saved is not None:
         check_resume_data(saved, data, out_dir)
-    trainer = VAETrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
-                         dataset=dataset, device=device, comm=comm, **options)
+    trainer = cls(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
+                  dataset=dataset, device=device, comm=comm, **options)
     if saved is not None and os.path.exists(trainer.checkpoint_path):
         trainer.resume()
     trainer.fit(overwrite=overwrite or saved is not None)
     return trainer
 
 
-def load_vae(run_dir):
-    """(the :class:`VAE` in eval mode, the run's config) rebuilt from ``run_dir``."""
-    config, state = read_run(run_dir, "vae")
-    features = int(np.prod(config["data_shape"]))
-    networks = build_networks(features, config)
+def load_vae(run_dir, kind="vae"):
+    """(the :class:`VAE` in eval mode, the run's config) rebuilt from the ``kind`` run
+    ("vae", or "autoencoder": :mod:`minigen.vae.autoencoder`) saved in ``run_dir``."""
+    config, state = read_run(run_dir, kind)
+    networks, latent_shape = trainer_class(kind).build(config)
     networks.load_state_dict(state["networks"])
     networks.eval()
-    return VAE(networks.encoder, networks.decoder, config["latent_dim"], config["likelihood"],
+    return VAE(networks.encoder, networks.decoder, latent_shape, config["likelihood"],
                config["beta"]), config
+
+
+def trainer_class(kind):
+    """The trainer of a run ``kind``: ``VAETrainer`` or the autoencoder's."""
+    if kind == "autoencoder":
+        from minigen.vae.autoencoder import AutoencoderTrainer
+
+        return AutoencoderTrainer
+    return VAETrainer
 
 
 def sample_run(run_dir, n, seed=None, device="cpu", out=None):

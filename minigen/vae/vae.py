@@ -95,29 +95,35 @@ def log_mean_exp(a, axis=0):
 
 
 class VAE:
-    """A variational auto-encoder: ``encoder(x)`` returns (batch, 2 latent_dim), the mean and
-    log-variance of q_phi(z | x) side by side; ``decoder(z)`` returns the parameters of
-    p_theta(x | z) for x of shape (batch, ...): the logits (``likelihood="bernoulli"``, shape
-    of x) or a mean and a log-variance side by side on axis 1 (``"gaussian"``, twice x's
-    first non-batch axis). ``beta`` weights the KL term of :meth:`loss`."""
+    """A variational auto-encoder with latents z of ``latent_shape`` (an int d for vectors, or
+    (c, h, w) for the latent images of a convolutional autoencoder): ``encoder(x)`` returns
+    the mean and the log-variance of q_phi(z | x) stacked on axis 1, shape (batch, 2 d) or
+    (batch, 2 c, h, w); ``decoder(z)`` returns the parameters of p_theta(x | z) for x of
+    shape (batch, ...): the logits (``likelihood="bernoulli"``, shape of x) or a mean and a
+    log-variance stacked on axis 1 (``"gaussian"``, twice x's axis 1). ``beta`` weights the
+    KL term of :meth:`loss`."""
 
-    def __init__(self, encoder, decoder, latent_dim, likelihood="bernoulli", beta=1.0):
+    def __init__(self, encoder, decoder, latent_shape, likelihood="bernoulli", beta=1.0):
         if likelihood not in LIKELIHOODS:
             raise InvalidInput(f"VAE: likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if int(latent_dim) != latent_dim or latent_dim < 1:
-            raise InvalidInput(f"VAE: latent_dim must be an integer >= 1, got {latent_dim!r}")
+        shape = (latent_shape,) if np.ndim(latent_shape) == 0 else tuple(latent_shape)
+        if not shape or any(int(n) != n or n < 1 for n in shape):
+            raise InvalidInput(f"VAE: latent_shape must be integers >= 1, got {latent_shape!r}")
         if not beta >= 0:
             raise InvalidInput(f"VAE: beta must be >= 0, got {beta!r}")
         self.encoder, self.decoder = encoder, decoder
-        self.latent_dim, self.likelihood, self.beta = int(latent_dim), likelihood, float(beta)
+        self.latent_shape = tuple(int(n) for n in shape)
+        self.likelihood, self.beta = likelihood, float(beta)
 
     def encode(self, x):
         """(mu, logvar) of the Gaussian q_phi(z | x) = N(mu, diag sigma^2) (eq. 9)."""
         h = self.encoder(x)
-        if h.shape[1:] != (2 * self.latent_dim,):
-            raise InvalidInput(f"VAE: the encoder must return (batch, {2 * self.latent_dim}), "
-                               f"got {h.shape}")
-        return h[:, :self.latent_dim], h[:, self.latent_dim:]
+        c = self.latent_shape[0]
+        if h.shape[1:] != (2 * c, *self.latent_shape[1:]):
+            raise InvalidInput(f"VAE: the encoder must return (batch, {2 * c}"
+                               f"{''.join(f', {n}' for n in self.latent_shape[1:])}), got "
+                               f"{h.shape}")
+        return h[:, :c], h[:, c:]
 
     def log_likelihood(self, x, z):
         """log p_theta(x | z) per example, under the decoder (Appendix C)."""
@@ -135,7 +141,7 @@ class VAE:
 
     def elbo(self, x, eps):
         """The SGVB estimate of the bound L(theta, phi; x) (eq. 10 with L = 1): -KL(q || p(z))
-        + log p_theta(x | z), z = mu + sigma eps, per example; ``eps`` (batch, latent_dim)."""
+        + log p_theta(x | z), z = mu + sigma eps, per example; ``eps`` (batch, *latent_shape)."""
         log_px, kl = self._terms(x, eps)
         return log_px - kl
 
@@ -149,7 +155,7 @@ class VAE:
 
     def log_weights(self, x, eps):
         """log p(x, z_i) - log q(z_i | x) for z_i = mu + sigma eps_i: ``eps`` (k, batch,
-        latent_dim), the result a NumPy array (k, batch); one network pass over k batch rows,
+        *latent_shape), the result a NumPy array (k, batch); one network pass over k batch rows,
         no gradient."""
         k, batch = np.shape(eps)[:2]
         with no_grad():
@@ -157,7 +163,7 @@ class VAE:
             xp = backend.xp_of(mu.data)
             tiled = [Tensor(xp.concatenate([t.data] * k)) for t in (mu, logvar, x)]
             mu, logvar, x = tiled
-            e = np.asarray(eps, dtype=mu.dtype).reshape(k * batch, -1)
+            e = np.asarray(eps, dtype=mu.dtype).reshape(k * batch, *self.latent_shape)
             z = reparameterize(mu, logvar, Tensor(backend.to_device(e, mu.device)))
             prior = Tensor(xp.zeros_like(z.data))
             w = (gaussian_log_density(z, prior, prior) + self.log_likelihood(x, z)
@@ -170,7 +176,7 @@ class VAE:
         Generator); k = 1 is the ELBO, and L_k rises to log p(x) as k grows."""
         if int(k) != k or k < 1:
             raise InvalidInput(f"iwae_bound: k must be an integer >= 1, got {k!r}")
-        eps = rng.standard_normal((int(k), x.shape[0], self.latent_dim))
+        eps = rng.standard_normal((int(k), x.shape[0], *self.latent_shape))
         return log_mean_exp(self.log_weights(x, eps), axis=0)
 
     def active_units(self, x, threshold=ACTIVE_THRESHOLD):
@@ -179,7 +185,7 @@ class VAE:
         (Burda et al. 2016, Sec. 5.2)."""
         with no_grad():
             mu = backend.to_numpy(self.encode(x)[0].data).astype(np.float64)
-        activity = mu.var(axis=0)
+        activity = mu.reshape(len(mu), -1).var(axis=0)
         return int((activity > threshold).sum()), activity
 
     def decode_mean(self, z):
