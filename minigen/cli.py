@@ -3,6 +3,7 @@
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen train vae  --data digits --steps 3000 --out runs/digits-vae [--latent-dim 2]
+    minigen train autoencoder --data mnist5k --steps 3000 --out runs/ae [--factor 4]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
@@ -95,8 +96,8 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    for kind in ("ddpm", "gan", "vae"):
-        p = kinds.add_parser(kind, help=f"train a {kind.upper()}", parents=[common])
+    for kind in ("ddpm", "gan", "vae", "autoencoder"):
+        p = kinds.add_parser(kind, help=KIND_HELP[kind], parents=[common])
         p.add_argument("--data", required=True, type=_data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
@@ -170,6 +171,9 @@ def build_parser():
     return parser
 
 
+KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
+             "autoencoder": "train the image autoencoder of latent diffusion"}
+
 NAMED_OPTIONS = {
     "ddpm": [
         ("--schedule", "schedule.kind", str, ("linear", "quadratic", "cosine", "sigmoid"),
@@ -202,6 +206,12 @@ NAMED_OPTIONS = {
         ("--beta", "beta", float, None, "KL weight of the loss (default 1: the ELBO)"),
         ("--likelihood", "likelihood", str, ("bernoulli", "gaussian"), "decoder p(x | z) "
          "(default: bernoulli for images, gaussian for vectors)"),
+        ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+    ],
+    "autoencoder": [
+        ("--factor", "factor", int, (2, 4), "downsampling factor f (default 2)"),
+        ("--latent-channels", "latent_channels", int, None, "latent channels (default 4)"),
+        ("--beta", "beta", float, None, "KL weight (default 1e-6)"),
         ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
     ],
 }
@@ -333,8 +343,10 @@ def _train(args):
         from minigen.gan import train_gan as train
 
         given.update(k=args.k, loss=args.loss, preset=args.preset)
-    else:
+    elif args.kind == "vae":
         from minigen.vae.trainer import train_vae as train
+    else:
+        from minigen.vae.autoencoder import train_autoencoder as train
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_trainer_options(args))
     with distributed.abort_on_error(comm):
@@ -351,6 +363,9 @@ def _sample(args):
     _check_npy_target(args.out)
     config = read_run_config(args.run_dir)
     kind = config.get("kind")
+    if kind == "autoencoder":
+        raise InvalidInput(f"{args.run_dir} holds an autoencoder run, which encodes and decodes "
+                           "images (minigen.vae.autoencoder.LatentSpace) rather than sampling")
     if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):

@@ -63,20 +63,29 @@ def _check_options(options, defaults):
     if o["likelihood"] not in LIKELIHOODS:
         raise InvalidInput(f"VAETrainer: likelihood must be one of {LIKELIHOODS}, got "
                            f"{o['likelihood']!r}")
-    for name in ("latent_dim", "batch_size", "eval_k"):
-        if int(o[name]) != o[name] or o[name] < 1:
-            raise InvalidInput(f"VAETrainer: {name} must be an integer >= 1, got {o[name]!r}")
+    if int(o["latent_dim"]) != o["latent_dim"] or o["latent_dim"] < 1:
+        raise InvalidInput(f"VAETrainer: latent_dim must be an integer >= 1, got "
+                           f"{o['latent_dim']!r}")
     hidden = [o["hidden"]] if isinstance(o["hidden"], int) else list(o["hidden"])
     if not hidden or any(int(h) != h or h < 1 for h in hidden):
         raise InvalidInput(f"VAETrainer: hidden must be a list of integers >= 1, got "
                            f"{o['hidden']!r}")
     o["hidden"] = [int(h) for h in hidden]
+    return check_training_options("VAETrainer", o)
+
+
+def check_training_options(owner, o):
+    """``o`` after checking the options every VAE-like trainer has (``beta``,
+    ``batch_size``, ``lr``, ``holdout``, ``eval_k``); ``owner`` names it in the errors."""
+    for name in ("batch_size", "eval_k"):
+        if int(o[name]) != o[name] or o[name] < 1:
+            raise InvalidInput(f"{owner}: {name} must be an integer >= 1, got {o[name]!r}")
     if not o["beta"] >= 0:
-        raise InvalidInput(f"VAETrainer: beta must be >= 0, got {o['beta']!r}")
+        raise InvalidInput(f"{owner}: beta must be >= 0, got {o['beta']!r}")
     if not o["lr"] > 0:
-        raise InvalidInput(f"VAETrainer: lr must be > 0, got {o['lr']!r}")
+        raise InvalidInput(f"{owner}: lr must be > 0, got {o['lr']!r}")
     if not 0 <= o["holdout"] < 1:
-        raise InvalidInput(f"VAETrainer: holdout must be in [0, 1), got {o['holdout']!r}")
+        raise InvalidInput(f"{owner}: holdout must be in [0, 1), got {o['holdout']!r}")
     return o
 
 
