@@ -2,7 +2,8 @@
 to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks).
 
 The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``,
-``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access.
+``mg.diffusion``, ``mg.gan``, ``mg.vae``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first
+access.
 """
 import importlib
 
@@ -84,8 +85,8 @@ from minigen.tensor import Function, Tensor, enable_grad, grad, is_grad_enabled,
 __version__ = "0.1.0"
 
 _LAZY = {
-    "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
-    "distributed",
+    "nn", "optim", "diffusion", "gan", "vae", "data", "metrics", "viz", "checkpoint", "trainer",
+    "testing", "distributed",
 }
 
 
