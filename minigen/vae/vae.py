@@ -29,8 +29,9 @@ log-likelihood estimate that model comparisons use.
 
     >>> import numpy as np
     >>> from minigen.tensor import Tensor
-    >>> kl_to_standard_normal(Tensor(np.zeros((1, 2))), Tensor(np.zeros((1, 2)))).numpy()
-    array([0.])
+    >>> mu, logvar = Tensor(np.array([[1.0, 0.0]])), Tensor(np.array([[0.0, np.log(2.0)]]))
+    >>> kl_to_standard_normal(mu, logvar).numpy().round(4)   # (1 + 0) / 2 + (1 - log 2) / 2
+    array([0.6534])
 """
 import math
 
