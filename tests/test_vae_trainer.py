@@ -18,7 +18,7 @@ def _params(trainer):
 
 def test_digits_vae_beats_an_untrained_one(tmp_path):
     """Untrained, the held-out ELBO is about -45 nats (every pixel a coin flip); 200 steps
-    reach better than -31 (about -25 after 300 steps, docs/results.md)."""
+    reach better than -31 (-24.4 after 2000 steps, docs/results.md)."""
     images, _ = digits()
     untrained = VAETrainer(images, tmp_path / "none", 0, progress=False, figures=False)
     trainer = train_vae(images, 200, tmp_path / "run", progress=False, checkpoint_every=200,
