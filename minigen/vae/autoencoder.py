@@ -124,9 +124,9 @@ class AutoencoderTrainer(VAETrainer):
     def evaluate(self, x=None, k=None):
         """The VAE trainer's held-out bounds, plus ``mse``, the mean squared reconstruction
         error per pixel (images in [0, 1]), and the ``scale_factor`` of the latents."""
-        x = (self.heldout_x if len(self.heldout_x) else self.train_x) if x is None else x
+        x = self.evaluation_data() if x is None else x
         result = super().evaluate(x, k)
-        rec = np.concatenate([self.vae.reconstruct(self._tensor(x[i:i + EVAL_CHUNK]))
+        rec = np.concatenate([self.vae.reconstruct(self.tensor(x[i:i + EVAL_CHUNK]))
                               for i in range(0, len(x), EVAL_CHUNK)])
         result["mse"] = float(np.mean((rec - x) ** 2))
         result["scale_factor"] = self.latent_scale_factor()
@@ -138,7 +138,7 @@ class AutoencoderTrainer(VAETrainer):
         rng = np.random.default_rng(0)
         x = self.train_x[:n]
         with no_grad():
-            mu, logvar = self.vae.encode(self._tensor(x))
+            mu, logvar = self.vae.encode(self.tensor(x))
             z = backend.to_numpy(mu.data) + np.exp(0.5 * backend.to_numpy(logvar.data)) * \
                 rng.standard_normal(mu.shape)
         return float(1 / max(z.std(), 1e-12))
@@ -151,13 +151,10 @@ class AutoencoderTrainer(VAETrainer):
     def on_checkpoint(self, step):
         if not self.figures:
             return
-        x = (self.heldout_x if len(self.heldout_x) else self.train_x)[:20]
-        plots.reconstructions(2 * x - 1, 2 * self.vae.reconstruct(self._tensor(x)) - 1,
+        x = self.evaluation_data()[:20]
+        plots.reconstructions(self.images(x), self.images(self.vae.reconstruct(self.tensor(x))),
                               os.path.join(self.out_dir, "reconstructions.png"))
         plots.heldout_bound(self.curve, os.path.join(self.out_dir, "heldout.png"))
-
-    def _tensor(self, x):
-        return Tensor(backend.to_device(np.ascontiguousarray(x), self.device))
 
 
 def train_autoencoder(data, steps, out_dir, seed=None, resume=False, progress=True,

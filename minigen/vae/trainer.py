@@ -199,22 +199,31 @@ class VAETrainer(Trainer):
         return self.minibatch.mean({"loss": loss.item(), "reconstruction": rec.item(),
                                     "kl": kl.item()})
 
+    def evaluation_data(self):
+        """The held-out data in model units (the training data when ``holdout`` is 0)."""
+        return self.heldout_x if len(self.heldout_x) else self.train_x
+
+    def tensor(self, x):
+        """A NumPy array as a Tensor on the trainer's device."""
+        return Tensor(backend.to_device(np.ascontiguousarray(x), self.device))
+
     def evaluate(self, x=None, k=None):
-        """The bounds on ``x`` (model units; default the held-out data, else the training
-        data), in nats per example: ``elbo`` (eq. 10, one fixed eps per example), ``iwae``
-        (L_k, k = ``eval_k`` by default) and the number of ``active_units``. Draws from its
-        own generator: the training's random stream is untouched."""
-        x = (self.heldout_x if len(self.heldout_x) else self.train_x) if x is None else x
+        """The bounds on ``x`` (model units; default :meth:`evaluation_data`), in nats per
+        example: ``elbo`` (log p(x, z) - log q(z | x) at one z per example, an unbiased
+        estimate of the bound), ``iwae`` (L_k from the same z and k - 1 more, k =
+        ``eval_k`` by default) and the number of ``active_units``. Draws from its own
+        generator: the training's random stream is untouched."""
+        x = self.evaluation_data() if x is None else x
         k = self.options["eval_k"] if k is None else k
         rng = np.random.default_rng(0)
         rows = max(1, EVAL_CHUNK // k)
         weights = []
         for start in range(0, len(x), rows):
-            chunk = Tensor(backend.to_device(x[start:start + rows], self.device))
+            chunk = self.tensor(x[start:start + rows])
             weights.append(self.vae.log_weights(chunk, rng.standard_normal(
                 (k, chunk.shape[0], *self.vae.latent_shape))))
         weights = np.concatenate(weights, axis=1)
-        units, _ = self.vae.active_units(Tensor(backend.to_device(x, self.device)))
+        units, _ = self.vae.active_units(self.tensor(x))
         return {"elbo": float(weights[0].mean()),
                 "iwae": float(log_mean_exp(weights, axis=0).mean()), "active_units": units}
 
@@ -234,23 +243,28 @@ class VAETrainer(Trainer):
     def on_checkpoint(self, step):
         if not self.figures:
             return
-        path = lambda name: os.path.join(self.out_dir, name)  # noqa: E731
-        images = len(self.config["data_shape"]) == 3
-        if images:
-            to_unit = lambda y: 2 * y.reshape(len(y), *self.config["data_shape"]) - 1  # noqa: E731
-            x = (self.heldout_x if len(self.heldout_x) else self.train_x)[:20]
-            rec = self.vae.reconstruct(Tensor(backend.to_device(x, self.device)))
-            plots.reconstructions(to_unit(x), to_unit(rec), path("reconstructions.png"))
-            plots.samples(to_unit(_decode(self.vae, np.random.default_rng(0).standard_normal(
-                (64, self.options["latent_dim"])))), path("samples.png"))
-            if self.options["latent_dim"] == 2:
-                plots.manifold(to_unit(_decode(self.vae, plots.manifold_grid(20))),
-                               path("manifold.png"))
+        def path(name):
+            return os.path.join(self.out_dir, f"{name}.png")
+
+        if len(self.config["data_shape"]) == 3:
+            x = self.evaluation_data()[:20]
+            plots.reconstructions(self.images(x), self.images(self.vae.reconstruct(self.tensor(x))),
+                                  path("reconstructions"))
+            z = np.random.default_rng(0).standard_normal((64, *self.vae.latent_shape))
+            plots.samples(self.images(_decode(self.vae, z)), path("samples"))
+            if self.vae.latent_shape == (2,):
+                plots.manifold(self.images(_decode(self.vae, plots.manifold_grid(20))),
+                               path("manifold"))
         else:
             data = to_data_units(self.train_x[:2000], self.config)
-            plots.samples(self.samples(2000), path("samples.png"), data=data)
+            plots.samples(self.samples(2000), path("samples"), data=data)
         if self.curve["step"]:
-            plots.heldout_bound(self.curve, path("heldout.png"))
+            plots.heldout_bound(self.curve, path("heldout"))
+
+    def images(self, y):
+        """Model units (pixels in [0, 1], any shape of n rows) -> images in [-1, 1], the
+        range of the figures' image grids."""
+        return 2 * np.asarray(y).reshape(len(y), *self.config["data_shape"]) - 1
 
     def state(self):
         return {"networks": self.networks.state_dict(), "optimizer": self.optimizer.state_dict(),
