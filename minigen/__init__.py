@@ -17,6 +17,8 @@ from numpy import float16, float32, float64, int8, int16, int32, int64, uint8
 
 from minigen import autograd  # noqa: F401
 
+from kernels import get_conv_algorithm, set_conv_algorithm
+
 from minigen import functional  # noqa: F401  (attaches Tensor's operators and methods)
 from minigen import backend
 from minigen.backend import cuda_available, device, get_num_threads, manual_seed, set_num_threads
@@ -136,4 +138,5 @@ __all__ = [
     "isinf", "isnan", "lerp", "log2", "logaddexp", "masked_fill", "meshgrid", "remainder",
     "repeat_interleave", "roll", "round", "rsqrt", "scatter", "scatter_add", "sign", "sinh",
     "sort", "split", "tan", "topk", "tril", "triu", "trunc", "unflatten",
+    "set_conv_algorithm", "get_conv_algorithm",
 ]
