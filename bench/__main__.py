@@ -5,6 +5,8 @@
     python -m bench --only W1,W3 --threads 2
     python -m bench --columns numba-cpu,torch-cpu
     python -m bench --profile W2          # cProfile breakdown of one workload (minigen)
+    python -m bench defaults [--quick]    # what users get without thread settings (bench.defaults)
+    python -m bench scaling [--quick]     # cost against batch, image size, width, steps (bench.scaling)
 
 Writes bench.md (the table, also printed), bench.json and bench.png (log-scale bars) into
 ``--out`` (default ``bench/results/``). Progress goes to stderr. The exit status is 1 when a
@@ -133,7 +135,7 @@ def parse_args(argv):
                    help=f"comma-separated columns among {', '.join(harness.COLUMN_KEYS)}")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for minigen (Numba; BLAS single-threaded), PyTorch and the "
-                   "peers (default: their own defaults)")
+                   "peers (default: minigen's import policy, the others' own defaults)")
     p.add_argument("--profile", metavar="W", default=None,
                    help="print a cProfile breakdown of one workload instead of the table")
     p.add_argument("--profile-column", default="numba-cpu",
@@ -158,7 +160,17 @@ def _columns(spec):
     return [c for c in harness.COLUMNS if c.key in keys]
 
 
+SECTIONS = {"defaults": "bench.defaults", "scaling": "bench.scaling"}
+"""Sections with their own command line: ``python -m bench NAME ...`` is ``python -m
+bench.NAME ...``."""
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in SECTIONS:
+        import importlib
+
+        return importlib.import_module(SECTIONS[argv[0]]).main(argv[1:])
     parser, args = parse_args(argv)
     try:
         columns = _columns(args.columns)

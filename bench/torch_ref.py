@@ -109,9 +109,9 @@ class UNet(nn.Module):
     middle, up stages fed the concatenated skips, GroupNorm, SiLU, conv."""
 
     def __init__(self, in_channels, base_channels, channel_mults, num_res_blocks,
-                 attention_resolutions, image_size, dropout, groups, time_dim):
+                 attention_resolutions, image_size, dropout, groups, time_dim, num_classes=None):
         super().__init__()
-        self.base_channels = base_channels
+        self.base_channels, self.num_classes = base_channels, num_classes
 
         def res(cin, cout):
             return ResBlock(cin, cout, time_dim, dropout, groups)
@@ -121,6 +121,8 @@ class UNet(nn.Module):
 
         self.time_mlp = nn.ModuleList([nn.Linear(base_channels, time_dim),
                                        nn.Linear(time_dim, time_dim)])
+        if num_classes is not None:  # labels 0..K-1 and K, the null class
+            self.class_embed = nn.Embedding(num_classes + 1, time_dim)
         self.stem = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         ch, size, skips = base_channels, image_size, [base_channels]
         down = []
@@ -149,9 +151,12 @@ class UNet(nn.Module):
         self.out_norm = nn.GroupNorm(groups, ch)
         self.out_conv = nn.Conv2d(ch, in_channels, 3, padding=1)
 
-    def forward(self, x, t):
+    def forward(self, x, t, y=None):
         temb = sinusoidal_embedding(t, self.base_channels)
         temb = self.time_mlp[1](F.silu(self.time_mlp[0](temb)))
+        if self.num_classes is not None:
+            y = torch.full_like(t, self.num_classes) if y is None else y
+            temb = temb + self.class_embed(y)
         h = self.stem(x)
         skips = [h]
         for stage in self.down:
@@ -211,15 +216,17 @@ def _generator(device):
     return torch.Generator(device=device).manual_seed(wl.SEED)
 
 
-def _train_step(model, lr, x0, T, device):
+def _train_step(model, lr, x0, T, device, labels=None):
+    """One DDPM step (Algorithm 1) of ``model``, class-conditional when ``labels`` are given."""
     tab = Tables(T, device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = _generator(device)
+    conditioning = () if labels is None else (labels,)
 
     def step():
         t = torch.randint(0, T, (x0.shape[0],), device=device, generator=gen)
         noise = torch.randn(x0.shape, device=device, generator=gen)
-        loss = F.mse_loss(model(q_sample(tab, x0, t, noise), t), noise)
+        loss = F.mse_loss(model(q_sample(tab, x0, t, noise), t, *conditioning), noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -300,29 +307,137 @@ def mlp_sampling(sizes, device):
 def unet_ddim(sizes, device):
     torch.manual_seed(wl.SEED)
     model = UNet(**wl.UNET_CONFIG).to(device).eval()
-    tab = Tables(sizes["T"], device)
-    ts = [int(i) for i in DDPM(wl.identity_network, tab.schedule).ddim_timesteps(sizes["steps"])]
+    s = wl.UNET_CONFIG["image_size"]
+    return _ddim(model, sizes["T"], sizes["steps"], (sizes["images"], 1, s, s), device)
+
+
+def _ddim(model, T, steps, shape, device, labels=None, guidance=0.0):
+    """DDIM (Song et al. 2021, eq. 12, eta = 0) over ``steps`` timesteps; with ``labels``,
+    classifier-free guidance (Ho & Salimans 2022, eq. 6) from one batched call per step."""
+    tab = Tables(T, device)
+    ts = [int(i) for i in DDPM(wl.identity_network, tab.schedule).ddim_timesteps(steps)]
     acp = tab.schedule.alphas_cumprod
     gen = _generator(device)
-    s = wl.UNET_CONFIG["image_size"]
+
+    def eps(x, t):
+        if labels is None:
+            return model(x, t)
+        null = torch.full_like(labels, model.num_classes)
+        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
+        return (1 + guidance) * both[:len(x)] - guidance * both[len(x):]
 
     @torch.no_grad()
     def run():
-        x = torch.randn((sizes["images"], 1, s, s), device=device, generator=gen)
+        x = torch.randn(shape, device=device, generator=gen)
         for k in range(len(ts) - 1, -1, -1):
             i = ts[k]
             abar, abar_prev = acp[i], (acp[ts[k - 1]] if k > 0 else 1.0)
             t = torch.full((len(x),), i, dtype=torch.int64, device=device)
-            x0_hat = _at(tab.coef_x0_xt, t, x) * x + _at(tab.coef_x0_eps, t, x) * model(x, t)
+            x0_hat = _at(tab.coef_x0_xt, t, x) * x + _at(tab.coef_x0_eps, t, x) * eps(x, t)
             eps_hat = (x - math.sqrt(abar) * x0_hat) / math.sqrt(1 - abar)
             x = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev) * eps_hat
         return x
     return run
 
 
+# --- the ported scripts' shapes (bench.ported) ---------------------------------------------
+class MnistNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = self.dropout2(F.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def mnist_cnn_step(sizes, device):
+    torch.manual_seed(wl.SEED)
+    from bench import ported
+
+    model = MnistNet().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = _tensor(wl.normal((sizes["batch"], 1, 28, 28)), device)
+    y = _tensor(ported.labels(sizes["batch"]), device)
+
+    def step():
+        loss = F.nll_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def dcgan_step(sizes, device):
+    torch.manual_seed(wl.SEED)
+    from bench import ported
+
+    c = ported.DCGAN
+    nz, ngf, ndf, nc = c["nz"], c["ngf"], c["ndf"], c["channels"]
+
+    def up(cin, cout, stride, padding):
+        return [nn.ConvTranspose2d(cin, cout, 4, stride, padding, bias=False),
+                nn.BatchNorm2d(cout), nn.ReLU()]
+
+    def down(cin, cout):
+        return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+                nn.LeakyReLU(0.2)]
+
+    G = nn.Sequential(*up(nz, ngf * 8, 1, 0), *up(ngf * 8, ngf * 4, 2, 1),
+                      *up(ngf * 4, ngf * 2, 2, 1), *up(ngf * 2, ngf, 2, 1),
+                      nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()).to(device)
+    D = nn.Sequential(nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+                      *down(ndf, ndf * 2), *down(ndf * 2, ndf * 4), *down(ndf * 4, ndf * 8),
+                      nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid()).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=c["lr"], betas=c["betas"])
+    opt_d = torch.optim.Adam(D.parameters(), lr=c["lr"], betas=c["betas"])
+    n = sizes["batch"]
+    real = _tensor(np.tanh(wl.normal((n, nc, 64, 64))), device)
+    z = _tensor(wl.normal((n, nz, 1, 1), seed=wl.SEED + 1), device)
+    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+
+    def step():
+        fake = G(z)
+        opt_d.zero_grad()
+        loss_d = (F.binary_cross_entropy(D(real).reshape(-1), ones)
+                  + F.binary_cross_entropy(D(fake.detach()).reshape(-1), zeros))
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        F.binary_cross_entropy(D(fake).reshape(-1), ones).backward()
+        opt_g.step()
+    return step
+
+
+def cfg_unet_step(sizes, device):
+    torch.manual_seed(wl.SEED)
+    from bench import ported
+
+    n = sizes["batch"]
+    y = ported.labels(n)
+    y[wl.host_rng().random(n) < ported.CFG["label_dropout"]] = ported.CFG_UNET_CONFIG["num_classes"]
+    return _train_step(UNet(**ported.CFG_UNET_CONFIG).to(device), ported.CFG["lr"],
+                       _tensor(wl.image_batch(n, 28), device), sizes["T"], device,
+                       _tensor(y, device))
+
+
+def cfg_unet_sampling(sizes, device):
+    torch.manual_seed(wl.SEED)
+    from bench import ported
+
+    model = UNet(**ported.CFG_UNET_CONFIG).to(device).eval()
+    n = sizes["images"]
+    return _ddim(model, sizes["T"], sizes["steps"], (n, 1, 28, 28), device,
+                 _tensor(ported.labels(n), device), ported.CFG["guidance"])
+
+
 BUILDERS = {
     "W1": mlp_train_step, "W2": unet_train_step, "W3": conv_forward_backward,
     "W4": q_sample_workload, "W5": p_sample_workload, "W6a": mlp_sampling, "W6b": unet_ddim,
+    "W7": mnist_cnn_step, "W8": dcgan_step, "W9": cfg_unet_step, "W9s": cfg_unet_sampling,
 }
 
 

@@ -17,6 +17,8 @@ optimizer, data, noise) and seed minigen so every run does the same work.
   so only the sampling arithmetic is timed.
 - W6a: a full 1000-step ancestral sampling run of W1's model, 2000 points.
 - W6b: DDIM with 50 steps (Song et al. 2021, eta = 0) of W2's model, 64 images.
+- W7, W8, W9, W9s: the shapes of ported PyTorch scripts (MNIST CNN, DCGAN 64x64, a
+  classifier-free-guidance UNet on 28x28 and its DDIM sampling): :mod:`bench.ported`.
 """
 from dataclasses import dataclass, field
 from typing import Callable
@@ -142,6 +144,15 @@ def unet_ddim(sizes, device):
                                     progress=False, seed=SEED)
 
 
+def _ported(name):
+    """The builder ``name`` of :mod:`bench.ported` (imported on use: it imports this module)."""
+    def build(sizes, device):
+        from bench import ported
+
+        return getattr(ported, name)(sizes, device)
+    return build
+
+
 # --- the table of workloads --------------------------------------------------------------
 @dataclass(frozen=True)
 class Workload:
@@ -183,6 +194,15 @@ WORKLOADS = (
              {"T": 50}, reps=3, quick_reps=2, warmup=1, batch_key="points"),
     Workload("W6b", "UNet DDIM sampling", unet_ddim, {"images": 64, "steps": 50, "T": 1000},
              {"images": 8, "steps": 5}, reps=3, quick_reps=1, warmup=1, batch_key="images"),
+    Workload("W7", "MNIST CNN train step", _ported("mnist_cnn_step"), {"batch": 64},
+             {"batch": 4}, reps=10, quick_reps=2, warmup=1),
+    Workload("W8", "DCGAN 64x64 G+D step", _ported("dcgan_step"), {"batch": 64},
+             {"batch": 2}, reps=5, quick_reps=1, warmup=1),
+    Workload("W9", "CFG UNet 28x28 train step", _ported("cfg_unet_step"),
+             {"batch": 64, "T": 1000}, {"batch": 4}, reps=5, quick_reps=1, warmup=1),
+    Workload("W9s", "CFG UNet 28x28 DDIM-50 sampling", _ported("cfg_unet_sampling"),
+             {"images": 16, "steps": 50, "T": 1000}, {"images": 2, "steps": 2}, reps=2,
+             quick_reps=1, warmup=1, batch_key="images"),
 )
 BY_KEY = {w.key: w for w in WORKLOADS}
 
@@ -198,7 +218,7 @@ def select(spec):
                    or (w.key.upper().startswith(name) and w.key[len(name):].isalpha())]
         if not matches:
             raise ValueError(f"bench: unknown workload {name!r}; choose from "
-                             f"{', '.join(w.key for w in WORKLOADS)} (W6 = W6a + W6b)")
+                             f"{', '.join(w.key for w in WORKLOADS)} (W6 = W6a + W6b, W9 = W9 + W9s)")
         chosen.update(matches)
     return [w for w in WORKLOADS if w.key in chosen]
 

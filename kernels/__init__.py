@@ -1,21 +1,41 @@
 """Fused kernels for minigen's hot paths, one dispatch function per kernel.
 
-Each function validates its arguments once (:mod:`kernels.validation`), makes the input
-arrays C-contiguous, and hands them to one of three flavours with identical signatures:
+Each dispatch function validates its arguments once (:mod:`kernels.validation`), makes the
+input arrays C-contiguous, and runs the kernel of the same name and signature in the
+flavour that :func:`backend_for` picks, the one selection rule:
 
-- :mod:`kernels.cuda` (Numba-CUDA) for CuPy arrays,
-- :mod:`kernels.cpu` (Numba ``@njit``) for NumPy arrays,
-- :mod:`kernels.reference` (plain array formulas) when Numba is not importable, or for
-  every call while the environment variable ``MINIGEN_KERNELS=reference`` is set (read at
-  call time). The reference formulas run on NumPy and CuPy arrays alike.
+- :mod:`kernels.reference`: plain array formulas (NumPy or CuPy), every kernel. They define
+  what each kernel computes; every other flavour is tested against them. They run when
+  ``MINIGEN_KERNELS=reference`` is set (read at call time), on empty arrays, when Numba is
+  not importable, and for any kernel that the array's flavour does not have;
+- :mod:`kernels.cpu` (Numba ``@njit``) for NumPy arrays: every kernel;
+- :mod:`kernels.cuda` (Numba-CUDA) for CuPy arrays: q_sample, p_sample_step, adam_update
+  and the three convolutions (add, erf, group_norm and silu run on CuPy through the
+  reference);
+- :mod:`kernels.conv_cpu` for the three convolutions on NumPy arrays under "auto" (the
+  default): Winograd (:mod:`kernels.winograd`, chosen by :mod:`kernels.conv_algorithm`) for
+  stride-1 3x3 convolutions, one GEMM for 1x1, im2col + BLAS otherwise. On CuPy arrays,
+  convolutions under "auto" run the im2col reference on cuBLAS; ``MINIGEN_KERNELS=numba``
+  runs the Numba direct-convolution kernels of cpu and cuda instead.
 
-Convolutions on the CPU go through :mod:`kernels.conv_cpu` (Winograd F(4x4, 3x3) for the
-stride-1 3x3 convolutions, plain GEMMs for 1x1, im2col + BLAS otherwise; measurements in
-docs/performance.md#kernels-and-their-dispatch); on the GPU through the im2col + GEMM
-reference on cuBLAS. The Numba direct-convolution kernels stay available with
-``MINIGEN_KERNELS=numba``.
+Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use
+(a flavour that fails to import is skipped with a warning naming why, e.g. numba-cuda
+0.30 on NumPy 2.5, which removed the ``numpy.row_stack`` that numba-cuda overloads).
 
-Importing this package imports neither Numba nor CuPy; the flavours are loaded on first use.
+Adding a fused kernel ``k``:
+
+1. ``reference.k``: the formula in plain array code, citing its equation;
+2. the fast flavours with the same signature: ``cpu.k`` (and ``cuda.k`` where the GPU needs
+   it; a scalar formula shared by both goes in :mod:`kernels.elementwise`);
+3. the dispatch function ``k`` here: argument checks (:mod:`kernels.validation`),
+   ``check.contiguous``, then ``_run("k", x, ...)``; its name in ``__all__``;
+4. the caller in minigen (a ``Function`` in ``minigen/functional/``) calls ``kernels.k``
+   and keeps its readable formula as the documentation of what ``k`` computes;
+5. tests: ``tests/test_kernels.py`` (each flavour equals ``reference.k``, float32 to its
+   rounding and float64 to 1e-12, plus the argument errors), ``tests/test_kernels_cuda.py``
+   (the simulator: ``NUMBA_ENABLE_CUDASIM=1 python -m pytest -m cudasim
+   tests/test_kernels_cuda.py``) when there is a ``cuda.k``, and a gradient check of the
+   minigen op that calls it.
 """
 import functools
 import importlib
@@ -25,12 +45,13 @@ import warnings
 from . import reference
 from . import validation as check
 from .arrays import is_cupy
+from .conv_algorithm import get_conv_algorithm, set_conv_algorithm
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
     "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward",
     "silu", "silu_backward", "available",
-    "backend_for", "requested_backend",
+    "backend_for", "requested_backend", "get_conv_algorithm", "set_conv_algorithm",
 ]
 
 _CHOICES = ("auto", "reference", "numba")
@@ -71,18 +92,36 @@ def available():
     return {"reference": True, "cpu": _flavour("cpu") is not None, "cuda": cuda_ok}
 
 
-def backend_for(x, gemm=False):
-    """The flavour module that the dispatch functions use for data array ``x``; ``gemm``
-    marks the convolutions, which "auto" runs through :mod:`kernels.conv_cpu` (Winograd
-    and BLAS) on NumPy arrays and on cuBLAS through the reference on CuPy arrays."""
+_CONVOLUTIONS = frozenset({"conv2d", "conv2d_grad_input", "conv2d_grad_weight"})
+
+
+def backend_for(x, kernel=None):
+    """The flavour module that runs ``kernel`` (a name of ``__all__``) on data array ``x``:
+    the one selection rule of every dispatch function.
+
+    - ``MINIGEN_KERNELS=reference``, or an empty ``x``: :mod:`kernels.reference`;
+    - a convolution under "auto": :mod:`kernels.conv_cpu` for NumPy arrays, the reference
+      (cuBLAS through CuPy's matmul) for CuPy arrays;
+    - otherwise :mod:`kernels.cuda` for CuPy arrays and :mod:`kernels.cpu` for NumPy arrays,
+      where that flavour imports and has the kernel; else the reference.
+
+    Without ``kernel``, the flavour for x's array type (convolutions aside)."""
     mode = requested_backend()
-    if mode == "reference":
+    if mode == "reference" or (kernel is not None and x.size == 0):
         return reference
-    if mode == "auto" and gemm:
-        cpu_path = None if is_cupy(x) else _flavour("conv_cpu")
-        return reference if cpu_path is None else cpu_path
-    flavour = _flavour("cuda" if is_cupy(x) else "cpu")
-    return reference if flavour is None else flavour
+    if mode == "auto" and kernel in _CONVOLUTIONS:
+        name = None if is_cupy(x) else "conv_cpu"
+    else:
+        name = "cuda" if is_cupy(x) else "cpu"
+    flavour = None if name is None else _flavour(name)
+    if flavour is None or (kernel is not None and not hasattr(flavour, kernel)):
+        return reference
+    return flavour
+
+
+def _run(kernel, x, *args, **kwargs):
+    """``kernel(*args, **kwargs)`` of the flavour that :func:`backend_for` picks for ``x``."""
+    return getattr(backend_for(x, kernel), kernel)(*args, **kwargs)
 
 
 def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
@@ -100,7 +139,7 @@ def q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=None):
     check.timesteps(name, t, check.batched(name, "x0", x0), T, xp)
     check.out_array(name, out, x0.shape, dtype, xp)
     x0, noise = check.contiguous(xp, x0, noise)
-    return backend_for(x0).q_sample(x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=out)
+    return _run(name, x0, x0, noise, t, sqrt_abar, sqrt_one_minus_abar, out=out)
 
 
 def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt, sigma,
@@ -121,8 +160,8 @@ def p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef
     check.clip_value(name, clip)
     check.out_array(name, out, xt.shape, dtype, xp)
     xt, eps, noise = check.contiguous(xp, xt, eps, noise)
-    return backend_for(xt).p_sample_step(xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0,
-                                         coef_mean_xt, sigma, clip=clip, out=out)
+    return _run(name, xt, xt, eps, t, noise, coef_x0_xt, coef_x0_eps, coef_mean_x0, coef_mean_xt,
+                sigma, clip=clip, out=out)
 
 
 def conv2d(x, w, stride=1, padding=0):
@@ -133,7 +172,7 @@ def conv2d(x, w, stride=1, padding=0):
     check.floating(name, x=x, w=w)
     check.conv_geometry(name, x.shape, w.shape, stride, padding)
     x, w = check.contiguous(xp, x, w)
-    return backend_for(x, gemm=True).conv2d(x, w, int(stride), int(padding))
+    return _run(name, x, x, w, int(stride), int(padding))
 
 
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
@@ -144,7 +183,7 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     x_shape = check.shape_tuple(name, "x_shape", x_shape)
     _check_gy(name, gy, check.conv_geometry(name, x_shape, w.shape, stride, padding))
     gy, w = check.contiguous(xp, gy, w)
-    return backend_for(gy, gemm=True).conv2d_grad_input(gy, w, x_shape, int(stride), int(padding))
+    return _run(name, gy, gy, w, x_shape, int(stride), int(padding))
 
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
@@ -155,7 +194,7 @@ def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     w_shape = check.shape_tuple(name, "w_shape", w_shape)
     _check_gy(name, gy, check.conv_geometry(name, x.shape, w_shape, stride, padding))
     x, gy = check.contiguous(xp, x, gy)
-    return backend_for(x, gemm=True).conv2d_grad_weight(x, gy, w_shape, int(stride), int(padding))
+    return _run(name, x, x, gy, w_shape, int(stride), int(padding))
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
@@ -193,7 +232,7 @@ def _adam_updates(params, grads, ms, vs, lr, beta1, beta2, eps, steps, weight_de
         step = check.integer(name, "step", step, 1)
         (grad,) = check.contiguous(xp, grad)
         if xp not in flavours:
-            flavours[xp] = backend_for(param)
+            flavours[xp] = backend_for(param, name)
         flavours[xp].adam_update(param, grad, m, v, lr, beta1, beta2, eps, step,
                                  weight_decay=weight_decay, decoupled=bool(decoupled))
 
@@ -205,7 +244,7 @@ def add(a, b):
     for bit the same sums (:func:`kernels.cpu.add`); everything else is NumPy's or CuPy's
     ``a + b``."""
     check.arrays("add", a=a, b=b)
-    return _elementwise_flavour(a).add(a, b)
+    return _run("add", a, a, b)
 
 
 def erf(x):
@@ -214,14 +253,7 @@ def erf(x):
     check.arrays("erf", x=x)
     if x.dtype.kind != "f":
         raise TypeError(f"erf: x must be a floating-point array, got dtype {x.dtype}")
-    flavour = reference if is_cupy(x) else backend_for(x)
-    return flavour.erf(x)
-
-
-def _elementwise_flavour(x):
-    """The flavour for a kernel that the CUDA flavour does not have (CuPy: the reference);
-    empty arrays take the reference too (its NumPy reductions define their NaNs)."""
-    return reference if is_cupy(x) or x.size == 0 else backend_for(x)
+    return _run("erf", x, x)
 
 
 def group_norm(x, weight, bias, groups, eps):
@@ -233,7 +265,7 @@ def group_norm(x, weight, bias, groups, eps):
     check.floating(name, x=x, weight=weight, bias=bias)
     _check_groups(name, x, weight, bias, groups)
     x, weight, bias = check.contiguous(xp, x, weight, bias)
-    return _elementwise_flavour(x).group_norm(x, weight, bias, int(groups), float(eps))
+    return _run(name, x, x, weight, bias, int(groups), float(eps))
 
 
 def group_norm_backward(gy, x, weight, mean, rstd):
@@ -248,7 +280,7 @@ def group_norm_backward(gy, x, weight, mean, rstd):
         raise ValueError(f"{name}: mean has shape {mean.shape}, expected (N, groups) with N = "
                          f"{x.shape[0]}")
     gy, x, weight, mean, rstd = check.contiguous(xp, gy, x, weight, mean, rstd)
-    return _elementwise_flavour(x).group_norm_backward(gy, x, weight, mean, rstd)
+    return _run(name, x, gy, x, weight, mean, rstd)
 
 
 def silu(x):
@@ -257,7 +289,7 @@ def silu(x):
     xp = check.arrays("silu", x=x)
     check.floating("silu", x=x)
     (x,) = check.contiguous(xp, x)
-    return _elementwise_flavour(x).silu(x)
+    return _run("silu", x, x)
 
 
 def silu_backward(x, s, gy):
@@ -267,7 +299,7 @@ def silu_backward(x, s, gy):
     check.floating(name, x=x, s=s, gy=gy)
     check.same_shape(name, "x", x, s=s, gy=gy)
     x, s, gy = check.contiguous(xp, x, s, gy)
-    return _elementwise_flavour(x).silu_backward(x, s, gy)
+    return _run(name, x, x, s, gy)
 
 
 def _check_groups(name, x, weight, bias, groups):

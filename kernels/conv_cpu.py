@@ -1,8 +1,10 @@
-"""The CPU convolution path of the "auto" kernels: each case to its fastest measured method.
+"""The CPU convolution path of the "auto" kernels: each case to its fastest accurate method.
 
 - 3x3, stride 1, padding <= 2, when the operand that im2col would copy (x for the forward
   pass and the weight gradient, gy for the input gradient) has at least 16 channels:
-  Winograd F(4x4, 3x3) (:mod:`kernels.winograd`); with fewer channels im2col is small and
+  Winograd (:mod:`kernels.winograd`), F(2x2, 3x3) by default (as accurate as im2col in
+  float32) and F(4x4, 3x3) after ``set_conv_algorithm("winograd")``
+  (:mod:`kernels.conv_algorithm`); with fewer channels im2col is small and
   wins (docs/history.md#what-was-tried);
 - 1x1, stride 1, no padding: one GEMM per pass, without im2col (the input already is the
   column matrix);
@@ -15,17 +17,20 @@ docs/history.md#cpu-convolutions-where-the-time-goes-what-was-tried-what-it-gave
 """
 import numpy
 
-from . import reference, threads, winograd
+from . import conv_algorithm, reference, threads, winograd
 
-TILE = 4  # F(4x4, 3x3): fewer multiplies than F(2x2, 3x3) and faster on every UNet shape
-
+TILES = {"auto": 2, "winograd": 4}
+"""The Winograd tile size m of F(m x m, 3x3) for each choice of conv_algorithm."""
 
 WINOGRAD_MIN_CHANNELS = 16
 
 
 def _winograd(w_shape, stride, padding, channels):
-    return (w_shape[2:] == (3, 3) and stride == 1 and padding <= 2
-            and channels >= WINOGRAD_MIN_CHANNELS)
+    """The tile size for this convolution, or None where im2col (or a GEMM) runs it."""
+    if (w_shape[2:] == (3, 3) and stride == 1 and padding <= 2
+            and channels >= WINOGRAD_MIN_CHANNELS):
+        return TILES.get(conv_algorithm.get_conv_algorithm())
+    return None
 
 
 def _pointwise(w_shape, stride, padding):
@@ -38,8 +43,9 @@ def _joined(shares):
 
 def conv2d(x, w, stride=1, padding=0):
     """NCHW cross-correlation without bias (see the module docstring for the method)."""
-    if _winograd(w.shape, stride, padding, x.shape[1]):
-        return winograd.conv2d(x, w, padding, TILE)
+    m = _winograd(w.shape, stride, padding, x.shape[1])
+    if m:
+        return winograd.conv2d(x, w, padding, m)
     if _pointwise(w.shape, stride, padding):
         n, c, h, w_in = x.shape
         w_stack = numpy.broadcast_to(w.reshape(w.shape[0], c), (n, w.shape[0], c))
@@ -50,8 +56,9 @@ def conv2d(x, w, stride=1, padding=0):
 
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     """dL/dx of :func:`conv2d` given gy = dL/dy."""
-    if _winograd(w.shape, stride, padding, gy.shape[1]):
-        return winograd.conv2d_grad_input(gy, w, padding, TILE)
+    m = _winograd(w.shape, stride, padding, gy.shape[1])
+    if m:
+        return winograd.conv2d_grad_input(gy, w, padding, m)
     if _pointwise(w.shape, stride, padding):
         n, cout, h, w_in = gy.shape
         w_stack = numpy.broadcast_to(w.reshape(cout, -1).T, (n, w.shape[1], cout))
@@ -63,8 +70,9 @@ def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
 
 def conv2d_grad_weight(x, gy, w_shape, stride=1, padding=0):
     """dL/dw of :func:`conv2d` given gy = dL/dy."""
-    if _winograd(w_shape, stride, padding, x.shape[1]):
-        return winograd.conv2d_grad_weight(x, gy, padding, TILE)
+    m = _winograd(w_shape, stride, padding, x.shape[1])
+    if m:
+        return winograd.conv2d_grad_weight(x, gy, padding, m)
     if _pointwise(w_shape, stride, padding):
         n, c = x.shape[:2]
         gy_rows = gy.reshape(n, gy.shape[1], -1)

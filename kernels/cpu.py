@@ -370,9 +370,11 @@ def group_norm_backward(gy, x, weight, mean, rstd):
     return gx, gweight.sum(axis=0).astype(x.dtype), gbias.sum(axis=0).astype(x.dtype)
 
 
-ADD_MIN_SIZE = 2 * CHUNK
-"""Sizes below which :func:`add` is NumPy's ``a + b``: one chunk per thread at least, or
-the fork-join costs more than the second thread saves."""
+PARALLEL_MIN_SIZE = 4 * CHUNK
+"""Sizes below which the elementwise kernels run on the calling thread (:func:`add` as
+NumPy's ``a + b``): two chunks per thread at least, or the fork-join costs more than the
+second thread saves, and far more when the cores are shared (the join waits for a worker
+that another process holds off its core)."""
 
 
 @njit(**_VECTOR)
@@ -413,12 +415,12 @@ def _row_block(a_shape, b_shape):
 
 def add(a, b):
     """:func:`kernels.reference.add` (a + b) on Numba's threads, bit for bit, when a and b
-    are float arrays of one dtype, the larger has at least ``ADD_MIN_SIZE`` elements and the
+    are float arrays of one dtype, the larger has at least ``PARALLEL_MIN_SIZE`` elements and the
     other has its shape or is a bias over a block of its axes (:func:`_row_block`); NumPy's
     ``a + b`` otherwise."""
     if a.size < b.size:
         a, b = b, a  # addition commutes, bit for bit
-    if (a.size < ADD_MIN_SIZE or a.dtype != b.dtype
+    if (a.size < PARALLEL_MIN_SIZE or a.dtype != b.dtype
             or a.dtype not in (numpy.float32, numpy.float64) or b.ndim > a.ndim
             or not (a.flags.c_contiguous and b.flags.c_contiguous)):
         return a + b
@@ -455,7 +457,8 @@ def silu(x):
     if x.dtype != numpy.float32:
         return reference.silu(x)
     s, y = numpy.empty_like(x), numpy.empty_like(x)
-    _silu_flat(x.reshape(-1), s.reshape(-1), y.reshape(-1))
+    silu_pass = _silu_values if x.size < PARALLEL_MIN_SIZE else _silu_flat
+    silu_pass(x.reshape(-1), s.reshape(-1), y.reshape(-1))
     return y, s
 
 
@@ -476,5 +479,6 @@ def _silu_backward_flat(x, s, gy, g):
 def silu_backward(x, s, gy):
     """:func:`kernels.reference.silu_backward` in one pass, the same operations in order."""
     g = numpy.empty_like(gy)
-    _silu_backward_flat(x.reshape(-1), s.reshape(-1), gy.reshape(-1), g.reshape(-1))
+    gradient_pass = _silu_gradient if x.size < PARALLEL_MIN_SIZE else _silu_backward_flat
+    gradient_pass(x.reshape(-1), s.reshape(-1), gy.reshape(-1), g.reshape(-1))
     return g

@@ -37,18 +37,12 @@ import math
 
 import numba
 import numpy
+from numba import cuda
 
-if not hasattr(numpy, "row_stack"):
-    # numba-cuda (0.30.4 and older) registers an overload of numpy.row_stack, an alias of
-    # vstack that NumPy 2.5 removed, while importing; without the alias its import fails.
-    numpy.row_stack = numpy.vstack
-
-from numba import cuda  # noqa: E402
-
-from . import elementwise  # noqa: E402
-from .arrays import array_module, is_cupy, rows  # noqa: E402
-from .reference import adam_scalars  # noqa: E402
-from .table_cache import TableCache  # noqa: E402
+from . import elementwise
+from .arrays import array_module, is_cupy, rows
+from .reference import adam_scalars
+from .table_cache import TableCache
 
 THREADS = 128  # threads per block of the 1-D kernels
 TILE = 16  # output tile edge of the conv2d kernel: blocks of TILE x TILE threads

@@ -1,9 +1,11 @@
 """Threads for the CPU kernels without oversubscription: one knob, Numba's thread count.
 
-``--threads`` (bench and CLI) sets Numba's thread count and the BLAS threads. A pool that
-spin-waits long after each parallel region takes the cores from the next pool that needs
-them: OpenBLAS's pthreads between Numba's transforms, or PyTorch's OpenMP pool in the same
-process; a pool whose idle threads sleep at once (Numba's workqueue layer) pays a wake-up
+``set_threads(n)`` gives Numba's parallel kernels and the OpenMP pools ``n`` threads and
+BLAS one (minigen applies it at import with :func:`wished_threads`, and through
+``minigen.set_num_threads`` and ``--threads``). A pool that spin-waits long after each
+parallel region takes the cores from the next pool that needs them: OpenBLAS's pthreads
+between Numba's transforms, or PyTorch's OpenMP pool in the same process; a pool whose
+idle threads sleep at once (Numba's workqueue layer) pays a wake-up
 at each of the ~70 short parallel regions of a UNet step instead, which cost most of the
 second thread's gain and made even one thread slower
 (docs/history.md#threads-and-oversubscription and
@@ -12,7 +14,8 @@ docs/history.md#two-threads-on-an-idle-machine). So:
 - ``prefer_short_spin_openmp`` selects Numba's OpenMP layer (workqueue where it is missing)
   with libgomp's spin-wait cut to ``GOMP_SPINCOUNT`` spins, unless the user chose a layer
   or a wait policy, or Numba's threads already run;
-- BLAS runs single-threaded (``minigen.backend.limit_threads``);
+- BLAS runs single-threaded (``set_threads``; a BLAS library loaded later, such as SciPy's
+  by ``numba_blas``, is capped when it loads);
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` shares of one Numba
   parallel region (:mod:`kernels.stacked`), each calling single-threaded BLAS;
 - ``map_batch`` runs a NumPy function on shares of a batch in Python threads (the im2col
@@ -25,6 +28,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import sys
 
 import numpy
 
@@ -32,33 +36,114 @@ import numpy
 GOMP_SPINCOUNT = "10000"
 """libgomp's spin-wait iterations before an idle thread sleeps (libgomp's default: 300000)."""
 
+LAYER_PRIORITY = ("omp", "workqueue", "tbb")
+"""Numba's threading layers in the order ``prefer_short_spin_openmp`` asks for them."""
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+"""The conventional variables through which a user asks for a thread count."""
+
+_capped = None  # the n of the last set_threads: numba_blas caps the BLAS it loads to match
+
+
+def usable_cores():
+    """The cores this process may run on (its CPU affinity; all cores where the OS has none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def wished_threads(environ=os.environ):
+    """The thread count the user asks for: the smallest positive integer among the
+    :data:`THREAD_VARIABLES` that are set (any of them names the whole process's share of
+    the cores), at most :func:`usable_cores`; the usable cores when none is set."""
+    wishes = [int(environ[name]) for name in THREAD_VARIABLES
+              if environ.get(name, "").strip().isdigit() and int(environ[name]) >= 1]
+    return min([usable_cores(), *wishes])
+
+
+def _numba_started():
+    """Whether Numba's thread pool runs (its size is fixed from then on)."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return parallel is not None and parallel._is_initialized
+
 
 def prefer_short_spin_openmp():
     """Use Numba's OpenMP layer with a short spin-wait unless a layer or wait policy was
     chosen (``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``, ``OMP_WAIT_POLICY``,
-    ``GOMP_SPINCOUNT``) or Numba's threads already run. libgomp reads ``GOMP_SPINCOUNT`` when
-    it loads, so it is set in the environment (a PyTorch imported later gets it too)."""
+    ``GOMP_SPINCOUNT``) or Numba's threads already run. Numba and libgomp read these
+    variables when they load (Numba again at each compilation), so they are set in the
+    environment, without importing Numba; a PyTorch imported later gets the spin count too."""
     chosen = {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "OMP_WAIT_POLICY",
               "GOMP_SPINCOUNT"}
-    if chosen & os.environ.keys():
+    if chosen & os.environ.keys() or _numba_started():
         return
-    import numba
-    from numba.np.ufunc import parallel
+    os.environ["NUMBA_THREADING_LAYER_PRIORITY"] = " ".join(LAYER_PRIORITY)
+    os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        config.THREADING_LAYER_PRIORITY = list(LAYER_PRIORITY)
 
-    if not parallel._is_initialized:
-        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
-        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+
+def set_threads(n):
+    """Numba's parallel kernels and the OpenMP pools get ``n`` threads, BLAS one, for the
+    rest of the process. Before Numba's pool starts (at the first parallel kernel) its size
+    becomes ``n`` (``NUMBA_NUM_THREADS``, so that every thread defaults to ``n``) on the
+    short-spin OpenMP layer; once it runs, the calling thread uses ``min(n, pool size)``.
+    Starting no pool here keeps a later ``fork`` safe. The caps need ``threadpoolctl``.
+    Returns notes on what could not be set (empty when all was)."""
+    prefer_short_spin_openmp()
+    if _numba_started():
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    else:
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+        config = sys.modules.get("numba.core.config")
+        if config is not None:
+            config.NUMBA_NUM_THREADS = n
+        parallel = sys.modules.get("numba.np.ufunc.parallel")
+        if parallel is not None:
+            parallel.NUM_THREADS = n
+    global _capped
+    _capped = n
+    return _cap_native_pools(n)
+
+
+def _cap_native_pools(n):
+    """OpenMP libraries loaded now get ``n`` threads, BLAS libraries one (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return ["BLAS threads not set: threadpoolctl is not installed"]
+    threadpool_limits(n, user_api="openmp")
+    threadpool_limits(1, user_api="blas")
+    return []
+
+
+def get_threads():
+    """The threads the CPU kernels use in this thread: Numba's count once its pool runs,
+    else the size its pool will start with (without starting it)."""
+    if _numba_started():
+        return workers()
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        return config.NUMBA_NUM_THREADS
+    return _capped or usable_cores()  # Numba's own default: the usable cores
 
 
 @functools.lru_cache(maxsize=None)
 def numba_blas():
     """Whether Numba's ``numpy.dot`` can run here: it calls SciPy's BLAS
-    (``scipy.linalg.cython_blas``). Importing that loads SciPy's BLAS library, so that thread
-    limits set afterwards reach it too."""
+    (``scipy.linalg.cython_blas``). Importing that loads SciPy's BLAS library, which gets
+    one thread when ``set_threads`` capped BLAS before it loaded."""
     try:
         import scipy.linalg.cython_blas  # noqa: F401
     except ImportError:
         return False
+    if _capped is not None:
+        _cap_native_pools(_capped)
     return True
 
 

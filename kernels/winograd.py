@@ -13,14 +13,15 @@ grid are a matrix product over all tiles at once:
 
 so a layer is an input transform (``_tile_transform``), alpha^2 GEMMs (BLAS) and an output
 transform (``_untile_transform``). These two loop over the matrices' entries and are the
-reference; F(4x4, 3x3), the tile size in use, transforms one image at a time with
-``_image_tiles4`` and ``_image_untile4``, the same sums with the matrices' rows written out
-as formulas (identical results; faster: docs/history.md#what-was-tried). A F(4x4) pass is
-one parallel region (``_conv4``, ``_grad_weight4``): each thread takes its share of the
-images and, block by block of images, transforms them, runs the GEMMs (``numpy.dot`` inside
-Numba, on SciPy's single-threaded BLAS) and untransforms (or sums) the products, so a
-block's tiles stay in that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the
-transforms run per image around one threaded stack of GEMMs (``threads.matmul``).
+reference; the passes transform one image at a time with ``_image_tiles`` and
+``_image_untile`` (F(2x2) and F(4x4), the tile sizes in use), the same sums with the
+matrices' rows written out as formulas (identical results; faster:
+docs/history.md#what-was-tried). A pass is one parallel region (``_conv_fused``,
+``_grad_weight_fused``): each thread takes its share of the images and, block by block of
+images, transforms them, runs the GEMMs (``numpy.dot`` inside Numba, on SciPy's
+single-threaded BLAS) and untransforms (or sums) the products, so a block's tiles stay in
+that core's cache. Without SciPy (Numba's ``numpy.dot`` needs it) the transforms run per
+image around one threaded stack of GEMMs (``threads.matmul``).
 
 The backward passes use the same pieces. The input gradient of a stride-1 convolution is
 the convolution of gy with the flipped, transposed kernel and padding 2 - p. The weight
@@ -32,10 +33,12 @@ output-gradient tiles (the same gather kernel with A in place of B^T),
 again alpha^2 GEMMs, dM[a, b]^T @ V[a, b]. Tiles that overhang the output read zeros of gy,
 so the adjoint is exact.
 
-Numerics: the transforms multiply by exact small integers and, for F(4x4), by 1/6, 1/12 and
-1/24 (rounded to the data dtype), so the float32 result differs from the direct sum by more
-than the direct sum's own rounding: ``error_bound`` gives the first-order bound, which
-tests/test_winograd.py checks. Each parallel task (``prange``) owns whole images; the
+Numerics: F(2x2)'s transforms only add and subtract (and G halves), and its float32
+error is that of the direct sum. F(4x4)'s multiply by 2, 4, 5 and 8 and by 1/6, 1/12 and
+1/24 (rounded to the data dtype), so its float32 result differs from the direct sum by more
+than the direct sum's own rounding (several times more on the input gradient of image
+data: docs/semantics.md); ``error_bound`` gives the first-order bound, which
+tests/test_winograd.py checks. :mod:`kernels.conv_algorithm` chooses between them. Each parallel task (``prange``) owns whole images; the
 kernels keep fastmath off, the innermost loops run over the contiguous channel axis.
 """
 import functools
@@ -265,74 +268,154 @@ def _image_untile4(M, p0, n, tiles_h, tiles_w, y):
     _to_nchw(image, y, n)
 
 
+# F(2x2, 3x3) written out likewise: every entry of its B^T, A and A^T is 0 or +-1.
+@njit(inline="always")
+def _in_rows2(adjoint, d0, d1, d2, d3):
+    """B^T d for one 4-vector d, or A d (the first two entries) when ``adjoint``."""
+    if adjoint:
+        return d0, d0 + d1, d0 - d1, -d1
+    return d0 - d2, d1 + d2, -d1 + d2, d1 - d3
+
+
+@njit(inline="always")
+def _at_rows2(m0, m1, m2, m3):
+    """A^T m for one 4-vector m."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(cache=True)
+def _image_tiles2(src, n, adjoint, offset, tiles_h, tiles_w, out, p0):
+    """``_image_tiles4`` for F(2x2, 3x3): the 4x4 tiles of image n, written out."""
+    channels = src.shape[1]
+    ph, pw = 2 * tiles_h + 2, 2 * tiles_w + 2
+    rows = _channels_last(src, n, offset, ph, pw).reshape((ph, pw * channels))
+    band = numpy.empty((4, pw, channels), dtype=src.dtype)
+    band_rows = band.reshape((4, pw * channels))
+    for ty in range(tiles_h):
+        y0 = 2 * ty
+        for q in range(pw * channels):
+            r = _in_rows2(adjoint, rows[y0, q], rows[y0 + 1, q], rows[y0 + 2, q],
+                          rows[y0 + 3, q])
+            band_rows[0, q], band_rows[1, q], band_rows[2, q], band_rows[3, q] = r
+        for tx in range(tiles_w):
+            p = p0 + ty * tiles_w + tx
+            x0 = 2 * tx
+            for a in range(4):
+                k = 4 * a
+                for c in range(channels):
+                    r = _in_rows2(adjoint, band[a, x0, c], band[a, x0 + 1, c],
+                                  band[a, x0 + 2, c], band[a, x0 + 3, c])
+                    out[k, p, c], out[k + 1, p, c], out[k + 2, p, c], out[k + 3, p, c] = r
+
+
+@njit(cache=True)
+def _image_untile2(M, p0, n, tiles_h, tiles_w, y):
+    """``_image_untile4`` for F(2x2, 3x3): y[n] from the products of its tiles."""
+    c_out = y.shape[1]
+    half = numpy.empty((2, 4, c_out), dtype=y.dtype)
+    image = numpy.empty((2 * tiles_h, 2 * tiles_w, c_out), dtype=y.dtype)
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            p = p0 + ty * tiles_w + tx
+            for b in range(4):
+                for o in range(c_out):
+                    half[0, b, o], half[1, b, o] = _at_rows2(
+                        M[b, p, o], M[4 + b, p, o], M[8 + b, p, o], M[12 + b, p, o])
+            for i in range(2):
+                yy, x0 = 2 * ty + i, 2 * tx
+                for o in range(c_out):
+                    image[yy, x0, o], image[yy, x0 + 1, o] = _at_rows2(
+                        half[i, 0, o], half[i, 1, o], half[i, 2, o], half[i, 3, o])
+    _to_nchw(image, y, n)
+
+
+@njit(cache=True)
+def _image_tiles(m, src, n, adjoint, offset, tiles_h, tiles_w, out, p0):
+    if m == 4:
+        _image_tiles4(src, n, adjoint, offset, tiles_h, tiles_w, out, p0)
+    else:
+        _image_tiles2(src, n, adjoint, offset, tiles_h, tiles_w, out, p0)
+
+
+@njit(cache=True)
+def _image_untile(m, M, p0, n, tiles_h, tiles_w, y):
+    if m == 4:
+        _image_untile4(M, p0, n, tiles_h, tiles_w, y)
+    else:
+        _image_untile2(M, p0, n, tiles_h, tiles_w, y)
+
+
 @njit(**_PARALLEL)
-def _tile_transform4(src, adjoint, offset, tiles_h, tiles_w, out):
-    """``_image_tiles4`` of every image, one parallel task per image."""
+def _tile_transform_written(m, src, adjoint, offset, tiles_h, tiles_w, out):
+    """``_image_tiles`` of every image, one parallel task per image."""
     tiles = tiles_h * tiles_w
     for n in prange(src.shape[0]):
-        _image_tiles4(src, n, adjoint, offset, tiles_h, tiles_w, out, n * tiles)
+        _image_tiles(m, src, n, adjoint, offset, tiles_h, tiles_w, out, n * tiles)
 
 
 @njit(**_PARALLEL)
-def _untile_transform4(M, tiles_h, tiles_w, y):
-    """``_image_untile4`` of every image, one parallel task per image."""
+def _untile_transform_written(m, M, tiles_h, tiles_w, y):
+    """``_image_untile`` of every image, one parallel task per image."""
     for n in prange(y.shape[0]):
-        _image_untile4(M, n * tiles_h * tiles_w, n, tiles_h, tiles_w, y)
+        _image_untile(m, M, n * tiles_h * tiles_w, n, tiles_h, tiles_w, y)
 
 
-# One parallel region per F(4x4) pass: the images are split into one share per thread, and
-# each thread transforms, multiplies (BLAS through numpy.dot, single-threaded) and
-# untransforms blocks of its own images, so the tiles of a block stay in its core's cache
-# and the pass has one fork-join instead of three (docs/history.md#two-threads-on-an-idle-machine).
+# One parallel region per pass: the images are split into one share per thread, and each
+# thread transforms, multiplies (BLAS through numpy.dot, single-threaded) and untransforms
+# blocks of its own images, so the tiles of a block stay in its core's cache and the pass
+# has one fork-join instead of three
+# (docs/history.md#two-threads-on-an-idle-machine).
 @njit(cache=True)
 def _share(count, shares, i):
     return count * i // shares, count * (i + 1) // shares
 
 
 @njit(**_PARALLEL)
-def _conv4(x, Ut, offset, tiles_h, tiles_w, shares, block, y):
-    """y = the F(4x4, 3x3) convolution of x with Ut[k] = U[k]^T (36, C, Cout)."""
+def _conv_fused(m, x, Ut, offset, tiles_h, tiles_w, shares, block, y):
+    """y = the F(m x m, 3x3) convolution of x with Ut[k] = U[k]^T ((m + 2)^2, C, Cout)."""
     n_batch, channels = x.shape[:2]
     tiles = tiles_h * tiles_w
+    points = Ut.shape[0]
     for share in prange(shares):
         lo, hi = _share(n_batch, shares, share)
-        V = numpy.empty((36, block * tiles, channels), dtype=x.dtype)
-        M = numpy.empty((36, block * tiles, Ut.shape[2]), dtype=x.dtype)
+        V = numpy.empty((points, block * tiles, channels), dtype=x.dtype)
+        M = numpy.empty((points, block * tiles, Ut.shape[2]), dtype=x.dtype)
         for n0 in range(lo, hi, block):
             count = min(hi, n0 + block) - n0
             for i in range(count):
-                _image_tiles4(x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
-            for k in range(36):  # M[a, b] = V[a, b] @ U[a, b]^T, eq. 10
+                _image_tiles(m, x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
+            for k in range(points):  # M[a, b] = V[a, b] @ U[a, b]^T, eq. 10
                 numpy.dot(V[k, :count * tiles], Ut[k], M[k, :count * tiles])
             for i in range(count):
-                _image_untile4(M, i * tiles, n0 + i, tiles_h, tiles_w, y)
+                _image_untile(m, M, i * tiles, n0 + i, tiles_h, tiles_w, y)
 
 
 @njit(**_PARALLEL)
-def _grad_weight4(x, gy, offset, tiles_h, tiles_w, shares, block, dU):
-    """dU[share, k] = sum over the tiles of the share's images of dM[k]^T V[k] (36 GEMMs per
-    block of images, summed), with V the B^T tiles of x and dM the A tiles of gy."""
+def _grad_weight_fused(m, x, gy, offset, tiles_h, tiles_w, shares, block, dU):
+    """dU[share, k] = sum over the tiles of the share's images of dM[k]^T V[k] ((m + 2)^2
+    GEMMs per block of images, summed), with V the B^T tiles of x and dM the A tiles of gy."""
     n_batch, channels = x.shape[:2]
     c_out = gy.shape[1]
     tiles = tiles_h * tiles_w
+    points = dU.shape[1]
     for share in prange(shares):
         lo, hi = _share(n_batch, shares, share)
-        V = numpy.empty((36, block * tiles, channels), dtype=x.dtype)
-        dM = numpy.empty((36, block * tiles, c_out), dtype=x.dtype)
+        V = numpy.empty((points, block * tiles, channels), dtype=x.dtype)
+        dM = numpy.empty((points, block * tiles, c_out), dtype=x.dtype)
         part = numpy.empty((c_out, channels), dtype=x.dtype)
         dU[share] = 0
         for n0 in range(lo, hi, block):
             count = min(hi, n0 + block) - n0
             for i in range(count):
-                _image_tiles4(x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
-                _image_tiles4(gy, n0 + i, True, 0, tiles_h, tiles_w, dM, i * tiles)
-            for k in range(36):
+                _image_tiles(m, x, n0 + i, False, offset, tiles_h, tiles_w, V, i * tiles)
+                _image_tiles(m, gy, n0 + i, True, 0, tiles_h, tiles_w, dM, i * tiles)
+            for k in range(points):
                 numpy.dot(dM[k, :count * tiles].T, V[k, :count * tiles], part)
                 dU[share, k] += part
 
 
 BLOCK_TILES = 64
-"""Tiles per block of images in the fused F(4x4) passes (GEMMs of 64 rows and more)."""
+"""Tiles per block of images in the fused passes (GEMMs of 64 rows and more)."""
 
 
 def _blocking(n_batch, tiles):
@@ -345,13 +428,9 @@ def _tiles(size, m):
 
 def input_tiles(x, m, padding, out_hw):
     """V = B^T d B for every input tile of the padded x: (alpha^2, P, C)."""
-    BT = matrices(m, x.dtype)[0]
     th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
     V = numpy.empty(((m + 2) ** 2, x.shape[0] * th * tw, x.shape[1]), dtype=x.dtype)
-    if m == 4:
-        _tile_transform4(x, False, padding, th, tw, V)
-    else:
-        _tile_transform(x, BT, m, padding, th, tw, V)
+    _tile_transform_written(m, x, False, padding, th, tw, V)
     return V
 
 
@@ -380,15 +459,12 @@ def conv2d(x, w, padding, m=4):
     th, tw = _tiles(out_hw[0], m), _tiles(out_hw[1], m)
     y = numpy.empty((n, w.shape[0]) + out_hw, dtype=x.dtype)
     U_T = kernel_tiles(w, m)
-    if m == 4 and threads.numba_blas():
+    if threads.numba_blas():
         with threads.single_threaded_blas():
-            _conv4(x, U_T, padding, th, tw, *_blocking(n, th * tw), y)
+            _conv_fused(m, x, U_T, padding, th, tw, *_blocking(n, th * tw), y)
         return y
     M = threads.matmul(input_tiles(x, m, padding, out_hw), U_T)
-    if m == 4:
-        _untile_transform4(M, th, tw, y)
-    else:
-        _untile_transform(M, matrices(m, x.dtype)[2], th, tw, y)
+    _untile_transform_written(m, M, th, tw, y)
     return y
 
 
@@ -402,20 +478,16 @@ def conv2d_grad_input(gy, w, padding, m=4):
 def conv2d_grad_weight(x, gy, padding, m=4):
     """dL/dw of the stride-1 3x3 conv2d: G^T [sum_tiles (A dY A^T) . (B^T d B)] G."""
     th, tw = _tiles(gy.shape[2], m), _tiles(gy.shape[3], m)
-    if m == 4 and threads.numba_blas():
+    if threads.numba_blas():
         shares, block = _blocking(x.shape[0], th * tw)
-        parts = numpy.empty((shares, 36, gy.shape[1], x.shape[1]), dtype=x.dtype)
+        parts = numpy.empty((shares, (m + 2) ** 2, gy.shape[1], x.shape[1]), dtype=x.dtype)
         with threads.single_threaded_blas():
-            _grad_weight4(x, gy, padding, th, tw, shares, block, parts)
+            _grad_weight_fused(m, x, gy, padding, th, tw, shares, block, parts)
         dU = parts.sum(axis=0)  # (alpha^2, Cout, C)
     else:
         V = input_tiles(x, m, padding, gy.shape[2:])
         dM = numpy.empty(((m + 2) ** 2, gy.shape[0] * th * tw, gy.shape[1]), dtype=gy.dtype)
-        if m == 4:
-            _tile_transform4(gy, True, 0, th, tw, dM)
-        else:
-            AT = matrices(m, x.dtype)[2]
-            _tile_transform(gy, numpy.ascontiguousarray(AT.T), m, 0, th, tw, dM)
+        _tile_transform_written(m, gy, True, 0, th, tw, dM)
         dU = threads.matmul(dM.transpose(0, 2, 1), V)
     # dg = G^T dU G for every filter: the adjoint of kernel_tiles, one GEMM
     filters = gy.shape[1] * x.shape[1]

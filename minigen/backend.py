@@ -4,6 +4,8 @@ Every op finds its array module from the arrays it is given (``xp_of``), never f
 flag, so CPU and GPU tensors can live side by side. CuPy is optional: it is imported on first
 use and its absence only matters when a ``"cuda"`` device is asked for.
 """
+import warnings
+
 import numpy as np
 
 _cupy = None
@@ -152,28 +154,43 @@ def keep_freed_memory():
 
 def limit_threads(n):
     """Use ``n`` threads for the rest of the process: Numba's parallel kernels and the native
-    OpenMP pools get ``n``, BLAS gets one, and freed memory stays in the process
-    (:func:`keep_freed_memory`). minigen's CPU kernels spread their work over the
-    ``n`` threads themselves (per image, and stacks of GEMMs split across threads,
-    :mod:`kernels.threads`); the remaining products are small (at most a few hundred rows
-    wide), where a threaded BLAS gains little and its spin-waiting pool stalls the other
-    threads as soon as the cores are shared (docs/history.md#threads-and-oversubscription).
-    The BLAS cap needs ``threadpoolctl`` (a dependency; where it is missing, set
-    ``OPENBLAS_NUM_THREADS=1`` before starting Python). Returns notes on what could not be
-    capped (empty when all was)."""
-    import numba
-
+    OpenMP pools get ``n``, BLAS gets one (:func:`kernels.threads.set_threads`), and freed
+    memory stays in the process (:func:`keep_freed_memory`). minigen's CPU kernels spread
+    their work over the ``n`` threads themselves (per image, and stacks of GEMMs split
+    across threads, :mod:`kernels.threads`); the remaining products are small (at most a
+    few hundred rows wide), where a threaded BLAS gains little and its spin-waiting pool
+    stalls the other threads as soon as the cores are shared
+    (docs/history.md#threads-and-oversubscription). The BLAS cap needs ``threadpoolctl`` (a
+    dependency). Returns notes on what could not be capped (empty when all was)."""
     from kernels import threads
 
     keep_freed_memory()
-    threads.prefer_short_spin_openmp()  # before Numba's pool starts
-    threads.numba_blas()  # load the BLAS of Numba's numpy.dot before its threads are capped
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return ["BLAS threads not set: threadpoolctl is not installed"]
-    threadpool_limits(n, user_api="openmp")
-    threadpool_limits(1, user_api="blas")
-    return []
+    return threads.set_threads(n)
 
+
+def set_num_threads(n):
+    """Use ``n`` threads for minigen's CPU work (PyTorch's name; :func:`limit_threads`).
+    Importing minigen already chose :func:`default_threads`; call this to change it. Once
+    Numba's pool runs (after the first parallel kernel) it cannot grow: ``n`` then applies
+    to the calling thread, at most the pool's size."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    for note in limit_threads(int(n)):
+        warnings.warn(f"set_num_threads: {note}", RuntimeWarning, stacklevel=2)
+
+
+def get_num_threads():
+    """The threads minigen's CPU kernels use (PyTorch's name)."""
+    from kernels import threads
+
+    return threads.get_threads()
+
+
+def default_threads():
+    """The thread count minigen takes at import: the smallest of ``OMP_NUM_THREADS``,
+    ``NUMBA_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` that is set (the
+    user's wish for the whole process), else the cores this process may use
+    (``os.sched_getaffinity``); never more than those cores."""
+    from kernels import threads
+
+    return threads.wished_threads()

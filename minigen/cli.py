@@ -4,7 +4,7 @@
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen train vae  --data digits --steps 3000 --out runs/digits-vae [--latent-dim 2]
     minigen train autoencoder --data mnist5k --steps 3000 --out runs/ae [--factor 4]
-    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50]
+    minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50] [--overwrite]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
     minigen sample runs/ring8c --from points.npy --strength 0.3 --out edited.npy
@@ -41,10 +41,12 @@ import numpy as np
 from minigen import backend, distributed, stopping
 from minigen import data as datasets
 from minigen.errors import InvalidInput, NonFiniteSamples, RunExists, UserError
+from minigen.options import MAX_COUNT  # --n, --batch-size, --steps as the trainers' counts
 
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
-MAX_COUNT = 2**31 - 1  # --n, --batch-size, --steps: beyond this no run fits in memory or time
+MAX_SEED = 2**63 - 1  # the seeds NumPy's and CuPy's generators take
+RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",), "vae": ("networks",)}  # what sample reads per run kind
 
 
 class UsageError(UserError):
@@ -56,15 +58,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_COUNT}, got "
-                                         f"{value}")
-    return value
+def _integer(low, high, what):
+    """An argparse type: an integer in [low, high], else an error saying it is ``what``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _integer(1, MAX_COUNT, f"a positive integer up to {MAX_COUNT}")
+_seed = _integer(0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+
+
+def _path(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
 
 
 def _unit_interval(text):
@@ -93,6 +107,11 @@ def build_parser():
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show the traceback of user errors too")
+    common.add_argument("--threads", type=_positive_int,
+                        help="threads of the CPU kernels, BLAS single-threaded (default: the "
+                        "smallest of OMP_NUM_THREADS, NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS "
+                        "and MKL_NUM_THREADS, else the usable cores; under mpiexec -n P, "
+                        "cores / P per rank; see minigen.set_num_threads)")
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -102,8 +121,8 @@ def build_parser():
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
-        p.add_argument("--out", required=True, help="run directory (checkpoint, config, figures)")
-        p.add_argument("--seed", type=int, help="default 0 (a resumed run keeps its own)")
+        p.add_argument("--out", required=True, type=_path, help="run directory (checkpoint, config, figures)")
+        p.add_argument("--seed", type=_seed, help="default 0 (a resumed run keeps its own)")
         p.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (same data and "
                             "kind; the run keeps its seed and options)")
@@ -113,10 +132,6 @@ def build_parser():
                        help="steps between checkpoints and figures (default 1000)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-figures", action="store_true", help="write no figures")
-        p.add_argument("--threads", type=_positive_int,
-                       help="threads of the CPU kernels, BLAS single-threaded (see "
-                       "minigen.backend.limit_threads; "
-                       "under mpiexec -n P the default is cores / P per rank)")
         p.add_argument("--batch-size", type=_positive_int,
                        help="the global batch, split over the ranks under mpiexec")
         p.add_argument("--device", choices=DEVICES, default="cpu",
@@ -140,7 +155,9 @@ def build_parser():
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
-    sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--out", required=True, type=_path, help="output .npy file")
+    sample.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (without it, sample refuses)")
     sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m",
                                               "dpm++2m-sde"),
                         default="ancestral",
@@ -148,31 +165,45 @@ def build_parser():
                              "DDIM, DPM-Solver++(2M) or its SDE form")
     sample.add_argument("--steps", type=_positive_int,
                         help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
-    sample.add_argument("--eta", type=_unit_interval, default=0.0,
-                        help="DDIM eta in [0, 1] (0: deterministic)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--eta", type=_unit_interval,
+                        help="DDIM eta in [0, 1] (default 0: deterministic); --sampler ddim only")
+    sample.add_argument("--seed", type=_seed, default=0)
     sample.add_argument("--device", choices=DEVICES, default="cpu",
                         help="sample on the CPU (NumPy) or a CUDA GPU (CuPy)")
     _add_guidance_arguments(sample)
 
     demo = commands.add_parser("demo", help="train a DDPM on the S-curve (under a minute) and "
                                "write its figures", parents=[common])
-    demo.add_argument("--out", default="minigen-demo")
+    demo.add_argument("--out", default="minigen-demo", type=_path)
     demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace the run that --out holds (an earlier demo)")
-    demo.add_argument("--threads", type=_positive_int, default=1,
-                      help="threads of the CPU kernels (default 1: see minigen.backend.limit_threads)")
 
-    bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout)")
+    bench = commands.add_parser("bench", help="run the benchmarks (bench/ of a source checkout; "
+                                "every option goes to python -m bench)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
              "autoencoder": "train the image autoencoder of latent diffusion"}
+
+
+def _set_value(text):
+    """A ``--set`` value: JSON (``0.5``, ``[2, 0.9]``, ``null``), else a number as Python
+    reads it (``inf``, ``nan``: refused by the option check by name), else the bare string
+    (``cosine``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
 
 NAMED_OPTIONS = {
     "ddpm": [
@@ -187,7 +218,7 @@ NAMED_OPTIONS = {
         ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
         ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
          "for vectors, 200 for images)"),
-        ("--hidden", "model_config.hidden", json.loads, None,
+        ("--hidden", "model_config.hidden", _set_value, None,
          "MLP hidden sizes as JSON, e.g. [128,128,128] (the default)"),
         ("--base-channels", "model_config.base_channels", int, None,
          "UNet width (default 32)"),
@@ -238,11 +269,7 @@ def _trainer_options(args):
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--set expects KEY=VALUE, got {text!r}")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # a bare string such as cosine
-        pairs.append((key, value))
+        pairs.append((key, _set_value(value)))
     options = {}
     for key, value in pairs:
         name, _, inner = key.partition(".")
@@ -267,7 +294,7 @@ def _add_guidance_arguments(sample):
     group.add_argument("--label", type=int, help="class to sample (default: the null class, "
                        "i.e. unconditional); needs a --conditional run")
     group.add_argument("--guidance", type=float, default=0.0,
-                       help="classifier-free guidance weight w >= 0 (default 0: the "
+                       help="classifier-free guidance weight w >= 0 toward --label (default 0: the "
                             "conditional model as trained; docs/tuning.md recommends 0.5 on "
                             "the digits)")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
@@ -276,9 +303,9 @@ def _add_guidance_arguments(sample):
                        help="SDEdit: noise level in (0, 1] to edit from (default 0.5)")
     group.add_argument("--inpaint", metavar="KNOWN.npz",
                        help="RePaint: complete the rows of x where mask (same shape) is 0")
-    group.add_argument("--resample", type=_positive_int, default=1,
+    group.add_argument("--resample", type=_positive_int,
                        help="RePaint: resampling rounds R (default 1)")
-    group.add_argument("--jump", type=_positive_int, default=1,
+    group.add_argument("--jump", type=_positive_int,
                        help="RePaint: steps per jump back (default 1)")
 
 
@@ -303,14 +330,14 @@ def _guided_sample(args, kind):
     if args.from_file:
         strength = 0.5 if args.strength is None else args.strength
         return trainer.edit_run(args.run_dir, _read_array(args.from_file, ".npy"), strength,
-                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta,
+                                sampler=args.sampler, steps=args.steps or 50, eta=args.eta or 0.0,
                                 **common)
     if args.inpaint:
         known = _read_array(args.inpaint, ".npz")
         if set(known) != {"x", "mask"}:
             raise InvalidInput(f"{args.inpaint}: expected arrays x and mask, got {sorted(known)}")
-        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample,
-                                   args.jump, **common)
+        return trainer.inpaint_run(args.run_dir, known["x"], known["mask"], args.resample or 1,
+                                   args.jump or 1, **common)
     return None
 
 
@@ -328,11 +355,8 @@ def _read_array(path, ext):
 @stopping.deferred_stop_signals()  # from the start: a Ctrl-C during setup is kept too
 def _train(args):
     comm = distributed.world()  # all ranks under mpiexec, else this process alone
-    threads = args.threads
-    if threads is None and comm.size > 1:
-        threads = max(1, (os.cpu_count() or 1) // comm.size)
-    if threads:
-        backend.limit_threads(threads)
+    if args.threads is None and comm.size > 1:  # the ranks share this machine's cores
+        backend.limit_threads(max(1, backend.default_threads() // comm.size))
     given = {"checkpoint_every": args.checkpoint_every, "batch_size": args.batch_size}
     if args.kind == "ddpm":
         from minigen.diffusion.trainer import train_ddpm as train
@@ -360,7 +384,7 @@ def _train(args):
 def _sample(args):
     from minigen.trainer import read_run_config
 
-    _check_npy_target(args.out)
+    _check_npy_target(args.out, args.overwrite)
     config = read_run_config(args.run_dir)
     kind = config.get("kind")
     if kind == "autoencoder":
@@ -368,8 +392,10 @@ def _sample(args):
                            "images (minigen.vae.autoencoder.LatentSpace) rather than sampling")
     if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
+    _check_run(args.run_dir, config)
     if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
         raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
+    _check_sampling_options(args)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
         bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
@@ -388,7 +414,7 @@ def _sample(args):
             from minigen.diffusion.trainer import sample_run
 
             sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
-                       eta=args.eta, seed=args.seed, progress=True, device=args.device,
+                       eta=args.eta or 0.0, seed=args.seed, progress=True, device=args.device,
                        label=args.label, guidance=args.guidance, out=out)
         elif kind == "gan":
             import minigen.gan as gan
@@ -401,12 +427,58 @@ def _sample(args):
     print(f"wrote {args.n} samples of shape {shape} to {args.out}")
 
 
-def _check_npy_target(path):
-    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory."""
+def _check_sampling_options(args):
+    """Refuse sampling options that would do nothing with the chosen sampler and inputs."""
+    if args.eta is not None and args.sampler != "ddim":
+        raise InvalidInput(f"--eta applies to --sampler ddim; the {args.sampler} sampler has no "
+                           "eta")
+    if args.guidance and args.label is None:
+        raise InvalidInput("--guidance applies with --label (it guides toward that class); "
+                           "without --label the samples are unconditional")
+    for option, value in (("--resample", args.resample), ("--jump", args.jump)):
+        if value is not None and not args.inpaint:
+            raise InvalidInput(f"{option} applies to --inpaint (RePaint)")
+
+
+def _check_run(run_dir, config):
+    """Before sampling: the checkpoint of ``run_dir`` is the run its config.json describes
+    (the same kind and data shape, the state its family saves), else one line naming the
+    mismatch (an edited or mixed-up run directory)."""
+    from minigen import checkpoint
+    from minigen.rundir import CHECKPOINT_FILE
+
+    path = os.path.join(run_dir, CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        raise InvalidInput(f"{run_dir} has no checkpoint ({CHECKPOINT_FILE}) yet")
+    saved = checkpoint.load(path)
+    held = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    for key in ("kind", "data_shape"):
+        if held.get(key) != config.get(key):
+            raise InvalidInput(f"{run_dir}: config.json gives {key} {config.get(key)!r}, its "
+                               f"checkpoint {held.get(key)!r}: the directory was edited or "
+                               "mixes two runs; sample from the run's own files")
+    shape = config.get("data_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+            or not all(isinstance(n, int) and n >= 1 for n in shape)):
+        raise InvalidInput(f"{run_dir}: data_shape must be [d] or [C, H, W] (positive integers), "
+                           f"got {shape!r}")
+    needed = RUN_STATE[config["kind"]]
+    missing = [key for key in needed if not isinstance(saved.get(key), dict)]
+    if missing:
+        raise InvalidInput(f"{path}: a {config['kind']} checkpoint holds {list(needed)}; this "
+                           f"one lacks {missing}")
+
+
+def _check_npy_target(path, overwrite=False):
+    """Before any work: ``path`` names a .npy file (not a directory) in a writable directory,
+    and no existing file unless ``overwrite``."""
     if not path.endswith(".npy"):
         raise InvalidInput(f"--out must name a .npy file, got {path!r}")
     if os.path.isdir(path):
         raise InvalidInput(f"--out {path} is a directory; name a .npy file")
+    if os.path.exists(path) and not overwrite:
+        raise InvalidInput(f"--out {path} exists: give --overwrite to replace it, or another "
+                           "--out")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InvalidInput(f"--out {path}: the directory {directory} does not exist")
@@ -459,7 +531,6 @@ def demo(out="minigen-demo", steps=DEMO_STEPS, seed=0, progress=True, overwrite=
 
 
 def _demo(args):
-    backend.limit_threads(args.threads)
     trainer, seconds = demo(args.out, args.steps, args.seed, progress=not args.quiet,
                             overwrite=args.overwrite)
     q = trainer.quality
@@ -499,7 +570,12 @@ def main(argv=None):
             warnings.showwarning = _show_notice
             # NaN/inf are reported by the divergence and sample checks, in one line
             warnings.simplefilter("ignore", RuntimeWarning)
-            args = build_parser().parse_args(argv)
+            if argv[:1] == ["bench"]:  # every option (--help too) is python -m bench's
+                args = argparse.Namespace(command="bench", args=argv[1:])
+            else:
+                args = build_parser().parse_args(argv)
+            if getattr(args, "threads", None):
+                backend.limit_threads(args.threads)
             if getattr(args, "sampler", None) == "ancestral":
                 args.sampler = "ddpm"  # the library's name for Algorithm 2's sampler
             _check_device(getattr(args, "device", "cpu"))

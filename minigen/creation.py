@@ -1,6 +1,6 @@
 """Tensor creation: ``mg.tensor``, ``from_numpy`` and the factories with PyTorch's names
 (zeros/ones/randn/rand/empty, their ``*_like`` forms, full, full_like, eye, randint,
-arange, linspace)."""
+arange, linspace, bernoulli)."""
 import numpy as np
 
 from minigen import backend
@@ -138,3 +138,13 @@ def from_numpy(array):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     return Tensor(array)
+
+
+def bernoulli(p):
+    """Samples of Bernoulli(p) for each probability in ``p`` (0 or 1, ``p``'s dtype and
+    device; no gradient), from minigen's generator."""
+    p = p if isinstance(p, Tensor) else Tensor(p)
+    if p.dtype.kind != "f":
+        raise TypeError(f"bernoulli: probabilities must be floating point, got dtype {p.dtype}")
+    draws = backend.rng(p.device).random(p.shape)
+    return Tensor((draws < p.data).astype(p.dtype))

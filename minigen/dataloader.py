@@ -11,6 +11,7 @@ were taken), so a run resumed with ``load_state_dict`` sees exactly the batches 
 have seen.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -66,11 +67,18 @@ def _collate(items):
 
 
 class DataLoader:
-    """Mini-batches of ``dataset`` (PyTorch's ``DataLoader`` without worker processes)."""
+    """Mini-batches of ``dataset`` (PyTorch's ``DataLoader`` without worker processes):
+    ``num_workers`` and ``pin_memory`` are accepted for PyTorch scripts and change nothing,
+    batches are made in this process."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 num_workers=0, pin_memory=False):
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                or batch_size < 1):
+            raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got "
+                             f"{batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty")
         self.dataset, self.batch_size = dataset, int(batch_size)

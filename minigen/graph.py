@@ -66,6 +66,13 @@ def _walk(output):
     return tensors, functions, edges
 
 
+def graph_bytes(output):
+    """Bytes of the arrays of the tensors in the graph that produced ``output`` (parameters,
+    inputs and the intermediates it keeps for backward): a measure of a step's memory."""
+    tensors, _, _ = _walk(output)
+    return sum(t.data.nbytes for _, t in tensors.values())
+
+
 def _quote(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 

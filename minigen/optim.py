@@ -1,24 +1,30 @@
-"""Optimizers (SGD, Adam, AdamW), gradient clipping (``nn.utils.clip_grad_norm_``), a
-warm-up + cosine learning-rate schedule and an exponential moving average of the weights.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta), gradient clipping
+(``nn.utils.clip_grad_norm_``), a warm-up + cosine learning-rate schedule and an exponential
+moving average of the weights; PyTorch's schedulers are ``optim.lr_scheduler``.
 
 Optimizers work on raw arrays: each ``step()`` updates ``p.data`` in place from ``p.grad``.
 Moment buffers are allocated once (on the parameter's device, in its dtype) and temporaries
 come from a per-optimizer scratch buffer, so after the first step a step allocates no arrays
 and float32 stays float32. NumPy and CuPy arrays both work (``backend.xp_of``). Parameters
-whose ``.grad`` is None are skipped. State dicts are keyed by parameter name, so they load
+whose ``.grad`` is None are skipped; each update bumps the parameter's version, so a graph
+that saw the old value refuses to backward. ``param_groups`` is PyTorch's list of groups (one
+group: all parameters), and its ``"lr"`` and hyper-parameters are the ones ``step`` uses. State dicts are keyed by parameter name, so they load
 into a freshly built model and optimizer (exact resume); names of older checkpoints are
 migrated as for modules (``nn.module.migrate_keys``). Build optimizers and EMAs after
 moving the model to its device: their buffers live where the parameters were.
 """
 import contextlib
 import math
+import sys
 
 import kernels
 
-from minigen import backend
+from minigen import backend, lr_scheduler  # noqa: F401  (optim.lr_scheduler, as in PyTorch)
 from minigen.nn.module import migrate_keys
 from minigen.nn.utils import clip_grad_norm_ as clip_grad_norm_  # optim.clip_grad_norm_ too
 from minigen.nn.utils import named_parameter_list
+
+sys.modules[f"{__name__}.lr_scheduler"] = lr_scheduler  # from minigen.optim.lr_scheduler import ...
 
 
 class _Scratch:
@@ -47,15 +53,33 @@ def _check(who, name, value, low, high=math.inf, high_open=False):
 class Optimizer:
     """Base class: named parameters, per-parameter state (``self.state[name]``: a step count
     and the arrays named by ``buffer_names``), ``zero_grad``, state dicts. Subclasses
-    implement ``_update(p, g, state, lr, tmp)`` on raw arrays, or ``step`` over all of them."""
+    implement ``_update(p, g, state, lr, tmp)`` on raw arrays, or ``step`` over all of them.
+    ``lr`` and ``hyper`` read and write ``param_groups[0]`` (what schedulers change)."""
 
     def __init__(self, params, lr, **hyper):
         self.params = named_parameter_list(params, type(self).__name__)
         _check(type(self).__name__, "lr", lr, 0.0)
-        self.lr = lr
+        self.param_groups = [{"params": [p for _, p in self.params], "lr": lr}]
         self.hyper = hyper
         self.state = {}
         self._scratch = _Scratch(2)
+
+    @property
+    def lr(self):
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        self.param_groups[0]["lr"] = value
+
+    @property
+    def hyper(self):
+        return {k: self.param_groups[0][k] for k in self._hyper_names}
+
+    @hyper.setter
+    def hyper(self, values):
+        self._hyper_names = tuple(values)
+        self.param_groups[0].update(values)
 
     @staticmethod
     def buffer_names(hyper):
@@ -86,6 +110,7 @@ class Optimizer:
                 for b in self.buffer_names(self.hyper):
                     state[b] = xp.zeros(p.shape, dtype=p.dtype)
             state["step"] += 1
+            p._version += 1  # the update is in place: graphs that saw the old value are stale
             live.append((p, state))
         return live
 
@@ -94,10 +119,12 @@ class Optimizer:
 
     # --- state dicts ---------------------------------------------------------------------
     def state_dict(self):
-        """``{"type", "lr", "hyper", "state": {name: {"step", buffers as NumPy copies}}}``."""
+        """``{"type", "lr", "hyper", "params": the parameter names, "state": {name: {"step",
+        buffers as NumPy copies}}}``."""
         return {
             "type": type(self).__name__,
             "lr": float(self.lr),
+            "params": [name for name, _ in self.params],
             "hyper": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyper.items()},
             "state": {
                 name: {k: v if k == "step" else backend.to_numpy(v).copy() for k, v in s.items()}
@@ -120,6 +147,13 @@ class Optimizer:
         buffers = self.buffer_names(hyper)
         state_dict = dict(state_dict, state=migrate_keys(state_dict["state"], params))
         problems = []
+        saved = state_dict.get("params")  # the optimizer's parameters (older versions: absent)
+        if saved is not None:
+            missing = sorted(set(params) - set(saved))
+            if missing:
+                problems.append(f"the state is of an optimizer without parameters {missing}")
+            problems += [f"unknown parameter {name!r}"
+                         for name in sorted(set(saved) - set(params) - set(state_dict["state"]))]
         for name, s in state_dict["state"].items():
             if name not in params:
                 problems.append(f"unknown parameter {name!r}")
@@ -228,6 +262,116 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012, lecture 6.5) in PyTorch's form: g += wd p;
+    v = alpha v + (1-alpha) g^2; with ``centered``, m = alpha m + (1-alpha) g and v - m^2 in
+    place of v; d = g / (sqrt(v) + eps); with momentum, buf = momentum buf + d, p -= lr buf,
+    else p -= lr d."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        for name, value in (("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay),
+                            ("momentum", momentum)):
+            _check("RMSprop", name, value, 0.0)
+        super().__init__(params, lr, alpha=float(alpha), eps=float(eps),
+                         weight_decay=float(weight_decay), momentum=float(momentum),
+                         centered=bool(centered))
+
+    @staticmethod
+    def buffer_names(hyper):
+        return (("square_avg",) + (("momentum_buffer",) if hyper["momentum"] else ())
+                + (("grad_avg",) if hyper["centered"] else ()))
+
+    def _update(self, p, g, state, lr, tmp):
+        xp = backend.xp_of(p)
+        h = self.hyper
+        if h["weight_decay"]:
+            g = xp.add(g, xp.multiply(p, h["weight_decay"], out=tmp[0]), out=tmp[0])
+        v = state["square_avg"]
+        v *= h["alpha"]
+        v += xp.multiply(xp.multiply(g, g, out=tmp[1]), 1 - h["alpha"], out=tmp[1])
+        if h["centered"]:
+            m = state["grad_avg"]
+            m *= h["alpha"]
+            m += xp.multiply(g, 1 - h["alpha"], out=tmp[1])
+            denom = xp.sqrt(xp.subtract(v, xp.multiply(m, m, out=tmp[1]), out=tmp[1]), out=tmp[1])
+        else:
+            denom = xp.sqrt(v, out=tmp[1])
+        d = xp.divide(g, xp.add(denom, h["eps"], out=tmp[1]), out=tmp[1])
+        if h["momentum"]:
+            buf = state["momentum_buffer"]
+            buf *= h["momentum"]
+            buf += d
+            d = buf
+        p -= xp.multiply(d, lr, out=tmp[1])
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011, eq. 1 with a diagonal matrix) in PyTorch's form: g += wd p;
+    s += g^2; p -= lr / (1 + (t-1) lr_decay) * g / (sqrt(s) + eps), s starting at
+    ``initial_accumulator_value``."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        for name, value in (("lr_decay", lr_decay), ("weight_decay", weight_decay),
+                            ("initial_accumulator_value", initial_accumulator_value),
+                            ("eps", eps)):
+            _check("Adagrad", name, value, 0.0)
+        super().__init__(params, lr, lr_decay=float(lr_decay), weight_decay=float(weight_decay),
+                         initial_accumulator_value=float(initial_accumulator_value),
+                         eps=float(eps))
+
+    @staticmethod
+    def buffer_names(hyper):
+        return ("sum",)
+
+    def _update(self, p, g, state, lr, tmp):
+        xp = backend.xp_of(p)
+        h = self.hyper
+        if state["step"] == 1:
+            state["sum"] += h["initial_accumulator_value"]
+        if h["weight_decay"]:
+            g = xp.add(g, xp.multiply(p, h["weight_decay"], out=tmp[0]), out=tmp[0])
+        s = state["sum"]
+        s += xp.multiply(g, g, out=tmp[1])
+        clr = lr / (1 + (state["step"] - 1) * h["lr_decay"])
+        denom = xp.add(xp.sqrt(s, out=tmp[1]), h["eps"], out=tmp[1])
+        p -= xp.multiply(xp.divide(g, denom, out=tmp[1]), clr, out=tmp[1])
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012, Algorithm 1) in PyTorch's form, with ``lr`` scaling the step:
+    g += wd p; v = rho v + (1-rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
+    u = rho u + (1-rho) d^2; p -= lr d."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        _check("Adadelta", "rho", rho, 0.0, 1.0)
+        _check("Adadelta", "eps", eps, 0.0)
+        _check("Adadelta", "weight_decay", weight_decay, 0.0)
+        super().__init__(params, lr, rho=float(rho), eps=float(eps),
+                         weight_decay=float(weight_decay))
+        self._scratch = _Scratch(3)
+
+    @staticmethod
+    def buffer_names(hyper):
+        return ("square_avg", "acc_delta")
+
+    def _update(self, p, g, state, lr, tmp):
+        xp = backend.xp_of(p)
+        rho, eps, wd = self.hyper["rho"], self.hyper["eps"], self.hyper["weight_decay"]
+        if wd:
+            g = xp.add(g, xp.multiply(p, wd, out=tmp[0]), out=tmp[0])
+        v, u = state["square_avg"], state["acc_delta"]
+        v *= rho
+        v += xp.multiply(xp.multiply(g, g, out=tmp[1]), 1 - rho, out=tmp[1])
+        d = xp.sqrt(xp.add(u, eps, out=tmp[1]), out=tmp[1])
+        d /= xp.sqrt(xp.add(v, eps, out=tmp[2]), out=tmp[2])
+        d *= g
+        u *= rho
+        u += xp.multiply(xp.multiply(d, d, out=tmp[2]), 1 - rho, out=tmp[2])
+        p -= xp.multiply(d, lr, out=tmp[1])
+
+
 def warmup_cosine(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
     """Learning rate at ``step`` (0-based): linear warm-up from 0 to ``base_lr`` over
     ``warmup_steps`` (base_lr * step / warmup_steps, as in the DDPM reference code), then
@@ -287,6 +431,7 @@ class EMA:
         self._check_model(model)
         for name, p in model.named_parameters():
             p.data[...] = backend.to_device(self.shadow[name], backend.device_of(p.data))
+            p._version += 1
 
     @contextlib.contextmanager
     def swap(self, model):
@@ -300,6 +445,7 @@ class EMA:
         finally:
             for name, p in model.named_parameters():
                 p.data[...] = saved[name]
+                p._version += 1
 
     def state_dict(self):
         return {

@@ -6,6 +6,15 @@ result's ``creator``. ``backward`` visits the functions in reverse topological o
 each one's ``backward``, which is written with differentiable ops: run with
 ``create_graph=True`` it records a graph of its own, so gradients can be differentiated again.
 
+Two checks keep a backward from silently computing with the wrong numbers, as PyTorch's do:
+every Tensor carries a version counter (``_version``), bumped by every write minigen sees
+(``t.data = ...``, item assignment, ``fill_`` and friends, optimizer steps); a Function
+records its inputs' versions and ``backward`` refuses when one has changed since. And a
+backward frees the graph it ran through (its Functions drop their inputs), so a second
+backward through it is refused unless the first was given ``retain_graph=True``. Writes
+into the raw array (``t.data[...] = v``) bypass the counter, as writes through ``.data`` do in
+PyTorch: docs/from-pytorch.md says what is caught.
+
 The operators and methods of Tensor (``+``, ``@``, ``.sum()``, ``.to()``, ...) are defined
 in ``minigen.functional`` and attached there; this module holds only the graph machinery.
 """
@@ -48,18 +57,40 @@ def is_grad_enabled():
     return Config.enable_grad
 
 
+class Size(tuple):
+    """A shape, as PyTorch's ``torch.Size``: a tuple that ``Tensor(size)`` reads as a shape."""
+
+    __slots__ = ()
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+
+def _legacy_shape(args):
+    """The shape of PyTorch's legacy constructor ``Tensor(*sizes)`` / ``Tensor(size)``."""
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in args):
+        raise TypeError(f"Tensor(*sizes): sizes must be ints, got {args}; for data give one "
+                        "array, list or number")
+    return tuple(int(n) for n in args)
+
+
 class Tensor:
     """An array with an optional gradient and a link to the Function that produced it.
 
     Arrays keep their dtype (a float64 NumPy array stays float64, as ``torch.from_numpy``);
-    Python numbers and lists of floats become ``DEFAULT_DTYPE`` (float32), as in PyTorch."""
+    Python numbers and lists of floats become ``DEFAULT_DTYPE`` (float32), as in PyTorch.
+    PyTorch's legacy forms make a zero-filled ``DEFAULT_DTYPE`` tensor of a shape: several
+    ints (``Tensor(64, 1)``) or a ``Size`` (``Tensor(x.shape)``); PyTorch leaves it
+    uninitialised."""
 
-    __slots__ = ("data", "_grad", "_requires_grad", "creator", "__weakref__")
+    __slots__ = ("_data", "_version", "_grad", "_requires_grad", "creator", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # hashable by identity (as in PyTorch), though == is elementwise
 
-    def __init__(self, data, requires_grad=False):
-        if type(data) is not np.ndarray:
+    def __init__(self, data, *sizes, requires_grad=False):
+        if sizes or type(data) is Size:
+            data = np.zeros(_legacy_shape((data, *sizes) if sizes else data), DEFAULT_DTYPE)
+        elif type(data) is not np.ndarray:
             if isinstance(data, Tensor):
                 data = data.data
             elif not hasattr(data, "__cuda_array_interface__"):
@@ -67,10 +98,21 @@ class Tensor:
                 data = np.asarray(data)
                 if python_data and data.dtype == np.float64:
                     data = data.astype(DEFAULT_DTYPE)  # Python floats take the default dtype
-        self.data = data
+        self._data = data
+        self._version = 0
         self._grad = None
         self.requires_grad = requires_grad
         self.creator = None
+
+    @property
+    def data(self):
+        """The raw NumPy/CuPy array. Assigning a new array counts as an in-place change."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        self._data = array
+        self._version += 1
 
     @property
     def requires_grad(self):
@@ -87,7 +129,7 @@ class Tensor:
     # --- array facts -------------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        return Size(self._data.shape)
 
     @property
     def ndim(self):
@@ -129,15 +171,18 @@ class Tensor:
         """The gradient as a Tensor; after ``backward(create_graph=True)`` it has a graph."""
         return self._grad
 
-    def backward(self, grad=None, create_graph=False):
-        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad."""
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+        The graph is freed as it is used unless ``retain_graph`` (default: ``create_graph``)."""
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph "
                 "(was it computed under no_grad, or from tensors without requires_grad?)"
             )
         leaves = {}
-        grads = backprop([self], [grad], create_graph, leaves=leaves)
+        retain = create_graph if retain_graph is None else retain_graph
+        grads = backprop([self], [grad], create_graph, leaves=leaves, free=not retain)
         handed_out = set()
         for key, g in grads.items():
             leaf = leaves[key]
@@ -185,10 +230,14 @@ def as_tensor(x, like=None):
 
 class Function:
     """One differentiable operation. Subclasses define ``forward`` on raw arrays and
-    ``backward`` on Tensors (with differentiable ops, so it can be differentiated again)."""
+    ``backward`` on Tensors (with differentiable ops, so it can be differentiated again).
+    ``output_version`` is the version its outputs had when made: 0, except for an in-place op
+    whose output is the tensor it changed."""
+
+    output_version = 0
 
     def __call__(self, *inputs):
-        xs = [x.data for x in inputs]
+        xs = [x._data for x in inputs]
         first = xs[0]
         for a in xs[1:]:
             if type(a) is not type(first) and backend.device_of(a) != backend.device_of(first):
@@ -202,6 +251,7 @@ class Function:
         outputs = [Tensor(y) for y in ys]
         if Config.enable_grad and any(x._requires_grad for x in inputs):
             self.inputs = inputs
+            self.versions = [x._version for x in inputs]
             self.outputs = [weakref.ref(o) for o in outputs]
             for o in outputs:
                 if o.data.dtype.kind == "f":  # integer and boolean results carry no gradient
@@ -244,10 +294,17 @@ class Cast(Function):
         return Cast(self.source)(gy)
 
 
+FREED = (
+    "backward: trying to backward through the graph a second time (its saved values were "
+    "freed by the first backward or grad); pass retain_graph=True to the first call if you "
+    "need to go through the graph again"
+)
+
+
 def _topological_order(roots, stop=()):
     """Functions reachable from ``roots``, each before the functions that produced its inputs
     (reversed depth-first post-order, iterative so deep graphs need no recursion); tensors
-    whose ids are in ``stop`` are treated as leaves."""
+    whose ids are in ``stop`` are treated as leaves. A freed Function (inputs None) raises."""
     order, seen = [], set()
     stack = [(t.creator, False) for t in roots if t.creator is not None]
     while stack:
@@ -259,6 +316,8 @@ def _topological_order(roots, stop=()):
             continue
         seen.add(id(f))
         stack.append((f, True))
+        if f.inputs is None:
+            raise RuntimeError(FREED)
         for x in f.inputs:
             if x.creator is not None and id(x.creator) not in seen and id(x) not in stop:
                 stack.append((x.creator, False))
@@ -266,14 +325,43 @@ def _topological_order(roots, stop=()):
     return order
 
 
-def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None, partial=False):
+def _leading_to(order, wanted):
+    """The Functions of ``order`` through which some tensor of ``wanted`` is reached (the
+    others would compute gradients nobody asked for)."""
+    needed = set()
+    for f in reversed(order):  # producers before consumers
+        if any(id(x) in wanted or id(x.creator) in needed for x in f.inputs):
+            needed.add(id(f))
+    return needed
+
+
+def _check_versions(f):
+    """Refuse to differentiate ``f`` when one of its inputs or outputs changed in place."""
+    changed = [(f"input {i}", x, v) for i, (x, v) in enumerate(zip(f.inputs, f.versions))
+               if x._version != v]
+    changed += [(f"output {i}", o, f.output_version) for i, o in enumerate(r() for r in f.outputs)
+                if o is not None and o._version != f.output_version]
+    if changed:
+        what, t, v = changed[0]
+        raise RuntimeError(
+            "backward: one of the variables needed for gradient computation has been modified "
+            f"by an inplace operation: the {what} of {type(f).__name__} ({t.dtype} tensor of "
+            f"shape {t.shape}) is at version {t._version}; expected version {v} instead. Make "
+            "the change after backward, or change a copy (y = x * 1)"
+        )
+
+
+def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None, partial=False,
+             free=False):
     """Reverse-mode sweep from ``outputs``.
 
     Returns ``{id(tensor): gradient Tensor}`` for the leaves that require grad (filling
     ``leaves`` with ``{id: tensor}``) or, when ``wanted`` (a dict ``{id: tensor}``) is given,
     for those tensors only; ``partial=True`` stops the sweep at the wanted tensors (partial
     derivatives, as a Function's backward needs). Gradients of intermediate tensors are freed
-    as soon as they have been passed on.
+    as soon as they have been passed on; ``free=True`` also frees each Function that ran (a
+    later sweep through it raises). Every Function checks first that no tensor it saw has been
+    changed in place since the forward.
     """
     grads = {}
     for out, g in zip(outputs, grad_outputs):
@@ -297,12 +385,19 @@ def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None
         for key in wanted:
             if key in grads:
                 captured[key] = grads[key]
+    order = _topological_order(outputs, wanted if partial else ())
+    needed = _leading_to(order, wanted) if wanted is not None and not partial else None
+    pending = {}  # with free: the tensors whose gradient waits (ids must stay theirs)
     with _grad_mode(create_graph):
-        for f in _topological_order(outputs, wanted if partial else ()):
+        for f in order:
+            if needed is not None and id(f) not in needed:
+                continue
+            _check_versions(f)
             gys = []
             for ref in f.outputs:
                 o = ref()
                 g = None if o is None else grads.pop(id(o), None)
+                pending.pop(id(o), None)
                 if g is None and o is not None:
                     g = Tensor(backend.xp_of(o.data).zeros_like(o.data))
                 gys.append(g)
@@ -311,13 +406,18 @@ def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None
             gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
-            for x, gx in zip(f.inputs, gxs):
+            inputs = f.inputs
+            if free:
+                f.inputs = None
+            for x, gx in zip(inputs, gxs):
                 if gx is None or not x.requires_grad:
                     continue
                 if gx.data.dtype != x.data.dtype:
                     gx = Cast(x.data.dtype)(gx)
                 key = id(x)
                 grads[key] = _accumulate(grads[key], gx, create_graph) if key in grads else gx
+                if free:
+                    pending[key] = x
                 if wanted is not None and key in wanted:
                     captured[key] = grads[key]
                 elif leaves is not None and x.creator is None:
@@ -327,10 +427,13 @@ def backprop(outputs, grad_outputs, create_graph=False, leaves=None, wanted=None
     return {k: v for k, v in grads.items() if k in leaves}
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs`` (a tuple of Tensors), without
     touching any ``.grad``. With ``create_graph=True`` the results carry their own graph, so
-    they can be differentiated again (gradient penalties, double-backward checks)."""
+    they can be differentiated again (gradient penalties, double-backward checks). Only the
+    part of the graph that leads to ``inputs`` runs, and it is freed unless ``retain_graph``
+    (default: ``create_graph``)."""
     single = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if single else list(inputs)
@@ -342,7 +445,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
         if not o.requires_grad:
             raise RuntimeError("grad: an output does not require grad (no graph to differentiate)")
     wanted = {id(x): x for x in inputs}
-    found = backprop(outputs, grad_outputs, create_graph, wanted=wanted)
+    retain = create_graph if retain_graph is None else retain_graph
+    found = backprop(outputs, grad_outputs, create_graph, wanted=wanted, free=not retain)
     result = []
     for x in inputs:
         g = found.get(id(x))

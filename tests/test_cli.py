@@ -122,9 +122,10 @@ def test_train_resume_and_sample_a_users_file(files, tmp_path, capsys):
     first = np.load(target)
     assert first.shape == (40, 2) and np.all(np.isfinite(first))
     _run(["sample", run, "--n", "40", "--out", target, "--sampler", "ddim", "--steps", "10",
-          "--seed", "3"], capsys)
+          "--seed", "3", "--overwrite"], capsys)
     np.testing.assert_array_equal(np.load(target), first)
-    status, _, err = _run(["sample", run, "--n", "4", "--out", target, "--steps", "10"], capsys)
+    status, _, err = _run(["sample", run, "--n", "4", "--out", target, "--steps", "10",
+                           "--overwrite"], capsys)
     _one_line_error(status, err, "use --sampler ddim")
 
 
@@ -135,8 +136,8 @@ def test_sample_dispatches_gan_runs(tmp_path, capsys):
     target = str(tmp_path / "g.npy")
     status, out, _ = _run(["sample", str(run), "--n", "30", "--out", target, "--seed", "1"], capsys)
     assert status == 0 and np.load(target).shape == (30, 2)
-    status, _, err = _run(["sample", str(run), "--n", "30", "--out", target, "--sampler", "ddim"],
-                          capsys)
+    status, _, err = _run(["sample", str(run), "--n", "30", "--out", target, "--sampler", "ddim",
+                           "--overwrite"], capsys)
     _one_line_error(status, err, "DDPM runs")
 
 

@@ -95,8 +95,9 @@ def test_resume_mid_epoch_is_exact(seed, tmp_path):
 def test_bad_arguments_and_mismatched_state():
     with pytest.raises(ValueError, match="differ in their first dim"):
         TensorDataset(np.zeros(3), np.zeros(4))
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        DataLoader(TensorDataset(np.zeros(3)), 0)
+    for bad in (0, 2.5, True, "2"):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            DataLoader(TensorDataset(np.zeros(3)), bad)
     loader = DataLoader(TensorDataset(np.zeros(5)), 2, shuffle=True, seed=0)
     it = iter(loader)
     next(it)

@@ -144,7 +144,7 @@ def test_runs_sample_with_dpm_solver_through_the_api_and_the_cli(tmp_path, capsy
                            config["normalization"])
     np.testing.assert_array_equal(sde, direct)
     assert cli.main(["sample", str(run), "--n", "50", "--out", target, "--sampler",
-                     "dpm++2m-sde", "--steps", "8", "--seed", "2"]) == 0
+                     "dpm++2m-sde", "--steps", "8", "--seed", "2", "--overwrite"]) == 0
     np.testing.assert_array_equal(np.load(target), sde)
 
 

@@ -216,7 +216,11 @@ def test_sdedit_output_with_nan_is_refused(run_dir, tmp_path, capsys):
 
 
 # --- 4. Ctrl-C saves the current step ---------------------------------------------------------
-def test_ctrl_c_saves_the_current_step_which_resumes_bit_exactly(tmp_path):
+def test_ctrl_c_saves_the_current_step_which_resumes_bit_exactly(tmp_path, request):
+    # Python's own handler: a shell starts pytest with SIGINT ignored under `&` or nohup, and
+    # the trainer rightly leaves an ignored SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     full = LinearFit(tmp_path / "full", 30, seed=4, checkpoint_every=100, progress=False)
     full.fit()
 

@@ -174,7 +174,8 @@ def test_cli_trains_and_samples_on_gpu(tmp_path, capsys):
     gan_run = str(tmp_path / "gan")
     assert cli.main(["train", "gan", "--data", "ring8", "--steps", "20", "--out", gan_run,
                      "--quiet", "--device", "cuda"]) == 0
-    assert cli.main(["sample", gan_run, "--n", "64", "--out", target, "--device", "cuda"]) == 0
+    assert cli.main(["sample", gan_run, "--n", "64", "--out", target, "--device", "cuda",
+                     "--overwrite"]) == 0
     assert np.load(target).shape == (64, 2)
 
 

@@ -122,5 +122,5 @@ def test_bad_inputs_on_an_image_run_give_one_line_and_status_2(tmp_path, capsys)
     assert done.shape == (3, 1, 8, 8)
     np.testing.assert_array_equal(done[:, 0, :4], images[:, :4])
     assert cli.main(["train", "ddpm", "--data", "digits", "--out", plain, *tiny]) == 0
-    _one_line_error(["sample", plain, "--n", "2", "--out", str(tmp_path / "o.npy"),
-                     "--guidance", "1"], capsys, "unconditional")
+    _one_line_error(["sample", plain, "--n", "2", "--out", str(tmp_path / "p.npy"),
+                     "--label", "1", "--guidance", "1"], capsys, "unconditional")

@@ -519,15 +519,31 @@ def test_numpy_arrays_dispatch_to_numba_cpu(monkeypatch):
 
 def test_auto_runs_convolutions_on_conv_cpu_and_numba_mode_on_numba(monkeypatch):
     monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
-    assert kernels.backend_for(np.zeros(1), gemm=True) is conv_cpu
+    assert kernels.backend_for(np.zeros(1), "conv2d") is conv_cpu
     monkeypatch.setenv("MINIGEN_KERNELS", "numba")
-    assert kernels.backend_for(np.zeros(1), gemm=True) is cpu
+    assert kernels.backend_for(np.zeros(1), "conv2d") is cpu
     assert kernels.backend_for(np.zeros(1)) is cpu
     calls = []
     monkeypatch.setattr(cpu, "conv2d", lambda *a: calls.append(a) or reference.conv2d(*a))
     rng = np.random.default_rng(11)
     kernels.conv2d(rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((3, 2, 3, 3)), 1, 1)
     assert len(calls) == 1
+
+
+def test_one_selection_rule_picks_a_flavour_that_has_the_kernel(monkeypatch):
+    """backend_for(x, kernel): every kernel of __all__ runs in a flavour that defines it;
+    empty arrays and kernels missing from the array's flavour take the reference."""
+    import types
+
+    monkeypatch.delenv("MINIGEN_KERNELS", raising=False)
+    names = [k for k in kernels.__all__ if hasattr(reference, k)]
+    assert len(names) >= 12
+    for name in names:
+        assert hasattr(kernels.backend_for(np.ones(2), name), name)
+        assert kernels.backend_for(np.zeros(0), name) is reference
+    monkeypatch.setattr(kernels, "_flavour", lambda name: types.SimpleNamespace(q_sample=None))
+    assert kernels.backend_for(np.ones(2), "silu") is reference
+    assert kernels.backend_for(np.ones(2), "q_sample") is not reference
 
 
 def test_reference_switch(monkeypatch):

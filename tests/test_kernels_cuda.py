@@ -195,9 +195,9 @@ def test_dispatch_routes_by_array_type(xp, monkeypatch):
     # convolutions: Winograd/BLAS (kernels.conv_cpu) on NumPy arrays, cuBLAS via the reference
     # on CuPy arrays
     conv_path = reference if xp.__name__ == "cupy" else importlib.import_module("kernels.conv_cpu")
-    assert kernels.backend_for(xp.zeros(1), gemm=True) is conv_path
+    assert kernels.backend_for(xp.zeros(1), "conv2d") is conv_path
     monkeypatch.setenv("MINIGEN_KERNELS", "numba")
-    assert kernels.backend_for(xp.zeros(1), gemm=True) is expected
+    assert kernels.backend_for(xp.zeros(1), "conv2d") is expected
 
 
 # --- the device copies of the timestep tables (kernels.table_cache) ---------------------

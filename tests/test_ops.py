@@ -455,3 +455,22 @@ def test_argmax_argmin_one_hot_match_numpy(data):
     hot = F.one_hot(index, a.size)
     assert hot.dtype == np.int64
     np.testing.assert_array_equal(hot.numpy(), np.eye(a.size, dtype=np.int64)[index])
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_short_reductions_fold_to_exactly_numpys_reduce(name):
+    """Max/min over short axes (pooling windows) folded slice by slice: the same values and
+    tie shares as NumPy's reduce, NaN included, on both sides of the length threshold."""
+    from minigen.functional import ops
+
+    rng = np.random.default_rng(5)
+    for shape, axes in [((2, 3, 4, 2, 4, 2), (3, 5)), ((2, 3, 4, 5), (1, 3)), ((3, 17), (1,))]:
+        x = rng.integers(0, 3, shape).astype(np.float32)
+        x.flat[1] = np.nan
+        t = mg.tensor(x, requires_grad=True)
+        getattr(ops, name)(t, axis=axes).sum().backward()
+        y = getattr(np, name)(x, axis=axes, keepdims=True)
+        hits = ((x == y) | np.isnan(x) & np.isnan(y)).astype(np.float32)
+        np.testing.assert_array_equal(t.grad, hits / hits.sum(axis=axes, keepdims=True))
+        np.testing.assert_array_equal(getattr(ops, name)(mg.tensor(x), axis=axes).data,
+                                      y.squeeze(axes))

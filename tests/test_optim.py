@@ -221,6 +221,17 @@ def test_load_state_dict_errors():
     assert "w/exp_avg: shape (3, 4) != parameter shape (2, 2)" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_load_state_dict_refuses_the_state_of_a_subset_of_the_parameters(name):
+    full, part = make_params(), make_params()[:1]
+    small = getattr(optim, name)(part, lr=0.1)
+    run(small, part, grad_sequence(1))
+    with pytest.raises(ValueError, match=r"without parameters \['b'\]"):
+        getattr(optim, name)(full, lr=0.1).load_state_dict(small.state_dict())
+    same = getattr(optim, name)(make_params()[:1], lr=0.1).load_state_dict(small.state_dict())
+    assert same.state.keys() == small.state.keys()
+
+
 # --- torch cross-check -------------------------------------------------------------------
 @pytest.mark.parametrize("name, kw", [
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),

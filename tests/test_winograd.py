@@ -67,43 +67,45 @@ def test_error_bound_is_attained_in_order_of_magnitude():
     assert err[4] > 1e-3 * bound
 
 
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, padding", [((2, 32, 16, 16), 1), ((3, 5, 7, 11), 2),
                                             ((1, 3, 9, 6), 0), ((2, 4, 1, 2), 2)])
-def test_written_out_f4_transforms_equal_the_matrix_kernels(dtype, shape, padding):
-    """The F(4x4) per-image kernels with B^T, A and A^T written as formulas give exactly the
-    results of the generic kernels that loop over the matrices' entries."""
+def test_written_out_transforms_equal_the_matrix_kernels(m, dtype, shape, padding):
+    """The F(2x2) and F(4x4) per-image kernels with B^T, A and A^T written as formulas give
+    exactly the results of the generic kernels that loop over the matrices' entries."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(dtype)
-    BT, _, AT = winograd.matrices(4, dtype)
+    BT, _, AT = winograd.matrices(m, dtype)
     out_hw = (shape[2] + 2 * padding - 2, shape[3] + 2 * padding - 2)
-    th, tw = -(-out_hw[0] // 4), -(-out_hw[1] // 4)
+    th, tw = -(-out_hw[0] // m), -(-out_hw[1] // m)
     tiles = shape[0] * th * tw
-    expected, got = (np.full((36, tiles, shape[1]), np.nan, dtype) for _ in range(2))
-    winograd._tile_transform(x, BT, 4, padding, th, tw, expected)
+    expected, got = (np.full(((m + 2) ** 2, tiles, shape[1]), np.nan, dtype) for _ in range(2))
+    winograd._tile_transform(x, BT, m, padding, th, tw, expected)
     for n in range(shape[0]):
-        winograd._image_tiles4(x, n, False, padding, th, tw, got, n * th * tw)
+        winograd._image_tiles(m, x, n, False, padding, th, tw, got, n * th * tw)
     np.testing.assert_array_equal(got, expected)
     gy = rng.standard_normal(shape[:2] + out_hw).astype(dtype)
-    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), 4, 0, th, tw, expected)
+    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), m, 0, th, tw, expected)
     for n in range(shape[0]):
-        winograd._image_tiles4(gy, n, True, 0, th, tw, got, n * th * tw)
+        winograd._image_tiles(m, gy, n, True, 0, th, tw, got, n * th * tw)
     np.testing.assert_array_equal(got, expected)
-    M = rng.standard_normal((36, tiles, shape[1])).astype(dtype)
+    M = rng.standard_normal(((m + 2) ** 2, tiles, shape[1])).astype(dtype)
     y_expected, y_got = (np.full(gy.shape, np.nan, dtype) for _ in range(2))
     winograd._untile_transform(M, AT, th, tw, y_expected)
     for n in range(shape[0]):
-        winograd._image_untile4(M, n * th * tw, n, th, tw, y_got)
+        winograd._image_untile(m, M, n * th * tw, n, th, tw, y_got)
     np.testing.assert_array_equal(y_got, y_expected)
 
 
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads_count", [1, 2])
 @pytest.mark.parametrize("batch, size", [(1, 16), (5, 8), (7, 9), (64, 4)])
 @pytest.mark.parametrize("numba_blas", [True, False])
-def test_f4_passes_equal_transform_gemm_untransform(monkeypatch, dtype, threads_count, batch,
-                                                    size, numba_blas):
-    """The F(4x4) passes compute the formula's transforms, GEMMs and untransforms, against
+def test_fused_passes_equal_transform_gemm_untransform(monkeypatch, m, dtype, threads_count,
+                                                       batch, size, numba_blas):
+    """The F(m x m) passes compute the formula's transforms, GEMMs and untransforms, against
     the generic kernels and one stacked numpy.matmul: in one parallel region (shares of
     images per thread, blocks of images inside a share; any batch split) and, where Numba
     has no BLAS (no SciPy), as transforms per image around a threaded stack of GEMMs."""
@@ -116,24 +118,25 @@ def test_f4_passes_equal_transform_gemm_untransform(monkeypatch, dtype, threads_
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch, 16, size, size)).astype(dtype)
     w = rng.standard_normal((8, 16, 3, 3)).astype(dtype)
-    BT, G, AT = winograd.matrices(4, dtype)
-    th = tw = -(-size // 4)
-    V = np.empty((36, batch * th * tw, 16), dtype)
-    winograd._tile_transform(x, BT, 4, 1, th, tw, V)
-    U = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(36, 8, 16)  # G g G^T
-    np.testing.assert_allclose(winograd.kernel_tiles(w, 4), U.transpose(0, 2, 1),
+    BT, G, AT = winograd.matrices(m, dtype)
+    th = tw = -(-size // m)
+    points = (m + 2) ** 2
+    V = np.empty((points, batch * th * tw, 16), dtype)
+    winograd._tile_transform(x, BT, m, 1, th, tw, V)
+    U = np.einsum("ai,ocij,bj->aboc", G, w, G).reshape(points, 8, 16)  # G g G^T
+    np.testing.assert_allclose(winograd.kernel_tiles(w, m), U.transpose(0, 2, 1),
                                rtol=1e-6, atol=1e-6 * np.abs(U).max())
     expected = np.empty((batch, 8, size, size), dtype)
     winograd._untile_transform(np.matmul(V, U.transpose(0, 2, 1)), AT, th, tw, expected)
     gy = rng.standard_normal(expected.shape).astype(dtype)
-    dM = np.empty((36, batch * th * tw, 8), dtype)
-    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), 4, 0, th, tw, dM)
+    dM = np.empty((points, batch * th * tw, 8), dtype)
+    winograd._tile_transform(gy, np.ascontiguousarray(AT.T), m, 0, th, tw, dM)
     dU = np.matmul(dM.transpose(0, 2, 1), V)
-    expected_gw = np.einsum("ai,aboc,bj->ocij", G, dU.reshape(6, 6, 8, 16), G)
+    expected_gw = np.einsum("ai,aboc,bj->ocij", G, dU.reshape(m + 2, m + 2, 8, 16), G)
     previous = numba.get_num_threads()
     numba.set_num_threads(threads_count)
     try:
-        y, gw = winograd.conv2d(x, w, 1), winograd.conv2d_grad_weight(x, gy, 1)
+        y, gw = winograd.conv2d(x, w, 1, m), winograd.conv2d_grad_weight(x, gy, 1, m)
     finally:
         numba.set_num_threads(previous)
     rtol = 1e-5 if dtype == np.float32 else 1e-12  # sums in another order: relative to the scale
@@ -286,8 +289,10 @@ def test_limit_threads_gives_numba_n_threads_and_blas_one():
 FAULTS = """
 import resource, sys, threading
 import numpy
-from minigen import backend
-kept = backend.keep_freed_memory() if sys.argv[1] == "keep" else None
+kept = None  # glibc's defaults: minigen, which keeps freed memory from import, not imported
+if sys.argv[1] == "keep":
+    from minigen import backend
+    kept = backend.keep_freed_memory()
 def churn():  # allocate, touch and free arrays of 1-6 MiB, as a training step's threads do
     for _ in range(40):
         for mib in (1, 3, 6, 2, 5):
@@ -318,3 +323,82 @@ def test_keep_freed_memory_stops_page_faults_of_reallocated_arrays():
     pages_per_round = (1 + 3 + 6 + 2 + 5) << 8  # 4 KiB pages allocated per round (40 rounds)
     assert faults_kept < pages_per_round, faults_kept  # the first round's pages, reused after
     assert 2 * faults_kept < faults_default, (faults_kept, faults_default)
+
+
+def _digit_features(rng, n, channels, size):
+    """Piecewise-constant image features: 8x8 digits upsampled (nearest) to size x size,
+    mixed per channel and rectified, as a conv layer after the first sees them."""
+    from minigen.data import digits
+
+    images = digits(seed=0)[0][rng.integers(0, 1797, n), 0].astype(np.float64)
+    rows = np.floor(np.arange(size) * 8 / size).astype(int)
+    up = images[:, rows][:, :, rows]
+    scale, shift = rng.standard_normal(channels), 0.5 * rng.standard_normal(channels)
+    return np.maximum(up[:, None] * scale[:, None, None] + shift[:, None, None], 0)
+
+
+def _pooled_gradient(rng, shape):
+    """dL/dy behind a 2x2 max-pool: one nonzero entry per window, piecewise-constant values."""
+    n, c, h, w = shape
+    gy = np.zeros(shape)
+    pick = rng.integers(0, 4, (n, c, h // 2, w // 2))
+    values = np.repeat(np.repeat(rng.standard_normal((n, c, h // 4 + 1, w // 4 + 1)), 2, 2), 2, 3)
+    for k in range(4):
+        gy[:, :, k // 2:h - h % 2:2, k % 2:w - w % 2:2] += (pick == k) * values[:, :, :h // 2, :w // 2]
+    return gy
+
+
+def _relative_l2(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("n, c, c_out, size, padding", [(16, 32, 64, 26, 0), (16, 64, 64, 14, 1),
+                                                        (16, 32, 32, 28, 1)])
+def test_default_conv_is_as_accurate_as_im2col_on_image_data(n, c, c_out, size, padding):
+    """The default CPU path in float32 against float64, forward pass and both gradients, on
+    upsampled digits with a max-pooled gradient (the MNIST CNN's second conv, the digits
+    UNet's 14x14 and 28x28 convs): within 1e-5 relative L2, and within twice the error of
+    float32 im2col's direct sums."""
+    import kernels
+
+    assert kernels.get_conv_algorithm() == "auto"
+    rng = np.random.default_rng(c + size)
+    x64 = _digit_features(rng, n, c, size)
+    w64 = rng.uniform(-1, 1, (c_out, c, 3, 3)) / np.sqrt(9 * c)
+    exact_y = reference.conv2d(x64, w64, 1, padding)
+    gy64 = _pooled_gradient(rng, exact_y.shape)
+    exact = (exact_y, reference.conv2d_grad_input(gy64, w64, x64.shape, 1, padding),
+             reference.conv2d_grad_weight(x64, gy64, w64.shape, 1, padding))
+    x, w, gy = (a.astype(np.float32) for a in (x64, w64, gy64))
+    default = (kernels.conv2d(x, w, 1, padding), kernels.conv2d_grad_input(gy, w, x.shape, 1, padding),
+               kernels.conv2d_grad_weight(x, gy, w.shape, 1, padding))
+    im2col = (reference.conv2d(x, w, 1, padding), reference.conv2d_grad_input(gy, w, x.shape, 1, padding),
+              reference.conv2d_grad_weight(x, gy, w.shape, 1, padding))
+    for name, got, direct, want in zip(("y", "gx", "gw"), default, im2col, exact):
+        error = _relative_l2(got, want)
+        assert error <= 1e-5, (name, error)
+        assert error <= 2 * _relative_l2(direct, want), (name, error, _relative_l2(direct, want))
+
+
+@pytest.mark.parametrize("name, tile", [("auto", 2), ("winograd", 4), ("im2col", None)])
+def test_conv_algorithm_chooses_the_method_of_3x3_convolutions(monkeypatch, name, tile):
+    """set_conv_algorithm: F(2x2) by default, F(4x4) on request, im2col on request; the
+    result is the convolution under every choice; an unknown name is refused."""
+    import kernels
+
+    tiles = []
+    real = winograd.conv2d
+    monkeypatch.setattr(winograd, "conv2d", lambda x, w, p, m: tiles.append(m) or real(x, w, p, m))
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 16, 7, 7)), rng.standard_normal((4, 16, 3, 3))
+    previous = kernels.get_conv_algorithm()
+    kernels.set_conv_algorithm(name)
+    try:
+        assert kernels.get_conv_algorithm() == name
+        y = kernels.conv2d(x, w, 1, 1)
+    finally:
+        kernels.set_conv_algorithm(previous)
+    assert tiles == ([] if tile is None else [tile])
+    np.testing.assert_allclose(y, conv2d_loop(x, w, None, 1, 1), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="set_conv_algorithm: name must be one of"):
+        kernels.set_conv_algorithm("fft")

@@ -21,17 +21,19 @@ import numpy as np
 
 from minigen import backend, nn, optim
 from minigen import data as datasets
+from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
+from minigen.nn.mlp import ACTIVATIONS
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, check_options, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
+    Trainer, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -57,6 +59,82 @@ IMAGE_DEFAULTS = dict(
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
 ``attention_resolutions`` is given)."""
+
+
+Option = checks.Option
+_SIZE = dict(low=1, high=checks.MAX_COUNT)
+_COMMON_DENOISER = dict(
+    time_dim=Option("int", "size of the time embedding", **_SIZE, none="no time input"),
+    num_classes=Option("int", "classes of a conditional run (set from the labels)", **_SIZE,
+                       none="unconditional"),
+    dtype=Option("choice", "parameter dtype", choices=("float32", "float64")),
+)
+DENOISER_OPTIONS = {
+    "MLP": dict(
+        hidden=Option("ints", "hidden layer widths", **_SIZE),
+        activation=Option("choice", "activation", choices=tuple(sorted(ACTIVATIONS))),
+        fourier_features=Option("int", "Fourier feature octaves of the input", low=0, high=30,
+                                none="none"),
+        in_features=Option("int", "input size (set from the data)", **_SIZE),
+        out_features=Option("int", "output size (set from the data)", **_SIZE),
+        **_COMMON_DENOISER),
+    "UNet": dict(
+        base_channels=Option("int", "width of the first level (even, >= 4)", low=4,
+                             high=65536),
+        channel_mults=Option("ints", "width multiplier of each level", low=1, high=64),
+        num_res_blocks=Option("int", "residual blocks per level", low=1, high=64),
+        attention_resolutions=Option("ints", "feature-map sizes with self-attention", **_SIZE),
+        dropout=Option("float", "dropout in the residual blocks", low=0, high=1, open="high"),
+        groups=Option("int", "GroupNorm groups", **_SIZE),
+        in_channels=Option("int", "image channels (set from the data)", **_SIZE),
+        image_size=Option("int", "image side (set from the data)", **_SIZE),
+        **_COMMON_DENOISER),
+}
+"""The ``model_config`` entries of each denoiser (its constructor arguments)."""
+
+_BETA = dict(low=0, high=1, open="both")
+SCHEDULE_OPTIONS = dict(
+    kind=Option("choice", "the schedule", choices=("linear", "quadratic", "cosine", "sigmoid",
+                                                   "custom")),
+    T=Option("int", "diffusion steps", low=1, high=100_000),
+    beta_start=Option("float", "beta_1 (linear, quadratic, sigmoid)", **_BETA),
+    beta_end=Option("float", "beta_T (linear, quadratic, sigmoid)", **_BETA),
+    s=Option("float", "offset of the cosine schedule", low=0, open="low"),
+    max_beta=Option("float", "largest beta of the cosine schedule", **_BETA),
+    start=Option("float", "sigmoid range start"),
+    end=Option("float", "sigmoid range end"),
+    betas=Option("floats", "the betas of a custom schedule", **_BETA),
+)
+"""The ``schedule`` entries (:meth:`NoiseSchedule.from_config`)."""
+
+OPTIONS = dict(
+    model=Option("choice", "the denoiser: MLP for vectors, UNet for images",
+                 choices=("MLP", "UNet")),
+    model_config=Option("dict", "constructor arguments of the denoiser",
+                        table=lambda o: DENOISER_OPTIONS[o["model"]]),
+    schedule=Option("dict", "the noise schedule", table=SCHEDULE_OPTIONS),
+    prediction=Option("choice", "the network's target", choices=("eps", "x0", "v")),
+    variance=Option("choice", "reverse-process variance", choices=("fixed_small", "fixed_large")),
+    clip_x0=Option("float", "clip the predicted x0 to [-c, c]", low=0, open="low", none="off"),
+    batch_size=Option("int", "global batch", **_SIZE),
+    lr=Option("float", "peak learning rate of Adam", low=0, open="low"),
+    warmup_steps=Option("int", "steps of linear learning-rate warm-up", low=0,
+                        high=checks.MAX_COUNT),
+    ema_decay=Option("float", "decay of the EMA of the weights", low=0, high=1, open="high"),
+    grad_clip=Option("float", "largest global gradient norm", low=0, open="low", none="off"),
+    conditional=Option("bool", "train on the data's labels (classifier-free guidance)"),
+    label_dropout=Option("float", "probability of the null class in training", low=0, high=1,
+                         open="high"),
+)
+"""Every ``DDPMTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
+
+
+def options_for(data):
+    """:data:`OPTIONS` for data of this shape: the model is the MLP for vectors, the UNet for
+    images."""
+    model = defaults_for(data)["model"]
+    return {**OPTIONS, "model": Option("choice", f"the denoiser ({model} for data of this "
+                                       "shape)", choices=(model,))}
 
 
 def defaults_for(data):
@@ -120,7 +198,7 @@ class DDPMTrainer(Trainer):
                  comm=None,
                  **options):
         data = np.asarray(data)
-        opts = check_options("DDPMTrainer", options, defaults_for(data))
+        opts = checks.check("DDPMTrainer", options_for(data), options, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise InvalidInput("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
@@ -144,6 +222,9 @@ class DDPMTrainer(Trainer):
         self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]),
                          variance=opts["variance"], clip_x0=opts["clip_x0"],
                          prediction=opts["prediction"])
+        checks.check_batch("DDPMTrainer", opts["batch_size"], self.comm)
+        checks.check_memory("DDPMTrainer", opts["batch_size"],
+                            lambda m: self._probe_loss(self.data[:m]), self.comm, device=device)
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
         self.minibatch = Minibatch(opts["batch_size"], comm=self.comm)
         self.ema = optim.EMA(self.model, decay=opts["ema_decay"])
@@ -199,8 +280,14 @@ class DDPMTrainer(Trainer):
     def health_metrics(self):
         """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""
         x0, seed = self._probe_batch
-        with no_grad(), eval_mode(self.model):
-            return {"loss": self.ddpm.loss(x0, seed=seed).item()}
+        with no_grad():
+            return {"loss": self._probe_loss(x0, seed).item()}
+
+    def _probe_loss(self, x0, seed=0):
+        """The loss of ``x0`` with t and noise drawn from ``seed``, the model in eval mode
+        (the training's random stream is not touched)."""
+        with eval_mode(self.model):
+            return self.ddpm.loss(x0, seed=seed)
 
     def on_checkpoint(self, step):
         if self.figures:
@@ -232,6 +319,10 @@ class DDPMTrainer(Trainer):
                                guidance)
 
 
+MAX_CLASSES = 2**16
+"""Most classes a conditional run takes (each has a row in the label embedding)."""
+
+
 def _check_labels(labels, data, opts):
     if labels is None:
         raise InvalidInput("DDPMTrainer: conditional=True needs labels, one per row of the data "
@@ -241,9 +332,10 @@ def _check_labels(labels, data, opts):
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or labels.min() < 0:
         raise InvalidInput(f"DDPMTrainer: labels must be {len(data)} integers >= 0 (one per row "
                          f"of the data), got dtype {labels.dtype} and shape {labels.shape}")
-    if not 0 <= opts["label_dropout"] < 1:
-        raise InvalidInput(f"DDPMTrainer: label_dropout must lie in [0, 1), got "
-                         f"{opts['label_dropout']!r}")
+    if labels.max() >= MAX_CLASSES:
+        raise InvalidInput(f"DDPMTrainer: labels are class numbers 0..K-1 with K at most "
+                           f"{MAX_CLASSES}, got a largest label of {labels.max()}; number the "
+                           "classes from 0")
     return labels.astype(np.int64)
 
 

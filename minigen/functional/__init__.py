@@ -2,15 +2,17 @@
 
 ``ops`` holds the core ops (arithmetic, maths, comparisons, reductions, shapes, indexing),
 ``promotion`` the one dtype rule they share, ``conv`` the convolutions and spatial ops,
-``activation``, ``loss`` and ``normalization`` the layers' maths composed from them. The
-ops of PyTorch's wider surface live in modules named after their concept (docs/ops.md):
-``rounding``, ``trig``, ``exponential``, ``logic``, ``cumulative``, ``sorting``,
-``shaping``, ``indexing``, ``einsum``, ``padding``, ``interpolation``. This module also
-gives Tensor its operators and methods. Whose meaning each name carries (NumPy's
+``activation``, ``loss``, ``normalization`` and ``attention`` the layers' maths composed
+from them. The ops of PyTorch's wider surface live in modules named after their concept
+(docs/ops.md): ``rounding``, ``trig``, ``exponential``, ``logic``, ``cumulative``, ``sorting``,
+``shaping``, ``indexing``, ``einsum``, ``padding``, ``interpolation``; ``keywords`` adds
+PyTorch's ``dim``/``keepdim`` to the core reductions. This module also gives Tensor its
+operators and methods. Whose meaning each name carries (NumPy's
 or PyTorch's) is written in docs/semantics.md.
 """
 from minigen.functional import cast as _cast
 from minigen.functional import inplace as _inplace
+from minigen.functional import keywords as _keywords
 from minigen.functional.activation import (
     celu,
     dropout,
@@ -51,7 +53,8 @@ from minigen.functional.loss import (
     mse_loss,
     nll_loss,
 )
-from minigen.functional.normalization import group_norm, layer_norm, scaled_dot_product_attention
+from minigen.functional.attention import scaled_dot_product_attention
+from minigen.functional.normalization import group_norm, layer_norm
 from minigen.functional.ops import (
     abs,
     add,
@@ -124,6 +127,16 @@ from minigen.functional.sorting import argsort, sort, topk
 from minigen.functional.trig import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, sinh, tan
 from minigen.tensor import Tensor
 
+# PyTorch's dim/keepdim keywords beside axis/keepdims (functional/keywords.py).
+sum, mean, prod, cumsum, argmax, argmin, unsqueeze, flip, cat, stack, gather = map(
+    _keywords.accept_dim,
+    (sum, mean, prod, cumsum, argmax, argmin, unsqueeze, flip, cat, stack, gather))
+softmax, log_softmax, logsumexp = map(_keywords.accept_dim, (softmax, log_softmax, logsumexp))
+max, min = (_keywords.accept_dim(f, _keywords.with_indices(f, i))
+            for f, i in ((max, argmax), (min, argmin)))
+var, std = (_keywords.accept_dim(f, _keywords.unbiased(f)) for f in (var, std))
+squeeze = _keywords.accept_dim(squeeze, _keywords.squeeze_if_one(squeeze))
+
 
 def _reversed(op):
     return lambda self, other: op(other, self)
@@ -168,7 +181,12 @@ Tensor.bool = lambda self: _cast.cast(self, "bool")
 Tensor.__bool__, Tensor.__float__ = _cast.to_bool, _cast.to_float
 Tensor.__int__, Tensor.__index__ = _cast.to_int, _cast.to_index
 Tensor.fill_, Tensor.zero_ = _inplace.fill_, _inplace.zero_
+Tensor.__setitem__ = _inplace.setitem
 Tensor.normal_, Tensor.uniform_ = _inplace.normal_, _inplace.uniform_
+Tensor.view_as, Tensor.clone, Tensor.nonzero = _cast.view_as, _cast.clone, _cast.nonzero
+Tensor.eq, Tensor.ne, Tensor.lt, Tensor.le, Tensor.gt, Tensor.ge = eq, ne, lt, le, gt, ge
+Tensor.pow = pow
+Tensor.is_cuda = property(lambda self: self.device != "cpu")
 Tensor.cpu = lambda self: _cast.to(self, "cpu")
 Tensor.cuda = lambda self: _cast.to(self, "cuda")
 

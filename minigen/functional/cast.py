@@ -1,5 +1,5 @@
 """Conversions with PyTorch's names: dtype and device casts, Python numbers from one-element
-tensors, ``view`` and ``size``.
+tensors, ``view``/``view_as``/``size``, ``clone`` and ``nonzero``.
 
 ``to``/``type``/``float``/... are differentiable: the cast is the ``Cast`` Function, whose
 backward casts the gradient back to the source dtype, so ``model(x.float())`` trains a
@@ -11,16 +11,29 @@ import numpy as np
 
 from minigen import backend
 from minigen.functional.ops import reshape
-from minigen.tensor import Cast, Tensor, ToDevice
+from minigen.tensor import DEFAULT_DTYPE, Cast, Function, Tensor, ToDevice
 
 
 def _is_device(arg):
     return isinstance(arg, str) and (arg in ("cpu", "gpu") or arg.startswith("cuda"))
 
 
+def as_dtype(dtype):
+    """A NumPy dtype from a dtype, its name, or a tensor type (``mg.Tensor`` is the default
+    float dtype, ``mg.FloatTensor`` float32, ...); dtypes that are not numbers are refused."""
+    if dtype is Tensor:
+        return np.dtype(DEFAULT_DTYPE)
+    legacy = getattr(dtype, "dtype", None)  # a tensor type (mg.FloatTensor) holds its dtype
+    dtype = np.dtype(legacy if isinstance(legacy, np.dtype) else dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"cast: {dtype} is not a tensor dtype; use mg.float32, mg.int64, ... or "
+                        "a tensor type such as mg.FloatTensor")
+    return dtype
+
+
 def cast(x, dtype):
     """``x`` as ``dtype`` (differentiable; ``x`` itself when it already has that dtype)."""
-    dtype = np.dtype(dtype)
+    dtype = as_dtype(dtype)
     return x if x.dtype == dtype else Cast(dtype)(x)
 
 
@@ -34,12 +47,12 @@ def parse_to_args(args, device=None, dtype=None):
             device = arg
         else:
             try:
-                dtype = np.dtype(arg)
+                dtype = as_dtype(arg)
             except TypeError:
                 raise ValueError(
                     f"to: {arg!r} is neither a device ('cpu', 'cuda') nor a dtype"
                 ) from None
-    return device, None if dtype is None else np.dtype(dtype)
+    return device, None if dtype is None else as_dtype(dtype)
 
 
 def to(x, *args, device=None, dtype=None):
@@ -53,7 +66,8 @@ def to(x, *args, device=None, dtype=None):
 
 
 def type_(x, dtype=None):
-    """PyTorch's ``Tensor.type``: the dtype's name without an argument, else a cast."""
+    """PyTorch's ``Tensor.type``: the dtype's name without an argument, else a cast (to a
+    dtype, its name, or a tensor type: ``x.type(mg.FloatTensor)``, ``x.type(mg.Tensor)``)."""
     return x.dtype.name if dtype is None else cast(x, dtype)
 
 
@@ -65,6 +79,32 @@ def view(x, *shape):
     if sum(1 for n in shape if n == -1) > 1:
         raise ValueError(f"view: only one dimension can be -1, got shape {shape}")
     return reshape(x, shape)
+
+
+def view_as(x, other):
+    return view(x, other.shape)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x):
+    """A copy of ``x`` that stays in the graph (its gradient passes through)."""
+    return Clone()(x)
+
+
+def nonzero(x, as_tuple=False):
+    """Indices of the non-zero entries: an (n, ndim) int64 tensor, or with ``as_tuple`` one
+    1-d tensor per axis (NumPy's ``nonzero``), as PyTorch's."""
+    xp = backend.xp_of(x.data)
+    if as_tuple:
+        return tuple(Tensor(i.astype(np.int64)) for i in xp.nonzero(x.data))
+    return Tensor(xp.argwhere(x.data).astype(np.int64))
 
 
 def size(x, dim=None):
@@ -81,11 +121,17 @@ def numel(x):
     return int(x.data.size)
 
 
+def _reductions():
+    """The reductions to suggest: ``any()``/``all()`` where Tensor has them."""
+    names = [n for n in ("any", "all") if hasattr(Tensor, n)] + ["sum", "max"]
+    return ", ".join(f".{n}()" for n in names)
+
+
 def _one_element(x, what):
     if x.data.size != 1:
         raise ValueError(
             f"{what} of a tensor needs exactly one element, got {x.data.size} (shape {x.shape}); "
-            "reduce it first (.any(), .all(), .sum(), ...) or index one element"
+            f"reduce it first ({_reductions()}) or index one element"
         )
     return x.data.reshape(-1)[0].item()
 

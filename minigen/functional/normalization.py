@@ -1,9 +1,6 @@
-"""Normalisation and attention, composed of the core ops (their gradients come for free)."""
-import math
-
+"""Normalisation, composed of the core ops (their gradients come for free)."""
 from minigen import backend
 from minigen.functional import fused, ops
-from minigen.functional.activation import softmax
 from minigen.tensor import Tensor
 
 
@@ -42,17 +39,3 @@ def layer_norm(x, shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: trailing dims of {x.shape} != normalized shape {shape}")
     y = _normalize(x, tuple(range(x.ndim - len(shape), x.ndim)), eps)
     return _affine(y, weight, bias, shape)
-
-
-def scaled_dot_product_attention(q, k, v, mask=None):
-    """softmax(q k^T / sqrt(d)) v (Vaswani et al. 2017, eq. 1) over the last two dims;
-    ``mask`` (boolean, broadcastable to the scores) marks the positions that may attend."""
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"scaled_dot_product_attention: incompatible q {q.shape}, k {k.shape}, v {v.shape}"
-        )
-    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
-    if mask is not None:
-        mask = mask.data if isinstance(mask, Tensor) else mask
-        scores = ops.where(mask, scores, -1e9 if scores.dtype.itemsize > 2 else -1e4)
-    return ops.matmul(softmax(scores, axis=-1), v)

@@ -583,6 +583,32 @@ class Sum(Function):
         return broadcast_to(gy, self.in_shape)
 
 
+SHORT_REDUCTION = 16
+"""Reductions over at most this many entries per result run as a chain of elementwise ops
+on strided slices (pooling windows): NumPy's reduce over several short strided axes is
+much slower."""
+
+
+_ELEMENTWISE = {"max": "maximum", "min": "minimum", "sum": "add"}
+
+
+def _reduce_keepdims(x, axes, name):
+    """``x.max``, ``x.min`` or ``x.sum`` (``name``) over ``axes``, keepdims; short ones folded
+    with the elementwise op (exactly the same values for max and min, and for sums of small
+    integer counts)."""
+    lengths = [x.shape[a] for a in axes]
+    if not axes or math.prod(lengths) > SHORT_REDUCTION:
+        return getattr(x, name)(axis=axes, keepdims=True)
+    op = getattr(backend.xp_of(x), _ELEMENTWISE[name])
+    y = None
+    for index in np.ndindex(*lengths):
+        where = [slice(None)] * x.ndim
+        for a, i in zip(axes, index):
+            where[a] = slice(i, i + 1)
+        y = x[tuple(where)] if y is None else op(y, x[tuple(where)])
+    return y
+
+
 class Max(Function):
     """Maximum over axes; the gradient is shared equally among tied maxima."""
 
@@ -595,9 +621,9 @@ class Max(Function):
         self.in_shape = x.shape
         if x.size == 0:
             raise ValueError(f"{self.reduce}: the tensor of shape {x.shape} is empty (no identity)")
-        y = getattr(x, self.reduce)(axis=self.axes, keepdims=True)
+        y = _reduce_keepdims(x, self.axes, self.reduce)
         hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)  # a NaN maximum is a hit
-        self.share = hits / hits.sum(axis=self.axes, keepdims=True)
+        self.share = hits / _reduce_keepdims(hits, self.axes, "sum")
         return y if self.keepdims else y.reshape(_drop(y.shape, self.axes))
 
     def backward(self, gy):
@@ -844,7 +870,7 @@ def pad(x, pad, mode="constant", value=0.0):
 
 
 # --- indexing and joining -----------------------------------------------------------------
-def _raw_index(index, xp):
+def raw_index(index, xp):
     """``index`` with Tensors unwrapped and index arrays moved to ``xp``'s device (CuPy
     refuses host arrays as indices of device arrays)."""
     def raw(i):
@@ -896,7 +922,7 @@ class GetItemGrad(Function):
 
 
 def getitem(x, index):
-    return GetItem(_raw_index(index, backend.xp_of(x)))(x)
+    return GetItem(raw_index(index, backend.xp_of(x)))(x)
 
 
 class Concat(Function):

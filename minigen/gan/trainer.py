@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from minigen import backend, nn, optim
+from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
 from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
@@ -29,7 +30,7 @@ from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, check_options, fit_normalization, load_data, sample_in_chunks,
+    Trainer, fit_normalization, load_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -94,28 +95,40 @@ def defaults_for(data, preset="tuned"):
     return dict(PRESETS[preset])
 
 
+Option = checks.Option
+_SIZE = dict(low=1, high=checks.MAX_COUNT)
+_UNIT = dict(low=0, high=1, open="high")
+OPTIONS = dict(
+    k=Option("int", "discriminator steps per generator step", **_SIZE),
+    loss=Option("choice", "the losses", choices=LOSSES),
+    simultaneous=Option("bool", "update D and G from the same batch at once"),
+    batch_size=Option("int", "global batch m (a multiple of pack)", **_SIZE),
+    lr=Option("float", "learning rate of both optimizers", low=0, open="low"),
+    betas=Option("floats", "Adam's betas", length=2, **_UNIT),
+    lr_decay=Option("bool", "cosine decay of the learning rate to 0 over the run"),
+    latent_dim=Option("int", "size of G's noise input", **_SIZE),
+    noise=Option("choice", "the noise prior", choices=NOISES),
+    hidden=Option("int", "MLP width (vectors)", **_SIZE),
+    depth=Option("int", "MLP hidden layers (vectors)", **_SIZE),
+    base_channels=Option("int", "DCGAN width (images)", **_SIZE),
+    label_smoothing=Option("float", "one-sided label smoothing of D's real targets", **_UNIT),
+    penalty=Option("choice", "gradient penalty", choices=PENALTIES),
+    penalty_weight=Option("float", "R1's gamma or WGAN-GP's lambda", low=0),
+    pack=Option("int", "PacGAN packing degree", **_SIZE),
+    input_scale=Option("float", "factor on D's standardised input", low=0, open="low"),
+    ema_decay=Option("float", "EMA of G's weights (0: off)", **_UNIT),
+    top_k=Option("float", "share of the fakes kept in G's loss at the start", low=0, high=1,
+                 open="low"),
+    top_k_until=Option("float", "share of the run with top-k", low=0, high=1),
+    optimizer=Option("choice", "optimizer of both networks", choices=OPTIMIZERS),
+    momentum=Option("float", "SGD momentum", **_UNIT),
+    checkpoint_every=Option("int", "steps between checkpoints", **_SIZE),
+)
+"""Every ``GANTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
+
+
 def _check_options(options, defaults):
-    o = check_options("GANTrainer", options, defaults)
-    if o["loss"] not in LOSSES:
-        raise InvalidInput(f"GANTrainer: loss must be one of {LOSSES}, got {o['loss']!r}")
-    if o["penalty"] not in PENALTIES:
-        raise InvalidInput(f"GANTrainer: penalty must be one of {PENALTIES}, got {o['penalty']!r}")
-    if o["optimizer"] not in OPTIMIZERS:
-        raise InvalidInput(f"GANTrainer: optimizer must be one of {OPTIMIZERS}, got "
-                         f"{o['optimizer']!r}")
-    if o["noise"] not in NOISES:
-        raise InvalidInput(f"GANTrainer: noise must be one of {NOISES}, got {o['noise']!r}")
-    for name in ("k", "batch_size", "latent_dim", "hidden", "depth", "pack", "base_channels"):
-        if int(o[name]) != o[name] or o[name] < 1:
-            raise InvalidInput(f"GANTrainer: {name} must be an integer >= 1, got {o[name]!r}")
-    if not o["input_scale"] > 0:
-        raise InvalidInput(f"GANTrainer: input_scale must be > 0, got {o['input_scale']!r}")
-    if not 0 <= o["ema_decay"] < 1:
-        raise InvalidInput(f"GANTrainer: ema_decay must be in [0, 1), got {o['ema_decay']!r}")
-    if not 0 < o["top_k"] <= 1:
-        raise InvalidInput(f"GANTrainer: top_k must be in (0, 1], got {o['top_k']!r}")
-    if not 0 <= o["top_k_until"] <= 1:
-        raise InvalidInput(f"GANTrainer: top_k_until must be in [0, 1], got {o['top_k_until']!r}")
+    o = checks.check("GANTrainer", OPTIONS, options, defaults)
     if o["batch_size"] % o["pack"]:
         raise InvalidInput(f"GANTrainer: batch_size {o['batch_size']} must be a multiple of "
                          f"pack {o['pack']}")
@@ -173,8 +186,11 @@ class GANTrainer(Trainer):
         self.discriminator = (discriminator or self._default_discriminator()).to(self.device)
         self.g_optimizer, self.d_optimizer = (self._optimizer(self.generator),
                                               self._optimizer(self.discriminator))
+        checks.check_batch("GANTrainer", o["batch_size"], self.comm, group=o["pack"])
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
                        self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm))
+        checks.check_memory("GANTrainer", o["batch_size"], self._d_loss_graph, self.comm,
+                            group=o["pack"], device=self.device)
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
         self.snapshots = {}
         self.config = {
@@ -266,6 +282,16 @@ class GANTrainer(Trainer):
             fake_logits = self.gan.D(self.generator(z))
             return {"d_loss": discriminator_loss(self.gan.D(real), fake_logits, loss).item(),
                     "g_loss": generator_loss(fake_logits, loss).item()}
+
+    def _d_loss_graph(self, m):
+        """D's loss on m real rows and m fakes, both networks in eval mode (the graph whose
+        size estimates a step's memory; the training's random stream is not touched)."""
+        o = self.options
+        real = self.data[np.arange(m) % len(self.data)]
+        z = noise_prior(m, o["latent_dim"], o["noise"], np.random.default_rng(0))
+        real, z = (Tensor(backend.to_device(a, self.device)) for a in (real, z))
+        with eval_mode(self.generator), eval_mode(self.discriminator):
+            return discriminator_loss(self.gan.D(real), self.gan.D(self.generator(z)), o["loss"])
 
     def _one_d(self):
         return self.data.ndim == 2 and self.data.shape[1] == 1

@@ -1,5 +1,10 @@
-"""Neural-network modules (``import minigen.nn as nn``); ``nn.init`` and ``nn.utils`` as in
-PyTorch."""
+"""Neural-network modules (``import minigen.nn as nn``); ``nn.init``, ``nn.utils``,
+``nn.parallel`` and ``nn.functional`` (which is ``minigen.functional``) as in PyTorch
+(``nn.parallel`` is imported on first use)."""
+import importlib
+import sys
+
+from minigen import functional
 from minigen.nn import init, utils
 from minigen.nn.attention import SelfAttention2d
 from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
@@ -33,4 +38,13 @@ from minigen.nn.mlp import MLP, make_activation
 from minigen.nn.models import build_model
 from minigen.nn.module import Module, Parameter
 from minigen.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from minigen.nn.pool import AvgPool2d, MaxPool2d
 from minigen.nn.unet import UNet
+
+sys.modules[f"{__name__}.functional"] = functional  # import minigen.nn.functional as F
+
+
+def __getattr__(name):
+    if name == "parallel":
+        return importlib.import_module(f"minigen.nn.{name}")
+    raise AttributeError(f"module 'minigen.nn' has no attribute {name!r}")

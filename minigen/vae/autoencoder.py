@@ -19,11 +19,11 @@ from minigen import backend, nn
 from minigen import functional as F
 from minigen.errors import InvalidInput
 from minigen.tensor import Tensor, no_grad
-from minigen.trainer import check_options
+from minigen import options as checks
 from minigen.vae import figures as plots
 from minigen.vae.trainer import (
-    EVAL_CHUNK, Autoencoder, VAETrainer, check_training_options, load_vae, to_data_units,
-    to_model_units, train_run,
+    EVAL_CHUNK, SIZE, TRAINING_OPTIONS, Autoencoder, Option, VAETrainer, load_vae,
+    to_data_units, to_model_units, train_run,
 )
 
 FACTORS = (2, 4)
@@ -42,6 +42,17 @@ DEFAULTS = dict(
 )
 """Options of ``AutoencoderTrainer`` / ``train_autoencoder``: Rombach et al.'s KL weight and
 4 latent channels, a narrow network for small images."""
+
+OPTIONS = dict(
+    factor=Option("int", "downsampling factor f of the latent images (2 or 4)", low=2, high=4),
+    latent_channels=Option("int", "channels of the latent images", **SIZE),
+    base_channels=Option("int", "width of the convolutional networks", **SIZE),
+    likelihood=Option("choice", "the decoder's distribution of x given z",
+                      choices=("gaussian",)),
+    **TRAINING_OPTIONS,
+)
+"""Every ``AutoencoderTrainer`` option: its type, range or choices, and meaning
+(docs/guide.md)."""
 
 
 class ConvEncoder(nn.Module):
@@ -101,25 +112,18 @@ class AutoencoderTrainer(VAETrainer):
     option_names = tuple(DEFAULTS)
 
     def check_options(self, options, data):
-        o = check_options("AutoencoderTrainer", options, DEFAULTS)
+        o = checks.check("AutoencoderTrainer", OPTIONS, options, DEFAULTS)
+        if o["factor"] not in FACTORS:
+            raise InvalidInput(f"AutoencoderTrainer: factor must be one of {FACTORS}, got "
+                               f"{o['factor']!r}")
         shape = np.shape(data)
         if len(shape) != 4:
             raise InvalidInput(f"AutoencoderTrainer: data must be images (n, C, H, W), got "
                                f"shape {shape}")
-        if o["factor"] not in FACTORS:
-            raise InvalidInput(f"AutoencoderTrainer: factor must be one of {FACTORS}, got "
-                               f"{o['factor']!r}")
         if shape[2] % o["factor"] or shape[3] % o["factor"]:
             raise InvalidInput(f"AutoencoderTrainer: image size {shape[2]}x{shape[3]} must be a "
                                f"multiple of factor {o['factor']}")
-        for name in ("latent_channels", "base_channels"):
-            if int(o[name]) != o[name] or o[name] < 1:
-                raise InvalidInput(f"AutoencoderTrainer: {name} must be an integer >= 1, got "
-                                   f"{o[name]!r}")
-        if o["likelihood"] != "gaussian":
-            raise InvalidInput("AutoencoderTrainer: the decoder is Gaussian (likelihood "
-                               "'gaussian')")
-        return check_training_options("AutoencoderTrainer", o)
+        return o
 
     def evaluate(self, x=None, k=None):
         """The VAE trainer's held-out bounds, plus ``mse``, the mean squared reconstruction

@@ -15,15 +15,17 @@ import warnings
 import numpy as np
 
 from minigen import backend, nn, optim
+from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
+from minigen.nn.mlp import ACTIVATIONS
 from minigen.nn.module import Module
 from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.tensor import Tensor
 from minigen.trainer import (
-    Trainer, check_options, denormalize, fit_normalization, load_data, normalize,
+    Trainer, denormalize, fit_normalization, load_data, normalize,
     sample_in_chunks,
 )
 from minigen.vae import figures as plots
@@ -58,35 +60,27 @@ def defaults_for(data):
     return dict(IMAGE_DEFAULTS if np.ndim(data) == 4 else DEFAULTS)
 
 
-def _check_options(options, defaults):
-    o = check_options("VAETrainer", options, defaults)
-    if o["likelihood"] not in LIKELIHOODS:
-        raise InvalidInput(f"VAETrainer: likelihood must be one of {LIKELIHOODS}, got "
-                           f"{o['likelihood']!r}")
-    if int(o["latent_dim"]) != o["latent_dim"] or o["latent_dim"] < 1:
-        raise InvalidInput(f"VAETrainer: latent_dim must be an integer >= 1, got "
-                           f"{o['latent_dim']!r}")
-    hidden = [o["hidden"]] if isinstance(o["hidden"], int) else list(o["hidden"])
-    if not hidden or any(int(h) != h or h < 1 for h in hidden):
-        raise InvalidInput(f"VAETrainer: hidden must be a list of integers >= 1, got "
-                           f"{o['hidden']!r}")
-    o["hidden"] = [int(h) for h in hidden]
-    return check_training_options("VAETrainer", o)
+Option = checks.Option
+SIZE = dict(low=1, high=checks.MAX_COUNT)
+TRAINING_OPTIONS = dict(
+    beta=Option("float", "weight of the KL term in the loss (1: the ELBO)", low=0),
+    batch_size=Option("int", "global batch m", **SIZE),
+    lr=Option("float", "Adam's learning rate", low=0, open="low"),
+    holdout=Option("float", "share of the data held out for the bounds", low=0, high=1,
+                   open="high"),
+    eval_k=Option("int", "k of the held-out IWAE bound L_k", **SIZE),
+    checkpoint_every=Option("int", "steps between checkpoints", **SIZE),
+)
+"""The options every VAE-like trainer has (this one and the autoencoder's)."""
 
-
-def check_training_options(owner, o):
-    """``o`` after checking the options every VAE-like trainer has (``beta``,
-    ``batch_size``, ``lr``, ``holdout``, ``eval_k``); ``owner`` names it in the errors."""
-    for name in ("batch_size", "eval_k"):
-        if int(o[name]) != o[name] or o[name] < 1:
-            raise InvalidInput(f"{owner}: {name} must be an integer >= 1, got {o[name]!r}")
-    if not o["beta"] >= 0:
-        raise InvalidInput(f"{owner}: beta must be >= 0, got {o['beta']!r}")
-    if not o["lr"] > 0:
-        raise InvalidInput(f"{owner}: lr must be > 0, got {o['lr']!r}")
-    if not 0 <= o["holdout"] < 1:
-        raise InvalidInput(f"{owner}: holdout must be in [0, 1), got {o['holdout']!r}")
-    return o
+OPTIONS = dict(
+    latent_dim=Option("int", "latent dimensions", **SIZE),
+    hidden=Option("ints", "MLP hidden sizes (the decoder's reversed)", **SIZE),
+    activation=Option("choice", "MLP activation", choices=tuple(ACTIVATIONS)),
+    likelihood=Option("choice", "the decoder's distribution of x given z", choices=LIKELIHOODS),
+    **TRAINING_OPTIONS,
+)
+"""Every ``VAETrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
 
 
 class Autoencoder(Module):
@@ -151,6 +145,7 @@ class VAETrainer(Trainer):
         o = self.check_options(options, data)
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
                          progress=progress, comm=comm)
+        checks.check_batch(type(self).__name__, o["batch_size"], self.comm)
         self.options, self.figures = o, figures
         x = np.asarray(data, dtype=np.float32)
         if x.ndim not in (2, 4) or len(x) < 2:
@@ -183,8 +178,8 @@ class VAETrainer(Trainer):
         self.curve = {"step": [], "elbo": [], "iwae": [], "active_units": []}
 
     def check_options(self, options, data):
-        """The options checked and merged with the defaults for ``data``."""
-        return _check_options(options, defaults_for(data))
+        """The options checked against ``OPTIONS`` and merged with the defaults for ``data``."""
+        return checks.check("VAETrainer", OPTIONS, options, defaults_for(data))
 
     def train_step(self, step):
         o = self.options
