@@ -2,7 +2,8 @@
 to a compact UNet, DDPM and GAN trainers, fused kernels, benchmarks).
 
 The engine is imported eagerly; the heavier subpackages (``mg.nn``, ``mg.optim``,
-``mg.diffusion``, ``mg.gan``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first access.
+``mg.diffusion``, ``mg.gan``, ``mg.vae``, ``mg.data``, ``mg.metrics``, ``mg.viz``) on first
+access.
 Importing minigen sets its thread policy (``minigen.backend.limit_threads``): the CPU
 kernels get the threads the user asks for through the conventional variables, else the
 usable cores, and BLAS one; ``mg.set_num_threads(n)`` changes it. The functions of
@@ -109,8 +110,8 @@ __version__ = "0.1.0"
 backend.limit_threads(backend.default_threads())  # the thread policy minigen owns from import
 
 _LAZY = {
-    "nn", "optim", "diffusion", "gan", "data", "metrics", "viz", "checkpoint", "trainer", "testing",
-    "distributed", "accelerator", "cuda", "backends", "utils",
+    "nn", "optim", "diffusion", "gan", "vae", "data", "metrics", "viz", "checkpoint", "trainer",
+    "testing", "distributed", "accelerator", "cuda", "backends", "utils",
 }
 
 

@@ -2,6 +2,8 @@
 
     minigen train ddpm --data s_curve --steps 6000 --out runs/s_curve [--resume|--overwrite]
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
+    minigen train vae  --data digits --steps 3000 --out runs/digits-vae [--latent-dim 2]
+    minigen train autoencoder --data mnist5k --steps 3000 --out runs/ae [--factor 4]
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50] [--overwrite]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
@@ -44,7 +46,7 @@ from minigen.options import MAX_COUNT  # --n, --batch-size, --steps as the train
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
 MAX_SEED = 2**63 - 1  # the seeds NumPy's and CuPy's generators take
-RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",)}  # what sample reads per run kind
+RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",), "vae": ("networks",)}  # what sample reads per run kind
 
 
 class UsageError(UserError):
@@ -99,7 +101,7 @@ def _data_argument(text):
 
 
 def build_parser():
-    parser = _Parser(prog="minigen", description="Train and sample DDPMs and GANs built on "
+    parser = _Parser(prog="minigen", description="Train and sample DDPMs, GANs and VAEs built on "
                      "minigen's from-scratch autograd engine.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common = _Parser(add_help=False)
@@ -113,8 +115,8 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    for kind in ("ddpm", "gan"):
-        p = kinds.add_parser(kind, help=f"train a {kind.upper()}", parents=[common])
+    for kind in ("ddpm", "gan", "vae", "autoencoder"):
+        p = kinds.add_parser(kind, help=KIND_HELP[kind], parents=[common])
         p.add_argument("--data", required=True, type=_data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
                             "(n, d) or images (n, C, H, W)")
@@ -137,7 +139,7 @@ def build_parser():
         if kind == "ddpm":
             p.add_argument("--lr", type=float)
             _add_conditional_arguments(p)
-        else:
+        elif kind == "gan":
             p.add_argument("--k", type=_positive_int, default=None,
                            help="discriminator steps per generator step (Algorithm 1; "
                            "default 1)")
@@ -185,6 +187,10 @@ def build_parser():
     return parser
 
 
+KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
+             "autoencoder": "train the image autoencoder of latent diffusion"}
+
+
 def _set_value(text):
     """A ``--set`` value: JSON (``0.5``, ``[2, 0.9]``, ``null``), else a number as Python
     reads it (``inf``, ``nan``: refused by the option check by name), else the bare string
@@ -224,6 +230,20 @@ NAMED_OPTIONS = {
         ("--pack", "pack", int, None, "PacGAN packing degree (default 1)"),
         ("--top-k", "top_k", float, None, "top-k generator updates: the share kept at the "
          "start (default 0.5 tuned vectors, 1.0 paper/images)"),
+    ],
+    "vae": [
+        ("--latent-dim", "latent_dim", int, None, "latent dimensions (default 2 for vectors, "
+         "10 for images)"),
+        ("--beta", "beta", float, None, "KL weight of the loss (default 1: the ELBO)"),
+        ("--likelihood", "likelihood", str, ("bernoulli", "gaussian"), "decoder p(x | z) "
+         "(default: bernoulli for images, gaussian for vectors)"),
+        ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+    ],
+    "autoencoder": [
+        ("--factor", "factor", int, (2, 4), "downsampling factor f (default 2)"),
+        ("--latent-channels", "latent_channels", int, None, "latent channels (default 4)"),
+        ("--beta", "beta", float, None, "KL weight (default 1e-6)"),
+        ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
     ],
 }
 """The named trainer flags: (flag, option key (dotted: inside a dict option), type, choices,
@@ -343,10 +363,14 @@ def _train(args):
 
         given.update(lr=args.lr, conditional=args.conditional or None,
                      label_dropout=args.label_dropout)
-    else:
+    elif args.kind == "gan":
         from minigen.gan import train_gan as train
 
         given.update(k=args.k, loss=args.loss, preset=args.preset)
+    elif args.kind == "vae":
+        from minigen.vae.trainer import train_vae as train
+    else:
+        from minigen.vae.autoencoder import train_autoencoder as train
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_trainer_options(args))
     with distributed.abort_on_error(comm):
@@ -363,11 +387,14 @@ def _sample(args):
     _check_npy_target(args.out, args.overwrite)
     config = read_run_config(args.run_dir)
     kind = config.get("kind")
-    if kind not in ("ddpm", "gan"):
+    if kind == "autoencoder":
+        raise InvalidInput(f"{args.run_dir} holds an autoencoder run, which encodes and decodes "
+                           "images (minigen.vae.autoencoder.LatentSpace) rather than sampling")
+    if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     _check_run(args.run_dir, config)
-    if kind == "gan" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
-        raise InvalidInput("--sampler/--steps apply to DDPM runs; this is a GAN run")
+    if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
+        raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
     _check_sampling_options(args)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
@@ -389,10 +416,14 @@ def _sample(args):
             sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
                        eta=args.eta or 0.0, seed=args.seed, progress=True, device=args.device,
                        label=args.label, guidance=args.guidance, out=out)
-        else:
+        elif kind == "gan":
             import minigen.gan as gan
 
             gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
+        else:
+            from minigen.vae.trainer import sample_run
+
+            sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
     print(f"wrote {args.n} samples of shape {shape} to {args.out}")
 
 

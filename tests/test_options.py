@@ -14,6 +14,8 @@ from minigen.errors import InvalidInput
 from minigen.gan import trainer as gan_trainer
 from minigen.graph import graph_bytes
 from minigen.options import Option
+from minigen.vae import autoencoder
+from minigen.vae import trainer as vae_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -160,7 +162,8 @@ def test_the_guide_lists_every_option_with_its_range():
                         "guide.md")
     with open(path) as f:
         guide = f.read()
-    tables = [(ddpm_trainer.OPTIONS, ""), (gan_trainer.OPTIONS, "")] + [
+    tables = [(ddpm_trainer.OPTIONS, ""), (gan_trainer.OPTIONS, ""), (vae_trainer.OPTIONS, ""),
+              (autoencoder.OPTIONS, "")] + [
         (table, "model_config.") for table in ddpm_trainer.DENOISER_OPTIONS.values()]
     for table, prefix in tables:
         for name, value, meaning in options.rows(table, prefix):
