@@ -120,11 +120,11 @@ def main(argv=None):
     print(f"samples {samples.shape}, range [{samples.min():.2f}, {samples.max():.2f}], "
           f"pixel mean {samples.mean():.3f} (data {np.mean(images):.3f})")
     if args.score:
-        from minigen.diffusion.classifier import train_digits_classifier
+        from minigen.evaluate import digits_classifier
 
         with mg.no_grad():
             many = netG(mg.randn(500, nz, 1, 1)).numpy()
-        scores = train_digits_classifier().score(many)
+        scores = digits_classifier().score(many)
         print(f"class coverage {scores['class_coverage']}/10, mean confidence "
               f"{scores['mean_confidence']:.3f}, Frechet distance {scores['frechet_distance']:.2f}")
     return samples
