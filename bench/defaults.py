@@ -22,6 +22,7 @@ settings are interleaved round by round; the table gives each median and its rat
 best explicit setting of the same workload and condition (the target: 1.2 at most).
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -72,7 +73,7 @@ def settings(workload, cores):
     """The settings of one workload: name -> (extra environment, how the run applies it)."""
     both = {"untouched": ({}, None), "env 2": ({name: "2" for name in threads.THREAD_VARIABLES},
                                                None)}
-    if workload == "script":
+    if workload == "script" and importlib.util.find_spec("torch") is not None:
         both["torch first"] = ({}, "torch")
     for k in range(1, cores + 1):
         both[f"explicit {k}"] = ({}, k)
