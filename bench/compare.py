@@ -1,14 +1,17 @@
-"""GAN versus DDPM on the same data with the same wall-clock training budget: 2-D sets and
-small images (the 8x8 digits, or an image ``.npy``).
+"""GAN versus DDPM versus VAE on the same data with the same wall-clock training budget: 2-D
+sets and small images (the 8x8 digits, MNIST-5k, or an image ``.npy``).
 
-Each family (``minigen.gan.train_gan`` and ``train_ddpm``, each with its defaults for the data's
-shape: MLPs for vectors, DCGAN / UNet for images) trains for ``CALIBRATION_STEPS`` steps, then
+Each family (``minigen.gan.train_gan``, ``train_ddpm`` and ``minigen.vae.trainer.train_vae``,
+each with its defaults for the data's shape: MLPs for vectors, DCGAN / UNet / the paper's MLP
+VAE for images) trains for ``CALIBRATION_STEPS`` steps, then
 resumes (bit for bit, as the trainers guarantee) in chunks sized by the step rate measured so
 far until ``--budget`` seconds of wall clock are spent (:func:`train_for`). The report gives
 the steps, the chunks, the measured training seconds and the machine's mean 1-minute load
-average over the chunks. Both draw the same number of samples, timed for samples per second
+average over the chunks. All draw the same number of samples, timed for samples per second
 (the DDPM: the full ancestral chain on 2-D data, DPM-Solver++(2M) with 20 steps on images,
-``--sampler`` to change).
+``--sampler`` to change; the GAN and the VAE: one network pass). The VAE trains on the whole
+training part like the others (``holdout`` 0) and evaluates its bound with one sample
+(``eval_k`` 1), so that its checkpoint evaluation costs about as little as the others'.
 
 2-D data are scored with :func:`bench.sets2d.score` (mode coverage, high-quality share and
 reverse KL on ring8/grid25; :mod:`minigen.support` precision, recall and in-support share on
@@ -17,15 +20,17 @@ real" row scores a fresh real sample, disjoint from the training data and from t
 
 Images are scored with :func:`minigen.evaluate.image_quality` against held-out real images
 (:class:`DataSet`): the data are split (a permutation drawn with the seed) into a
-held-out third and a training two-thirds; both models train on the training part and draw as
+held-out third and a training two-thirds; all models train on the training part and draw as
 many samples as the held-out part holds (or ``--samples``, at most that); "real vs real" scores
 as many training images, disjoint from the held-out ones, in the same way. Fréchet distance
 and k-NN precision/recall are biased by the sample size, so all three sets have the same n.
-Digits are scored in the reference classifier's features, with its class histogram; other
-images in pixel space, without class numbers.
+The digits and MNIST-5k are scored in the features of their reference classifier
+(:func:`minigen.evaluate.reference_classifier`), with its class histogram; other images in
+pixel space, without class numbers.
 
     python -m bench.compare --data ring8 --budget 60 --seeds 3
     python -m bench.compare --data digits --budget 240
+    python -m bench.compare --data mnist5k --budget 240 --samples 500
     python -m bench.compare --data images.npy --budget 30 --out bench/results/compare_mine
 
 ``--seeds N`` repeats everything with seeds seed, ..., seed + N - 1 and reports the mean and
@@ -42,13 +47,16 @@ import time
 import numpy as np
 
 from bench import sets2d
-from minigen import data as datasets
 from minigen import backend, evaluate, gan
 from minigen.diffusion.trainer import sample_run as ddpm_sample_run
 from minigen.diffusion.trainer import train_ddpm
+from minigen.vae import trainer as vae
 from minigen.viz import tile
 
 N_SAMPLES = 2500
+VAE_OPTIONS = dict(holdout=0.0, eval_k=1)
+"""The VAE trains on all the training data, as the others, and evaluates its bound at each
+checkpoint with one sample."""
 CALIBRATION_STEPS = 50
 IMAGE_SAMPLER = ("dpm++2m", 20)
 """The DDPM sampler for images: DPM-Solver++(2M) with 20 steps, since 1000 ancestral UNet
@@ -62,9 +70,9 @@ class DataSet:
 
     def __init__(self, data, seed, n_real=None):
         self.images, self.classifier = False, None
-        if data == "digits":
-            self._split_images(datasets.digits(seed=0)[0], seed, n_real, "digits")
-            self.classifier = evaluate.digits_classifier()
+        if data in evaluate.CLASSIFIED:
+            self._split_images(evaluate.CLASSIFIED[data]["load"](seed=0)[0], seed, n_real, data)
+            self.classifier = getattr(evaluate, f"{data}_classifier")()
             return
         if data in sets2d.SETS:
             self.name, self.scored_as = data, data
@@ -73,7 +81,8 @@ class DataSet:
             self.real = sets2d.real_sample(data, seed, n_real or N_SAMPLES)
             return
         if not (data.endswith(".npy") and os.path.isfile(data)):
-            raise SystemExit(f"bench.compare: --data must be digits, one of {sorted(sets2d.SETS)} "
+            raise SystemExit(f"bench.compare: --data must be {' or '.join(evaluate.CLASSIFIED)}, "
+                             f"one of {sorted(sets2d.SETS)} "
                              f"or an existing .npy file (2-D points or images), got {data!r}")
         x = np.load(data).astype(np.float32)
         if x.ndim in (3, 4):
@@ -129,7 +138,13 @@ FAMILIES = {
                  data, steps, out, seed=seed, resume=resume, progress=False, figures=False),
              lambda out, n, seed, sampler: ddpm_sample_run(out, n, sampler=sampler[0],
                                                            steps=sampler[1], seed=seed)),
+    "VAE": (lambda data, steps, out, seed, resume: vae.train_vae(
+                data, steps, out, seed=seed, resume=resume, progress=False, figures=False,
+                **({} if resume else VAE_OPTIONS)),
+            lambda out, n, seed, sampler: vae.sample_run(out, n, seed=seed)),
 }
+LOSSES = {"GAN": ("d_loss", "g_loss"), "DDPM": ("loss",), "VAE": ("reconstruction", "kl")}
+"""The training curves each family's panel of the figure shows."""
 
 
 def train_for(train, data, budget, seed, out):
@@ -211,7 +226,7 @@ def markdown(report):
     seeds = report["seeds"]
     seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
                  f"seeds {seeds[0]}-{seeds[-1]}: mean ± standard error over {len(seeds)} runs")
-    return (f"# GAN vs DDPM on {report['data']}: {report['budget_s']:g} s of training each "
+    return (f"# {' vs '.join(FAMILIES)} on {report['data']}: {report['budget_s']:g} s of training each "
             f"({seed_text})\n\n`{report['command']}`\n\n" + "\n".join(lines) + "\n\n"
             f"{report['n_samples']} samples per model; DDPM sampler: {report['ddpm_sampler']}. "
             f"Steps: as many as fit in the budget (resumed chunks, see bench/compare.py); load "
@@ -224,13 +239,15 @@ def protocol(data):
     if not data.images:
         return ("Real vs real: a fresh real sample disjoint from the training data and the "
                 "reference.")
-    space = ("the penultimate-layer features of the reference digits classifier "
-             "(minigen.evaluate; trained on 1500 of the 1797 digits, so on about 5/6 of both "
-             "real sets), classes by its labels" if data.classifier is not None else
+    trained = data.n_total - evaluate.CLASSIFIED.get(data.name, {}).get("held_out", 0)
+    space = ("the penultimate-layer features of the reference classifier of minigen.evaluate "
+             f"(trained on {trained} of the {data.n_total} images, so on about "
+             f"{trained / data.n_total:.0%} of both real sets), classes by its labels"
+             if data.classifier is not None else
              "pixel space (no classifier for these images: class coverage, class TV and "
              "confidence are n/a)")
     return (f"Protocol: the {data.n_total} images are split by a "
-            f"permutation (the seed) into a held-out third and a training rest; both models "
+            f"permutation (the seed) into a held-out third and a training rest; all models "
             f"train on the training rest and are scored against {data.n_samples} held-out "
             f"images; real vs real: {data.n_samples} training images, disjoint from the "
             f"held-out ones, scored the same way (what a model reproducing its training set, "
@@ -246,7 +263,8 @@ def plot(data, samples, histories, path):
     import matplotlib.pyplot as plt
 
     panels = {**samples, "real (held out)": data.reference} if data.images else samples
-    fig, axes = plt.subplots(1, len(panels) + 2, figsize=(3.2 * (len(panels) + 2), 3.3))
+    columns = len(panels) + len(histories)
+    fig, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.3))
     for ax, (model, x) in zip(axes, panels.items()):
         if data.images:
             lo, hi = data.train.min(), data.train.max()
@@ -259,9 +277,8 @@ def plot(data, samples, histories, path):
         ax.scatter(data.reference[:5000, 0], data.reference[:5000, 1], s=1, c="k", alpha=0.15)
         ax.scatter(x[:, 0], x[:, 1], s=1, c="tab:green", alpha=0.4)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=model)
-    for ax, (family, h), keys in zip(axes[len(panels):], histories.items(),
-                                     (("d_loss", "g_loss"), ("loss",))):
-        for key in keys:
+    for ax, (family, h) in zip(axes[len(panels):], histories.items()):
+        for key in LOSSES[family]:
             ax.plot(h["step"], h[key], lw=0.6, label=key)
         ax.set(xlabel="step", title=f"{family} training loss")
         ax.legend(fontsize=7)
@@ -273,7 +290,8 @@ def plot(data, samples, histories, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True,
-                   help="digits, a 2-D set of bench.sets2d, or an .npy file (points or images)")
+                   help="digits, mnist5k, a 2-D set of bench.sets2d, or an .npy file (points or "
+                        "images)")
     p.add_argument("--budget", type=float, required=True, help="training seconds per family")
     p.add_argument("--seed", type=int, default=0, help="the first seed")
     p.add_argument("--seeds", type=int, default=1, help="runs, with seeds seed, seed + 1, ...")

