@@ -99,7 +99,9 @@ class DataSet:
 
     def _split_images(self, x, seed, n, name):
         """Held-out third (the reference), training rest; the real-vs-real sample is the first
-        ``n`` training images."""
+        ``n`` training images. Images whose size is not a power of two (MNIST's 28) are
+        trained on padded with their minimum (the background) to the next power of two, which
+        the DCGAN needs, and the samples are cropped back (:meth:`crop`) to be scored."""
         if x.ndim == 3:
             x = x[:, None]
         if x.shape[2] != x.shape[3] or len(x) < MIN_IMAGES or not np.all(np.isfinite(x)):
@@ -113,6 +115,18 @@ class DataSet:
                              f"third of {len(x)} images) for {name}, got {n}")
         self.images, self.name, self.n_total = True, name, len(x)
         self.train, self.reference, self.real = x[held_out:], x[:n], x[held_out:held_out + n]
+        self.size = x.shape[2]
+        padded = 1 << (self.size - 1).bit_length()
+        self.pad = (padded - self.size) // 2
+        after = padded - self.size - self.pad
+        self.train = np.pad(self.train, ((0, 0), (0, 0), (self.pad, after), (self.pad, after)),
+                            constant_values=x.min())
+
+    def crop(self, samples):
+        """Samples of the (padded) training images' size cut back to the real images' size."""
+        if not self.images:
+            return samples
+        return samples[:, :, self.pad:self.pad + self.size, self.pad:self.pad + self.size]
 
     @property
     def n_samples(self):
@@ -173,7 +187,7 @@ def run_family(family, data, budget, seed, work_dir, sampler):
     run_dir = os.path.join(work_dir, family.lower())
     trainer, steps, train_s, chunks, load = train_for(train, data, budget, seed, run_dir)
     t = time.perf_counter()
-    samples = sample(run_dir, data.n_samples, seed + 1000, sampler)
+    samples = data.crop(sample(run_dir, data.n_samples, seed + 1000, sampler))
     sample_s = time.perf_counter() - t
     record = {"steps": steps, "train_s": train_s, "chunks": chunks, "load": load,
               "samples_per_s": data.n_samples / sample_s, **data.score(samples)}

@@ -354,8 +354,12 @@ def test_compare_scores_mnist5k_in_its_classifier_features(monkeypatch):
     quick = evaluate.train_classifier("mnist5k", steps=20)
     monkeypatch.setattr(evaluate, "mnist5k_classifier", lambda: quick)
     sets = compare.DataSet("mnist5k", 0, 50)
-    assert sets.classifier is quick and sets.n_total == 5000 and len(sets.train) == 3334
+    assert sets.classifier is quick and sets.n_total == 5000
     assert sets.reference.shape == sets.real.shape == (50, 1, 28, 28)
-    assert not _rows(sets.reference.reshape(50, -1)) & _rows(sets.train.reshape(3334, -1))
+    assert sets.train.shape == (3334, 1, 32, 32)  # padded for the DCGAN
+    assert np.all(sets.train[:, :, :2] == -1) and np.all(sets.train[:, :, :, 30:] == -1)
+    train = sets.crop(sets.train)
+    assert np.array_equal(train[:50], sets.real)
+    assert not _rows(sets.reference.reshape(50, -1)) & _rows(train.reshape(3334, -1))
     assert set(sets.score(sets.real)) >= {"class_tv", "frechet_distance", "precision", "recall"}
     assert "trained on 4500 of the 5000 images" in compare.protocol(sets)
