@@ -33,6 +33,21 @@ def test_digits_vae_beats_an_untrained_one(tmp_path):
         assert (tmp_path / "run" / name).is_file()
 
 
+def test_figure2_draws_one_labelled_curve_per_run(tmp_path):
+    """Figure 2 for several latent sizes: each run's curve is drawn, so two runs make a
+    different picture from either alone."""
+    from minigen.vae.figures import heldout_bounds
+
+    a = {"step": [100, 200, 300], "elbo": [-40.0, -30.0, -25.0]}
+    b = {"step": [100, 200, 300], "elbo": [-35.0, -26.0, -24.0]}
+    paths = [tmp_path / f"{name}.png" for name in ("a", "b", "both")]
+    heldout_bounds({"latent 3": a}, paths[0])
+    heldout_bounds({"latent 3": b}, paths[1])
+    heldout_bounds({"latent 3": a, "latent 10": b}, paths[2])
+    pictures = [p.read_bytes() for p in paths]
+    assert all(pictures) and len(set(pictures)) == 3
+
+
 def test_resume_is_bit_exact(tmp_path):
     data = moons(300, seed=1)
     reference = VAETrainer(data, tmp_path / "ref", 8, progress=False, figures=False, **SMALL)

@@ -4,7 +4,8 @@
 prior draws (an image grid, or a scatter over the data for vectors); ``manifold``: the
 paper's Figure 4, the decoder's mean over a grid of a 2-D latent space whose coordinates
 are mapped through the inverse CDF of the Gaussian prior; ``heldout_bound``: the held-out
-ELBO over training (the paper's Figure 2).
+ELBO over training (the paper's Figure 2), ``heldout_bounds`` the same for several runs
+(its latent sizes).
 """
 import numpy as np
 from matplotlib.figure import Figure
@@ -45,10 +46,21 @@ def manifold(images, path):
 def heldout_bound(curve, path):
     """Figure 2: the held-out ELBO (nats per example) against training steps; ``curve``
     ``{"step": [...], "elbo": [...]}``."""
+    heldout_bounds({None: curve}, path)
+
+
+def heldout_bounds(curves, path):
+    """Figure 2 for several runs: one held-out ELBO curve per entry of ``curves`` (a label,
+    e.g. the latent size, to a curve as :func:`heldout_bound` takes; a legend when labelled)."""
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
-    ax.plot(curve["step"], curve["elbo"], marker="o", color=viz.SAMPLE_COLOR)
+    labelled = any(label is not None for label in curves)
+    for i, (label, curve) in enumerate(curves.items()):
+        ax.plot(curve["step"], curve["elbo"], marker="o", markersize=3,
+                color=viz.SAMPLE_COLOR if not labelled else f"C{i}", label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("held-out ELBO (nats per example)")
     ax.grid(True, alpha=0.3)
+    if labelled:
+        ax.legend(fontsize=8)
     viz.save_figure(fig, path)
