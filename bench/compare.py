@@ -30,7 +30,7 @@ pixel space, without class numbers.
 
     python -m bench.compare --data ring8 --budget 60 --seeds 3
     python -m bench.compare --data digits --budget 240
-    python -m bench.compare --data mnist5k --budget 240 --samples 500
+    python -m bench.compare --data mnist5k --budget 120 --samples 300
     python -m bench.compare --data images.npy --budget 30 --out bench/results/compare_mine
 
 ``--seeds N`` repeats everything with seeds seed, ..., seed + N - 1 and reports the mean and
