@@ -498,9 +498,12 @@ BLOCK_TILES = 64
 """Tiles per block of images in the fused passes: GEMMs of at least 64 rows, and at least
 as many as the input channels, so that BLAS packs each (C, Cout) factor for enough rows."""
 
+GRAD_WEIGHT_BLOCK_TILES = 128
+"""The same for the weight gradient, whose GEMMs sum over the tiles (docs/performance.md)."""
 
-def _blocking(n_batch, tiles, channels):
-    return min(n_batch, threads.workers()), max(1, max(BLOCK_TILES, channels) // tiles)
+
+def _blocking(n_batch, tiles, channels, least=BLOCK_TILES):
+    return min(n_batch, threads.workers()), max(1, max(least, channels) // tiles)
 
 
 def _tiles(size, m):
@@ -563,7 +566,7 @@ def conv2d_grad_weight(x, gy, padding, m=4, r=3):
     th, tw = _tiles(gy.shape[2], m), _tiles(gy.shape[3], m)
     alpha = m + r - 1
     if threads.numba_blas():
-        shares, block = _blocking(x.shape[0], th * tw, x.shape[1])
+        shares, block = _blocking(x.shape[0], th * tw, x.shape[1], GRAD_WEIGHT_BLOCK_TILES)
         parts = numpy.empty((shares, alpha ** 2, gy.shape[1], x.shape[1]), dtype=x.dtype)
         with threads.single_threaded_blas():
             _grad_weight_fused(alpha, x, gy, padding, th, tw, shares, block, parts)
