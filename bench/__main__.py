@@ -7,6 +7,7 @@
     python -m bench --profile W2          # cProfile breakdown of one workload (minigen)
     python -m bench defaults [--quick]    # what users get without thread settings (bench.defaults)
     python -m bench scaling [--quick]     # cost against batch, image size, width, steps (bench.scaling)
+    python -m bench algorithms --only W8  # one workload under each conv algorithm (bench.algorithms)
 
 Writes bench.md (the table, also printed), bench.json and bench.png (log-scale bars) into
 ``--out`` (default ``bench/results/``). Progress goes to stderr. The exit status is 1 when a
@@ -160,7 +161,8 @@ def _columns(spec):
     return [c for c in harness.COLUMNS if c.key in keys]
 
 
-SECTIONS = {"defaults": "bench.defaults", "scaling": "bench.scaling"}
+SECTIONS = {"defaults": "bench.defaults", "scaling": "bench.scaling",
+            "algorithms": "bench.algorithms"}
 """Sections with their own command line: ``python -m bench NAME ...`` is ``python -m
 bench.NAME ...``."""
 

@@ -10,8 +10,11 @@
   convolutions by default");
 - ``"im2col"``: im2col + BLAS for every convolution.
 
-1x1 stride-1 convolutions are one GEMM under every choice, other geometries im2col. The
-setting is per process and read at each call; the GPU path (cuBLAS) ignores it.
+Under "auto" and "winograd", stride-1 2x2 convolutions run as Winograd F(2x2, 2x2) and
+strided ones whose kernel sides are multiples of the stride through the polyphase
+decomposition (:mod:`kernels.polyphase`); "im2col" runs them as im2col too. 1x1 stride-1
+convolutions are one GEMM under every choice, other geometries im2col. The setting is per
+process and read at each call; the GPU path (cuBLAS) ignores it.
 """
 
 CHOICES = ("auto", "winograd", "im2col")

@@ -76,3 +76,23 @@ def test_scaling_figure_has_one_panel_per_sweep(tmp_path):
     assert (tmp_path / "scaling.png").stat().st_size > 0
     assert scaling.summary(results).count("exponent 1.00") == 4
     assert np.isfinite([c["exponent"] for c in curves]).all()
+
+
+def test_algorithms_runs_each_column_under_its_algorithm_and_restores_the_choice():
+    """bench.algorithms: each minigen column runs with its conv algorithm set, the choice
+    before the run comes back, and each column has its medians."""
+    import types
+
+    import kernels
+    from bench import algorithms
+
+    seen = []
+    fake = types.SimpleNamespace(key="W0", sizes={}, build=lambda sizes, device: (
+        lambda: seen.append(kernels.get_conv_algorithm())))
+    medians = algorithms.compare(fake, ["im2col", "winograd"], reps=2, with_torch=False)
+    assert seen == ["im2col", "winograd"] * 3  # a warm-up and two rounds
+    assert kernels.get_conv_algorithm() == "auto"
+    assert set(medians) == {"im2col", "winograd"}
+    assert all(cpu >= 0 and wall >= 0 for cpu, wall in medians.values())
+    rows = algorithms.report("W0", {**medians, "torch": (1.0, 1.0)})
+    assert rows[0].startswith("| W0 | im2col |") and rows[2].endswith("| - |")

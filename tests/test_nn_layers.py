@@ -124,6 +124,18 @@ def test_conv_gradients(layer):
     check_module_gradients(layer(), [np.random.default_rng(0).standard_normal((2, 2, 5, 5))])
 
 
+@pytest.mark.parametrize("layer, channels", [
+    (lambda: nn.Conv2d(4, 16, 4, stride=2, padding=1, dtype=F64), 4),
+    (lambda: nn.ConvTranspose2d(16, 4, 4, stride=2, padding=1, dtype=F64), 16),
+])
+def test_strided_4x4_conv_gradients(layer, channels):
+    """DCGAN's layers, whose convolutions run as Winograd F(2x2, 2x2) on the input's four
+    phases (kernels.polyphase), forward and both backward passes."""
+    mg.manual_seed(2)
+    check_module_gradients(layer(), [np.random.default_rng(0).standard_normal((2, channels, 6, 6))],
+                           directions=4)
+
+
 # --- normalisation --------------------------------------------------------------------
 def norm_ref(x, axes, eps):
     mu = x.mean(axis=axes, keepdims=True)
