@@ -371,7 +371,8 @@ class LeakyReLU(_Masked):
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        self.slope = xp.where(x > 0, 1, self.negative_slope).astype(x.dtype)
+        one, slope = (x.dtype.type(v) for v in (1, self.negative_slope))
+        self.slope = xp.where(x > 0, one, slope)  # already x's dtype: no int64 array, no cast
         return x * self.slope
 
 
