@@ -6,7 +6,7 @@ import sys
 
 from minigen import functional
 from minigen.nn import init, utils
-from minigen.nn.attention import SelfAttention2d
+from minigen.nn.attention import MultiheadAttention, SelfAttention2d
 from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
