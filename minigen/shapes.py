@@ -83,8 +83,9 @@ AREA_PER_RADIUS2 = {"circle": np.pi, "square": 4 * SQUARE_HALF ** 2,
                     "triangle": 2 * TRIANGLE_HALF ** 2}
 """A shape's area over its radius squared: the judge reads the radius back from the area."""
 MARGIN = 4.0
-"""How far (pixels) a centroid must be past the middle third of the image to be on the left,
-at the top, ...; and how far apart two objects must be for "left of" / "above"."""
+"""How far (pixels) an object's centre must be from the middle line of the image to be on
+the left, at the top, ... (rendered centres are 6-8 pixels from it), and how much further
+left (or up) one object's centre must be than the other's for "left of" ("above")."""
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,21 @@ def test_inpaint_success():
         return masks * shapes.render(captions, seed=7) + (1 - masks) * images
 
     assert E.inpaint_success(perfect_inpaint, n=100, seed=7) == {
-        "in_region": 1.0, "adherence": 1.0, "outside_change": 0.0}
+        "in_region": 1.0, "adherence": 1.0, "outside_mse": 0.0}
     kept = E.inpaint_success(lambda images, masks, captions: images, n=100, seed=7)
-    assert kept["in_region"] == kept["adherence"] == 0.0 and kept["outside_change"] == 0.0
+    assert kept["in_region"] == kept["adherence"] == 0.0 and kept["outside_mse"] == 0.0
     everywhere = E.inpaint_success(lambda images, masks, captions: shapes.render(captions, seed=8),
                                    n=100, seed=7)
-    assert everywhere["in_region"] == 1.0 and everywhere["outside_change"] > 0.01
+    assert everywhere["in_region"] == 1.0 and everywhere["outside_mse"] > 0.005
+    shifted = E.inpaint_success(lambda images, masks, captions: images + 0.2 * (1 - masks),
+                                n=10, seed=7)  # 0.2 in [-1, 1] is 0.1 in [0, 1]: squared 0.01
+    np.testing.assert_allclose(shifted["outside_mse"], 0.01)
+
+
+def test_reconstruction_mse_in_the_autoencoders_units():
+    assert E.reconstruction_mse(lambda x: x, n=50, seed=3) == 0.0
+    # every pixel off by 0.2 in [-1, 1] is off by 0.1 in [0, 1]: squared 0.01
+    np.testing.assert_allclose(E.reconstruction_mse(lambda x: x + 0.2, n=50, seed=3), 0.01)
 
 
 def test_masks_cover_the_changed_object_only():
