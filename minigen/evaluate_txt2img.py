@@ -7,6 +7,7 @@ that render the caption, wrong ones) and used with any sampler, guidance weight 
 * :func:`adherence` ``(generate, n, seed)``: ``generate(captions) -> images`` (n, 3, 32, 32)
   in [-1, 1]; the share of samples whose every caption attribute the judge reads back, on
   prompts of seen compositions (``"train"``) and of held-out ones (``"held_out"``).
+  :func:`breakdown` says which parts (count, colour, shape, size, position) fail.
 * :func:`frechet` ``(images, captions, seed)``: the Fréchet distance between the judge's
   features (:func:`minigen.shapes.features`) of the images and of fresh renders of the same
   captions, with the real-vs-real baseline (two independent renders of those captions):
@@ -61,6 +62,15 @@ def adherence(generate, n: int = 200, seed=0, splits=("train", "held_out")) -> d
         images = _images(generate(captions), n, "adherence: generate(captions)")
         out[split] = float(shapes.adheres(images, captions).mean())
     return out
+
+
+def breakdown(images, captions) -> dict:
+    """``{part: share of the images that show it}`` for the parts of
+    :func:`minigen.shapes.attributes` (count, colour, shape, size, position), each judged on
+    its own: where a model fails, when :func:`adherence` says that it does."""
+    images = _images(images, len(captions), "breakdown: images")
+    parts = [shapes.attributes(c, shapes.read(x)) for c, x in zip(captions, images)]
+    return {k: float(np.mean([p[k] for p in parts])) for k in parts[0]} if parts else {}
 
 
 def frechet(images, captions, seed=0) -> dict:

@@ -343,6 +343,27 @@ def adheres(images, captions) -> np.ndarray:
     return np.array([matches(s, read(x)) for s, x in zip(scenes, images)], bool)
 
 
+def attributes(scene, found: list) -> dict:
+    """Which parts of ``scene`` (a :class:`Scene` or caption) a reading shows, each judged on
+    its own: ``count`` (as many objects as things), ``colour`` (each thing's colour is there),
+    ``shape`` (in that colour), ``size`` (of a single thing; a pair has none to get wrong),
+    ``position`` (the place, or the relation between the objects of the two colours). The
+    first object of a thing's colour stands for it. :func:`matches` asks all at once."""
+    scene = parse(scene) if isinstance(scene, str) else scene
+    objects = [next((f for f in found if f.colour == t.colour), None) for t in scene.things]
+    there = all(o is not None for o in objects)
+    if not there or not objects:
+        position = there
+    elif len(objects) == 1:
+        position = _at(objects[0], scene.place)
+    else:
+        position = _related(*objects, scene.relation)
+    return {"count": not scene.things or len(found) == len(scene.things), "colour": there,
+            "shape": there and all(o.shape == t.shape for o, t in zip(objects, scene.things)),
+            "size": there and (len(objects) != 1 or objects[0].size == scene.things[0].size),
+            "position": position}
+
+
 def features(images) -> np.ndarray:
     """(n, 84) float64 features of the judge, for a Frechet distance between image sets: the
     share of each 8x8 block covered by each palette colour (5 colours x 4 x 4 blocks), then

@@ -37,6 +37,24 @@ def test_adherence_of_perfect_and_wrong_generators():
         E.adherence(lambda c: np.zeros((len(c), 3, 8, 8)), n=20)
 
 
+def test_breakdown_names_the_failing_part():
+    captions = E.prompts(100, seed=12, split="all")
+    assert E.breakdown(perfect(captions), captions) == dict.fromkeys(
+        ["count", "colour", "shape", "size", "position"], 1.0)
+    wrong = E.breakdown(wrong_colour(captions), captions)
+    assert wrong["count"] == 1.0 and wrong["colour"] < 0.2 and wrong["shape"] <= wrong["colour"]
+    scenes = [shapes.parse(c) for c in captions]
+    squares = shapes.render([shapes.Scene(tuple(shapes.Thing(t.colour, "square", t.size)
+                                                 for t in s.things), s.place, s.relation)
+                             for s in scenes], seed=123)
+    parts = E.breakdown(squares, captions)
+    share = np.mean([all(t.shape == "square" for t in s.things) for s in scenes])
+    assert parts["colour"] == parts["size"] == parts["position"] == 1.0
+    np.testing.assert_allclose(parts["shape"], share)
+    blank = E.breakdown(-np.ones((3, 3, 32, 32)), captions[:3])
+    assert blank == dict.fromkeys(["count", "colour", "shape", "size", "position"], 0.0)
+
+
 def test_frechet_is_at_the_baseline_for_renders_and_far_for_wrong_colours():
     """The distance compares distributions: swapping colours one for one leaves the colour
     distribution of balanced prompts nearly as it was; painting everything red does not."""
