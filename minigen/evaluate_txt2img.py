@@ -22,8 +22,9 @@ that render the caption, wrong ones) and used with any sampler, guidance weight 
   asking for that object with a new colour or shape. Reported: the share with the requested
   object (colour and shape) centred in the masked half, the share adhering to the whole
   caption, and the mean squared change of the pixels outside the mask, to compare with
-  :func:`reconstruction_mse`, the autoencoder's error in the same units (per pixel and
-  channel, images mapped to [0, 1], as the autoencoder's trainer reports ``mse``).
+  :func:`reconstruction_mse`, the autoencoder's error on the same pixels of the same images,
+  in the same units (per pixel and channel, images mapped to [0, 1], as the autoencoder's
+  trainer reports ``mse``).
 
 Sources and prompts are drawn from ``seed`` (:func:`minigen.shapes.sample_scenes`) and
 rendered with ``minigen.shapes.render(scenes, seed)``, so ``render(new_captions, seed)`` is
@@ -156,13 +157,22 @@ def _mse01(a, b, weights):
     return (((a - b) / 2) ** 2 * weights).sum(axis=(1, 2, 3)) / weights.sum(axis=(1, 2, 3))
 
 
+def _inpainting_cases(n, seed):
+    """(images, masks (n, 1, 32, 32), targets, index of the changed thing) of n two-object
+    scenes, each mask covering the half with the thing to change."""
+    sources, targets, changed = _edits(n, seed, pairs=1.0)
+    masks = np.stack([_half_mask(s, i) for s, i in zip(sources, changed)])[:, None]
+    return shapes.render(sources, seed), masks, targets, changed
+
+
 def reconstruction_mse(autoencode, n: int = 200, seed=0) -> float:
-    """The mean squared reconstruction error of ``autoencode(images) -> images`` (e.g. the
-    decoder of the encoder of a latent-diffusion autoencoder) on n fresh renders, per pixel and
-    channel with images mapped to [0, 1]: the yardstick of ``outside_mse``."""
-    images, _ = shapes.captioned(n, seed, "all")
+    """The yardstick of :func:`inpaint_success`'s ``outside_mse``: the mean squared error of
+    ``autoencode(images) -> images`` (e.g. an autoencoder's decoder after its encoder) on the
+    same n images and outside the same masks, per pixel and channel, images mapped to
+    [0, 1]."""
+    images, masks, _, _ = _inpainting_cases(n, seed)
     out = _images(autoencode(images), n, "reconstruction_mse: autoencode(images)")
-    return float(_mse01(out, images, np.ones((1, 1, 1, 1))).mean())
+    return float(_mse01(out, images, 1 - masks).mean())
 
 
 def inpaint_success(inpaint, n: int = 200, seed=0) -> dict:
@@ -170,9 +180,7 @@ def inpaint_success(inpaint, n: int = 200, seed=0) -> dict:
     object of the requested colour and shape centred in the masked half, the share the judge
     reads as the whole new caption, and the mean squared change of the pixels outside the
     mask (in the units of :func:`reconstruction_mse`)."""
-    sources, targets, changed = _edits(n, seed, pairs=1.0)
-    images = shapes.render(sources, seed)
-    masks = np.stack([_half_mask(s, i) for s, i in zip(sources, changed)])[:, None]
+    images, masks, targets, changed = _inpainting_cases(n, seed)
     captions = [t.caption for t in targets]
     out = _images(inpaint(images, masks, captions), n,
                   "inpaint_success: inpaint(images, masks, captions)")
