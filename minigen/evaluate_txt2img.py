@@ -44,8 +44,8 @@ KEEP = 3.0
 def _images(images, n, what):
     images = np.asarray(images)
     if images.shape != (n, 3, shapes.SIZE, shapes.SIZE):
-        raise InvalidInput(f"{what} must return images ({n}, 3, {shapes.SIZE}, {shapes.SIZE}), "
-                           f"got shape {images.shape}")
+        raise InvalidInput(f"{what}: expected images of shape ({n}, 3, {shapes.SIZE}, "
+                           f"{shapes.SIZE}), got {images.shape}")
     return images
 
 
