@@ -33,7 +33,8 @@ def test_adherence_of_perfect_and_wrong_generators():
     assert blank == {"train": 0.0, "held_out": 0.0}
     held = [shapes.parse(c) for c in E.prompts(50, seed=2, split="held_out")]
     assert all({(t.colour, t.shape) for t in s.things} & set(shapes.HELD_OUT) for s in held)
-    with pytest.raises(InvalidInput, match=r"generate\(captions\): expected images of shape \(20, 3, 32, 32\), got \(20, 3, 8, 8\)"):
+    with pytest.raises(InvalidInput, match=r"generate\(captions\): expected images of shape "
+                                           r"\(20, 3, 32, 32\), got \(20, 3, 8, 8\)"):
         E.adherence(lambda c: np.zeros((len(c), 3, 8, 8)), n=20)
 
 
