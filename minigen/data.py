@@ -266,13 +266,6 @@ def shapes(n: int, seed=None) -> np.ndarray:
     return load_captioned("shapes", n, seed)[0]
 
 
-def shapes_all(n: int, seed=None) -> np.ndarray:
-    """``n`` captioned-shapes scenes of every composition, held-out ones included, the images
-    only: data for a latent-diffusion autoencoder, which must be able to draw what the
-    text-to-image model is asked to compose (docs/results.md measures why)."""
-    return load_captioned("shapes", n, seed, split="all")[0]
-
-
 CAPTIONED = {"shapes": captioned_shapes.captioned}
 """The built-in sets with a caption per image: ``fn(n, seed, split) -> (images, captions)``."""
 
@@ -353,7 +346,6 @@ DATASETS: dict[str, Callable] = {
     "digits": digits,
     "mnist5k": mnist5k,
     "shapes": shapes,
-    "shapes_all": shapes_all,
 }
 """Names accepted by :func:`load_dataset`."""
 

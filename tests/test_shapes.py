@@ -146,7 +146,5 @@ def test_load_captioned():
     assert images.shape == (8, 3, 32, 32) and len(captions) == 8
     np.testing.assert_array_equal(D.load_dataset("shapes", n=8, seed=1),
                                   D.load_captioned("shapes", 8, seed=1)[0])
-    np.testing.assert_array_equal(D.load_dataset("shapes_all", n=8, seed=1),
-                                  D.load_captioned("shapes", 8, seed=1, split="all")[0])
     with pytest.raises(InvalidInput, match="'moons' has no captions; captioned sets are shapes"):
         D.load_captioned("moons", 8)
