@@ -10,8 +10,7 @@ import minigen as mg
 from minigen import shapes
 from minigen.cli import main
 from minigen.errors import InvalidInput, RunExists
-from minigen.txt2img import PixelSpace, load_txt2img, masks, train_txt2img
-from minigen.txt2img import files
+from minigen.txt2img import files, load_txt2img, masks, train_txt2img
 from minigen.txt2img.trainer import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -154,7 +153,7 @@ def test_png_and_npy_files_round_trip(tmp_path):
         files.read_mask(str(tmp_path / "none.png"))
 
 
-def test_command_line_samples_edits_and_inpaints_pngs(pixel_run, tmp_path, capsys):
+def test_command_line_samples_edits_and_inpaints(pixel_run, tmp_path, capsys):
     grid = tmp_path / "grid.png"
     run = str(pixel_run)
     assert main(["sample", run, "--prompt", "a small red circle on the left", "--guidance",
@@ -174,7 +173,7 @@ def test_command_line_samples_edits_and_inpaints_pngs(pixel_run, tmp_path, capsy
     capsys.readouterr()
     for argv, message in [
         (["--inpaint", str(tmp_path / "in.npy")], "--inpaint and --mask go together"),
-        (["--prompt", "a pink circle", "--n", "1"], "pink"),
+        (["--prompt", "a pink circle", "--n", "1"], "unknown word 'pink'"),
         (["--label", "1", "--n", "1"], "--label, --jump and --eta do not apply"),
         (["--n", "1", "--out", str(grid)], "exists: give --overwrite"),
     ]:
