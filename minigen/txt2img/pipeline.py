@@ -125,7 +125,7 @@ class TextToImage:
                                for i in range(0, len(latents), CHUNK)]).clip(-1, 1)
 
     def _encode(self, images):
-        return backend.to_device(self.space.encode(images), self.device)
+        return backend.to_device(encode(self.space, images), self.device)
 
     def _images(self, images):
         images = np.asarray(images, dtype=np.float32)
@@ -134,6 +134,12 @@ class TextToImage:
             raise InvalidInput(f"txt2img: expected finite images (n, {', '.join(map(str, shape))})"
                                f" in [-1, 1], got an array of shape {images.shape}")
         return images
+
+
+def encode(space, images):
+    """``space.encode`` of ``images``, ``CHUNK`` at a time (bounded memory for any n)."""
+    return np.concatenate([space.encode(images[i:i + CHUNK])
+                           for i in range(0, len(images), CHUNK)])
 
 
 def _generator(pipeline, seed):

@@ -36,7 +36,7 @@ from minigen.tensor import no_grad
 from minigen.trainer import Trainer
 from minigen.txt2img import masks, text
 from minigen.txt2img.model import TextConditionedUNet
-from minigen.txt2img.pipeline import PixelSpace, TextToImage
+from minigen.txt2img.pipeline import PixelSpace, TextToImage, encode
 from minigen.vae.autoencoder import LatentSpace, train_autoencoder
 
 DEFAULTS = dict(
@@ -157,7 +157,7 @@ class Txt2ImgTrainer(Trainer):
         self.model.to(device)
         self.images = images
         self.tokens = text.encode(self.tokenizer, list(captions))
-        self.latents = backend.to_device(self.space.encode(images), device)
+        self.latents = backend.to_device(encode(self.space, images), device)
         clip = None if opts["latent"] else 1.0
         self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]), clip_x0=clip)
         checks.check_batch("Txt2ImgTrainer", opts["batch_size"], self.comm)
