@@ -4,6 +4,10 @@
     minigen train gan  --data ring8 --steps 3000 --out runs/ring8 [--k 1] [--loss nonsaturating]
     minigen train vae  --data digits --steps 3000 --out runs/digits-vae [--latent-dim 2]
     minigen train autoencoder --data mnist5k --steps 3000 --out runs/ae [--factor 4]
+    minigen train txt2img --data shapes --steps 3000 --out runs/t2i [--autoencoder RUN]
+    minigen sample runs/t2i --prompt "a red circle on the left" --guidance 3 --n 16 --out grid.png
+    minigen sample runs/t2i --from in.png --prompt "a blue circle on the left" --out edit.png
+    minigen sample runs/t2i --inpaint in.png --mask mask.png --prompt "..." --out done.png
     minigen sample runs/s_curve --n 2000 --out samples.npy [--sampler ddim --steps 50] [--overwrite]
     minigen train ddpm --data ring8 --steps 3000 --out runs/ring8c --conditional
     minigen sample runs/ring8c --n 500 --out mode3.npy --label 3 --guidance 3
@@ -46,7 +50,8 @@ from minigen.options import MAX_COUNT  # --n, --batch-size, --steps as the train
 DEMO_STEPS = 6000
 DEVICES = ("cpu", "cuda")
 MAX_SEED = 2**63 - 1  # the seeds NumPy's and CuPy's generators take
-RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",), "vae": ("networks",)}  # what sample reads per run kind
+RUN_STATE = {"ddpm": ("model", "ema"), "gan": ("generator",), "vae": ("networks",),
+             "txt2img": ("model", "ema")}  # what sample reads per run kind
 
 
 class UsageError(UserError):
@@ -115,7 +120,7 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    for kind in ("ddpm", "gan", "vae", "autoencoder"):
+    for kind in ("ddpm", "gan", "vae", "autoencoder", "txt2img"):
         p = kinds.add_parser(kind, help=KIND_HELP[kind], parents=[common])
         p.add_argument("--data", required=True, type=_data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
@@ -148,6 +153,12 @@ def build_parser():
                            help="default: nonsaturating (tuned preset), minimax (paper)")
             p.add_argument("--preset", choices=("tuned", "paper"), default=None,
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
+        elif kind == "txt2img":
+            p.add_argument("--autoencoder", metavar="RUN", type=_path,
+                           help="a trained autoencoder run (default: train one first, in "
+                                "OUT-autoencoder)")
+            p.add_argument("--autoencoder-steps", type=_positive_int,
+                           help="steps of that autoencoder (default 2000)")
         _add_option_arguments(p, kind)
 
     sample = commands.add_parser("sample", help="draw samples from a trained run",
@@ -155,14 +166,15 @@ def build_parser():
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=_positive_int,
                         help="number of samples (not with --from/--inpaint: one per row)")
-    sample.add_argument("--out", required=True, type=_path, help="output .npy file")
+    sample.add_argument("--out", required=True, type=_path,
+                        help="output .npy file (txt2img runs: .png, a grid, or .npy)")
     sample.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists (without it, sample refuses)")
     sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m",
                                               "dpm++2m-sde"),
-                        default="ancestral",
-                        help="DDPM runs: ancestral (Algorithm 2, all T steps; 'ddpm' is the same), "
-                             "DDIM, DPM-Solver++(2M) or its SDE form")
+                        help="DDPM runs: ancestral (Algorithm 2, all T steps; 'ddpm' is the same; "
+                             "the default), DDIM, DPM-Solver++(2M) or its SDE form (txt2img "
+                             "runs: default ddim)")
     sample.add_argument("--steps", type=_positive_int,
                         help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
     sample.add_argument("--eta", type=_unit_interval,
@@ -188,7 +200,8 @@ def build_parser():
 
 
 KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
-             "autoencoder": "train the image autoencoder of latent diffusion"}
+             "autoencoder": "train the image autoencoder of latent diffusion",
+    "txt2img": "train text-to-image latent diffusion (captioned --data shapes)"}
 
 
 def _set_value(text):
@@ -203,6 +216,15 @@ def _set_value(text):
         return float(text)
     except ValueError:
         return text
+
+
+def _on_off(text):
+    """``on``/``off`` (also true/false, yes/no, 1/0) as a bool."""
+    value = {"on": True, "true": True, "yes": True, "1": True,
+             "off": False, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return value
 
 
 NAMED_OPTIONS = {
@@ -244,6 +266,16 @@ NAMED_OPTIONS = {
         ("--latent-channels", "latent_channels", int, None, "latent channels (default 4)"),
         ("--beta", "beta", float, None, "KL weight (default 1e-6)"),
         ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+    ],
+    "txt2img": [
+        ("--latent", "latent", _on_off, None, "on: diffusion in the autoencoder's latent "
+         "space (default); off: in pixel space"),
+        ("--inpainting", "inpainting", _on_off, None, "on: train the inpainting model (mask "
+         "and masked image as input; default off)"),
+        ("--caption-dropout", "caption_dropout", float, None, "probability of the empty "
+         "caption in training (default 0.1)"),
+        ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+        ("--n-train", "n", int, None, "training scenes (default 20000)"),
     ],
 }
 """The named trainer flags: (flag, option key (dotted: inside a dict option), type, choices,
@@ -307,6 +339,10 @@ def _add_guidance_arguments(sample):
                        help="RePaint: resampling rounds R (default 1)")
     group.add_argument("--jump", type=_positive_int,
                        help="RePaint: steps per jump back (default 1)")
+    group.add_argument("--prompt", help="txt2img runs: the caption to draw, edit toward "
+                       "(--from in.png) or inpaint with (--inpaint in.png --mask mask.png)")
+    group.add_argument("--mask", metavar="MASK.png",
+                       help="txt2img --inpaint: white (1) = keep, black (0) = regenerate")
 
 
 def _guided_sample(args, kind):
@@ -369,6 +405,10 @@ def _train(args):
         given.update(k=args.k, loss=args.loss, preset=args.preset)
     elif args.kind == "vae":
         from minigen.vae.trainer import train_vae as train
+    elif args.kind == "txt2img":
+        from minigen.txt2img import train_txt2img as train
+
+        given.update(autoencoder=args.autoencoder, autoencoder_steps=args.autoencoder_steps)
     else:
         from minigen.vae.autoencoder import train_autoencoder as train
     options = {k: v for k, v in given.items() if v is not None}
@@ -384,6 +424,16 @@ def _train(args):
 def _sample(args):
     from minigen.trainer import read_run_config
 
+    try:
+        kind = read_run_config(args.run_dir).get("kind")
+    except UserError:  # not a run: reported below, after --out
+        kind = None
+    if kind == "txt2img":
+        return _sample_txt2img(args)
+    args.sampler = args.sampler or "ddpm"
+    for option in ("prompt", "mask"):
+        if getattr(args, option) is not None:
+            raise InvalidInput(f"--{option} applies to txt2img runs")
     _check_npy_target(args.out, args.overwrite)
     config = read_run_config(args.run_dir)
     kind = config.get("kind")
@@ -425,6 +475,52 @@ def _sample(args):
 
             sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
     print(f"wrote {args.n} samples of shape {shape} to {args.out}")
+
+
+def _sample_txt2img(args):
+    """``minigen sample`` of a text-to-image run: --prompt with --n (text-to-image), --from
+    (image-to-image, SDEdit) or --inpaint with --mask; PNG or .npy in and out."""
+    from minigen.trainer import read_run_config
+    from minigen.txt2img import files, load_txt2img
+
+    files.check_extension(args.out, "--out")
+    if os.path.exists(args.out) and not args.overwrite:
+        raise InvalidInput(f"--out {args.out} exists: give --overwrite to replace it, or "
+                           "another --out")
+    if args.label is not None or args.jump is not None or args.eta is not None:
+        raise InvalidInput("--label, --jump and --eta do not apply to txt2img runs")
+    if args.from_file and args.inpaint:
+        raise InvalidInput("use one of --from and --inpaint")
+    if bool(args.inpaint) != bool(args.mask):
+        raise InvalidInput("--inpaint and --mask go together")
+    if (args.from_file or args.inpaint) and args.n is not None:
+        raise InvalidInput("--n does not apply to --from/--inpaint: one output per input image")
+    if args.strength is not None and not args.from_file:
+        raise InvalidInput("--strength applies to --from (SDEdit)")
+    inpainting = read_run_config(args.run_dir).get("inpainting")
+    if args.resample is not None and not (args.inpaint and not inpainting):
+        raise InvalidInput("--resample applies to --inpaint of a run without the inpainting "
+                           "model (RePaint)")
+    _check_run(args.run_dir, read_run_config(args.run_dir))
+    sampler = args.sampler or "ddim"
+    common = dict(guidance=args.guidance, seed=args.seed, progress=True)
+    prompt = args.prompt or ""
+    pipeline = load_txt2img(args.run_dir, device=args.device)
+    if args.from_file:
+        images = files.read_images(args.from_file, "--from")
+        out = pipeline.edit(images, prompt, 0.5 if args.strength is None else args.strength,
+                            sampler=sampler, steps=args.steps or 50, **common)
+    elif args.inpaint:
+        images = files.read_images(args.inpaint, "--inpaint")
+        known = files.read_mask(args.mask)
+        known = np.broadcast_to(known, (len(images), *known.shape[1:])) if len(known) == 1 \
+            else known
+        out = pipeline.inpaint(images, known, prompt, sampler=sampler, steps=args.steps,
+                               resample=args.resample or 1, **common)
+    else:
+        out = pipeline.sample(prompt, n=args.n or 1, sampler=sampler, steps=args.steps, **common)
+    files.write_images(args.out, out)
+    print(f"wrote {len(out)} images of shape {out.shape[1:]} to {args.out}")
 
 
 def _check_sampling_options(args):

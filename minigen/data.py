@@ -1,5 +1,6 @@
 """Datasets: 2D toy sets with a known generator, the bundled 8x8 digits, MNIST-5k (an optional
-extra), the user's own arrays.
+extra), captioned shapes (generated 32x32 RGB scenes, :mod:`minigen.shapes`), the user's own
+arrays.
 
 Everything returns float32 NumPy arrays. Randomness comes only from the ``seed`` argument
 (an int, a ``numpy.random.Generator``, or ``None`` for fresh OS entropy; for ``batches``,
@@ -27,6 +28,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from minigen import backend
+from minigen import shapes as captioned_shapes
 from minigen.dataloader import DataLoader, Dataset, TensorDataset  # noqa: F401  (re-exported)
 from minigen.errors import InvalidInput
 
@@ -258,6 +260,26 @@ def mnist5k(seed=None) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images, dtype=np.float32), labels
 
 
+def shapes(n: int, seed=None) -> np.ndarray:
+    """``n`` captioned-shapes scenes of the training split, the images only: (n, 3, 32, 32)
+    float32 in [-1, 1]. :func:`load_captioned` gives the same images with their captions."""
+    return load_captioned("shapes", n, seed)[0]
+
+
+CAPTIONED = {"shapes": captioned_shapes.captioned}
+"""The built-in sets with a caption per image: ``fn(n, seed, split) -> (images, captions)``."""
+
+
+def load_captioned(name: str, n: int | None = None, seed=None, split: str = "train"):
+    """``(images, captions)``: ``n`` (default ``DEFAULT_N``) images of a captioned set with
+    one caption (str) per image, drawn from ``seed``. ``split`` for ``shapes``: ``"train"``
+    (no held-out colour-shape pair), ``"held_out"`` (one in every scene) or ``"all"``."""
+    if name not in CAPTIONED:
+        raise InvalidInput(f"load_captioned: {name!r} has no captions; captioned sets are "
+                           f"{', '.join(CAPTIONED)}")
+    return CAPTIONED[name](DEFAULT_N if n is None else _count(n, "load_captioned"), seed, split)
+
+
 _ARRAY_KEYS = ("x", "data", "x_train")
 
 
@@ -323,6 +345,7 @@ DATASETS: dict[str, Callable] = {
     "gaussian1d": gaussian1d,
     "digits": digits,
     "mnist5k": mnist5k,
+    "shapes": shapes,
 }
 """Names accepted by :func:`load_dataset`."""
 

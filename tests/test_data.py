@@ -287,7 +287,7 @@ def test_load_dataset_unknown_name_lists_valid_names():
     for name in D.DATASETS:
         assert name in str(info.value)
     assert set(D.DATASETS) == {"s_curve", "swiss_roll", "moons", "ring8", "grid25",
-                               "gaussian1d", "digits", "mnist5k"}
+                               "gaussian1d", "digits", "mnist5k", "shapes"}
 
 
 def test_load_dataset_paths(tmp_path):

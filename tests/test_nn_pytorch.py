@@ -17,7 +17,7 @@ F64 = np.float64
 LAYERS = ["Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
           "LayerNorm", "Embedding", "Dropout", "ReLU", "LeakyReLU", "SiLU", "Tanh", "Sigmoid",
           "GELU", "Flatten", "Identity", "Conv1d", "Upsample", "ReLU6", "SELU", "CELU", "Softsign",
-          "Hardsigmoid", "Hardswish", "Mish"]
+          "Hardsigmoid", "Hardswish", "Mish", "MultiheadAttention"]
 LOSSES = ["MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
 
 

@@ -14,6 +14,7 @@ from minigen.errors import InvalidInput
 from minigen.gan import trainer as gan_trainer
 from minigen.graph import graph_bytes
 from minigen.options import Option
+from minigen.txt2img import trainer as txt2img_trainer
 from minigen.vae import autoencoder
 from minigen.vae import trainer as vae_trainer
 
@@ -163,7 +164,7 @@ def test_the_guide_lists_every_option_with_its_range():
     with open(path) as f:
         guide = f.read()
     tables = [(ddpm_trainer.OPTIONS, ""), (gan_trainer.OPTIONS, ""), (vae_trainer.OPTIONS, ""),
-              (autoencoder.OPTIONS, "")] + [
+              (autoencoder.OPTIONS, ""), (txt2img_trainer.OPTIONS, "")] + [
         (table, "model_config.") for table in ddpm_trainer.DENOISER_OPTIONS.values()]
     for table, prefix in tables:
         for name, value, meaning in options.rows(table, prefix):

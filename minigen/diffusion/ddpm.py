@@ -125,13 +125,15 @@ class DDPM:
     def model_output(self, xt, t, y=None, guidance=0.0):
         """The network's output at (x_t, t) as a raw array. ``y``: None (the null class), an
         int, or (batch,) labels in 0..K-1 of a class-conditional model (``model.num_classes``
-        = K); ``guidance`` = w > 0: :func:`~minigen.diffusion.editing.classifier_free_guidance`."""
+        = K), or the (batch, ...) integer conditions of a model with a ``null_condition``
+        (e.g. token ids of captions); ``guidance`` = w > 0:
+        :func:`~minigen.diffusion.editing.classifier_free_guidance`."""
         raw, t = self._checked(xt, t, "model_output")
         y = inputs.labels(self.model, y, len(raw), guidance)
         if guidance and y is not None:
             return editing.classifier_free_guidance(
                 lambda x, t, y: self._call_model(x, t, y).data, raw, t, y,
-                self.model.num_classes, guidance)
+                inputs.null_condition(self.model), guidance)
         return self._call_model(raw, t, y).data
 
     def predict_x0(self, xt, t, model_output):

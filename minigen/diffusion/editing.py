@@ -24,12 +24,14 @@ SAMPLERS = ("ddpm", "ddim")
 
 def classifier_free_guidance(network, x, t, y, null, w):
     """eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null) (Ho & Salimans 2022, eq. 6), both
-    terms from one batched call of ``network(x, t, y)`` (x_t twice, labels y then the null
-    class ``null``). For x0- and v-prediction the same combination of the outputs is the
-    guided eps exactly: eps is an affine function of the output at fixed (x_t, t) and the
-    weights 1 + w and -w sum to 1."""
+    terms from one batched call of ``network(x, t, y)`` (x_t twice, the conditions y then the
+    null condition ``null`` for every row). A condition is a class label (``null`` the null
+    class) or any per-sample array, such as a caption's token ids (``null`` the empty
+    caption's, broadcast over the batch). For x0- and v-prediction the same combination of
+    the outputs is the guided eps exactly: eps is an affine function of the output at fixed
+    (x_t, t) and the weights 1 + w and -w sum to 1."""
     both = network(backend.xp_of(x).concatenate([x, x]), np.concatenate([t, t]),
-                   np.concatenate([y, np.full_like(y, null)]))
+                   np.concatenate([y, np.broadcast_to(np.asarray(null, y.dtype), y.shape)]))
     conditional, unconditional = both[:len(x)], both[len(x):]
     w = x.dtype.type(w)
     return (1 + w) * conditional - w * unconditional

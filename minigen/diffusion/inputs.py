@@ -60,11 +60,23 @@ def noise(noise, x, seed, fn):
     return noise.astype(x.dtype, copy=False)
 
 
+def null_condition(model):
+    """The condition that means "no condition" to ``model``: its ``null_condition`` array
+    (e.g. the empty caption's token ids), else its null class ``num_classes``, else None."""
+    null = getattr(model, "null_condition", None)
+    return getattr(model, "num_classes", None) if null is None else np.asarray(null)
+
+
 def labels(model, y, batch, guidance):
-    """``y`` as (batch,) int64 host labels (an int is broadcast) of ``model``'s classes, and
-    ``guidance`` >= 0; None stays None (the null class)."""
+    """``y`` as (batch,) int64 host labels (an int is broadcast) of ``model``'s classes, or,
+    for a model with a ``null_condition`` array, as (batch, *null_condition.shape) int64
+    conditions (one row is broadcast); ``guidance`` >= 0; None stays None (the null
+    condition)."""
     if not (np.isfinite(guidance) and guidance >= 0):
         raise InvalidInput(f"DDPM: guidance must be a number >= 0, got {guidance!r}")
+    null = getattr(model, "null_condition", None)
+    if null is not None:
+        return None if y is None else _conditions(y, batch, np.shape(null))
     classes = getattr(model, "num_classes", None)
     if classes is None and (y is not None or guidance):
         raise InvalidInput("DDPM: labels y and guidance need a class-conditional model "
@@ -82,6 +94,19 @@ def labels(model, y, batch, guidance):
         raise InvalidInput(f"DDPM: labels y must lie in [0, {classes - 1}] (or {classes}, the "
                            f"null class), got values in [{y.min()}, {y.max()}]")
     return y.astype(np.int64, copy=False)
+
+
+def _conditions(y, batch, shape):
+    """Per-sample integer conditions ``y`` of a model with a null-condition array of
+    ``shape``, as (batch, *shape) int64 host arrays."""
+    y = np.asarray(backend.to_numpy(raw(y)))
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"DDPM: conditions y must be integers, got dtype {y.dtype}")
+    if y.shape == shape:
+        y = np.broadcast_to(y, (batch, *shape))
+    if y.shape != (batch, *shape):
+        raise InvalidInput(f"DDPM: conditions y must have shape {(batch, *shape)}, got {y.shape}")
+    return y.astype(np.int64)
 
 
 def start(ddpm, shape, seed, dtype, return_trajectory, x_T, y, guidance, fn):

@@ -20,6 +20,24 @@ def _masked_scores(scores, mask):
     return scores + (mask if isinstance(mask, Tensor) else Tensor(raw))
 
 
+def attention_weights(q, k, attn_mask=None, is_causal=False, scale=None):
+    """softmax(q k^T * scale + mask) over the keys: the weights each query gives each key
+    (Vaswani et al. 2017, eq. 1 without the product with v). Masks as in
+    :func:`scaled_dot_product_attention`; a key a boolean mask excludes gets weight exactly 0."""
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"attention: incompatible q {q.shape} and k {k.shape}")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale
+    if is_causal:
+        xp = backend.xp_of(scores.data)
+        attn_mask = xp.tril(xp.ones(scores.shape[-2:], dtype=bool))
+    if attn_mask is not None:
+        scores = _masked_scores(scores, attn_mask)
+    return softmax(scores, axis=-1)
+
+
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  scale=None):
     """softmax(q k^T * scale + mask) v over the last two dims, ``scale`` defaulting to
@@ -30,16 +48,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
         raise ValueError(
             f"scaled_dot_product_attention: incompatible q {q.shape}, k {k.shape}, v {v.shape}"
         )
-    if is_causal and attn_mask is not None:
-        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale
-    if is_causal:
-        xp = backend.xp_of(scores.data)
-        attn_mask = xp.tril(xp.ones(scores.shape[-2:], dtype=bool))
-    if attn_mask is not None:
-        scores = _masked_scores(scores, attn_mask)
-    weights = softmax(scores, axis=-1)
+    weights = attention_weights(q, k, attn_mask, is_causal, scale)
     if dropout_p:
         weights = dropout(weights, dropout_p, training=True)
     return ops.matmul(weights, v)

@@ -6,7 +6,7 @@ import sys
 
 from minigen import functional
 from minigen.nn import init, utils
-from minigen.nn.attention import SelfAttention2d
+from minigen.nn.attention import MultiheadAttention, SelfAttention2d
 from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
 from minigen.nn.fourier import FourierFeatures
@@ -39,6 +39,7 @@ from minigen.nn.models import build_model
 from minigen.nn.module import Module, Parameter
 from minigen.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from minigen.nn.pool import AvgPool2d, MaxPool2d
+from minigen.nn.transformer import TextEncoder, TransformerBlock
 from minigen.nn.unet import UNet
 
 sys.modules[f"{__name__}.functional"] = functional  # import minigen.nn.functional as F

@@ -23,6 +23,7 @@ from minigen.creation import DEFAULT_DTYPE
 from minigen.errors import InvalidInput
 from minigen.nn.attention import SelfAttention2d
 from minigen.nn.conv import Conv2d
+from minigen.nn.cross_attention import CrossAttention2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding, as_batch_array
 from minigen.nn.layers import Dropout, Linear
 from minigen.nn.module import Module
@@ -72,14 +73,20 @@ class Upsample(Module):
         return self.conv(F.upsample_nearest2d(x, 2))
 
 
-def _run(stage, x, temb):
+def _run(stage, x, temb, context=None, context_mask=None):
     for m in stage:
-        x = m(x, temb) if isinstance(m, ResBlock) else m(x)
+        if isinstance(m, ResBlock):
+            x = m(x, temb)
+        elif isinstance(m, CrossAttention2d):
+            x = m(x, context, context_mask)
+        else:
+            x = m(x)
     return x
 
 
 def _check_config(in_channels, base_channels, channel_mults, num_res_blocks,
-                  attention_resolutions, image_size, dropout, groups, time_dim, num_classes):
+                  attention_resolutions, image_size, dropout, groups, time_dim, num_classes,
+                  context_dim=None, out_channels=None):
     problems = []
     if in_channels < 1 or time_dim < 1 or num_res_blocks < 1:
         problems.append(f"in_channels ({in_channels}), time_dim ({time_dim}) and num_res_blocks "
@@ -108,22 +115,35 @@ def _check_config(in_channels, base_channels, channel_mults, num_res_blocks,
         problems.append(f"dropout must be in [0, 1), got {dropout}")
     if num_classes is not None and num_classes < 1:
         problems.append(f"num_classes must be None or >= 1, got {num_classes}")
+    for name, value in (("context_dim", context_dim), ("out_channels", out_channels)):
+        if value is not None and value < 1:
+            problems.append(f"{name} must be None or >= 1, got {value}")
+    if context_dim is not None and not attention_resolutions:
+        problems.append("context_dim needs at least one attention resolution (the "
+                        "cross-attention blocks sit there)")
     if problems:
         raise InvalidInput("UNet: " + "; ".join(problems))
 
 
 class UNet(Module):
-    """eps_theta(x_t, t[, y]): (N, in_channels, image_size, image_size) -> same shape.
+    """eps_theta(x_t, t[, y, context]): (N, in_channels, image_size, image_size) -> (N,
+    out_channels, image_size, image_size), ``out_channels`` defaulting to ``in_channels``.
 
     ``attention_resolutions`` lists the feature-map sizes (e.g. 8 for 8x8) whose res stages,
     and the middle block, get self-attention. With ``num_classes`` = K, ``y`` holds labels in
     0..K-1, or K, the "null" class that classifier-free guidance trains with some probability
     and samples with; ``y=None`` means the null class for the whole batch.
+
+    With ``context_dim`` = d, each attention block is followed by a
+    :class:`~minigen.nn.cross_attention.CrossAttention2d` block in which the image positions
+    attend to ``context`` (N, L, d), e.g. a caption's token embeddings (latent diffusion,
+    Rombach et al. 2022, Sec. 3.3); ``context_mask`` (N, L) is True at padding tokens.
     """
 
     def __init__(self, in_channels=1, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
                  attention_resolutions=(8,), image_size=16, dropout=0.0, groups=8,
-                 time_dim=128, num_classes=None, dtype=DEFAULT_DTYPE, device="cpu"):
+                 time_dim=128, num_classes=None, context_dim=None, out_channels=None,
+                 dtype=DEFAULT_DTYPE, device="cpu"):
         channel_mults = tuple(int(m) for m in channel_mults)
         attention_resolutions = tuple(int(r) for r in attention_resolutions)
         self.config = dict(in_channels=in_channels, base_channels=base_channels,
@@ -131,7 +151,10 @@ class UNet(Module):
                            attention_resolutions=attention_resolutions, image_size=image_size,
                            dropout=dropout, groups=groups, time_dim=time_dim,
                            num_classes=num_classes)
-        _check_config(**self.config)
+        extra = dict(context_dim=context_dim, out_channels=out_channels)
+        _check_config(**self.config, **extra)
+        self.config.update({k: v for k, v in extra.items() if v is not None})
+        self.context_dim = context_dim
         self.config["dtype"] = np.dtype(dtype).name
         self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
         kw = dict(dtype=dtype, device=device)
@@ -140,7 +163,11 @@ class UNet(Module):
             return ResBlock(cin, cout, time_dim, dropout, groups, **kw)
 
         def attention(ch, size):
-            return [SelfAttention2d(ch, groups, **kw)] if size in attention_resolutions else []
+            if size not in attention_resolutions:
+                return []
+            cross = [] if context_dim is None else [CrossAttention2d(ch, context_dim, groups,
+                                                                     **kw)]
+            return [SelfAttention2d(ch, groups, **kw)] + cross
 
         self.time_embed = SinusoidalEmbedding(base_channels, dtype)
         self.time_mlp = [Linear(base_channels, time_dim, **kw), Linear(time_dim, time_dim, **kw)]
@@ -173,7 +200,7 @@ class UNet(Module):
                     size *= 2
                 self.up.append(stage)
         self.out_norm = GroupNorm(groups, ch, **kw)
-        self.out_conv = Conv2d(ch, in_channels, 3, padding=1, **kw)
+        self.out_conv = Conv2d(ch, out_channels or in_channels, 3, padding=1, **kw)
 
     def embed(self, t, y, batch, device):
         """The conditioning vector (batch, time_dim) fed to every res block."""
@@ -192,20 +219,38 @@ class UNet(Module):
             raise InvalidInput(f"UNet: y has {y.shape[0]} entries but x has batch size {batch}")
         return temb + self.class_embed(y)
 
-    def forward(self, x, t, y=None):
+    def forward(self, x, t, y=None, context=None, context_mask=None):
         s, c = self.image_size, self.in_channels
         if x.shape[1:] != (c, s, s) or x.ndim != 4:
             raise InvalidInput(f"UNet: expected x of shape (N, {c}, {s}, {s}), got {x.shape}")
         temb = self.embed(t, y, x.shape[0], x.device)
+        cond = self._context(context, context_mask, x.shape[0])
         h = self.stem(x)
         skips = [h]
         for stage in self.down:
-            h = _run(stage, h, temb)
+            h = _run(stage, h, temb, *cond)
             skips.append(h)
-        h = _run(self.middle, h, temb)
+        h = _run(self.middle, h, temb, *cond)
         for stage in self.up:
-            h = _run(stage, F.cat([h, skips.pop()], axis=1), temb)
+            h = _run(stage, F.cat([h, skips.pop()], axis=1), temb, *cond)
         return self.out_conv(F.silu(self.out_norm(h)))
+
+    def _context(self, context, context_mask, batch):
+        """(context, context_mask) checked against the model and the batch."""
+        if self.context_dim is None:
+            if context is not None:
+                raise InvalidInput("UNet: context given but the model has no cross-attention "
+                                   "(context_dim=None)")
+            return None, None
+        d = self.context_dim
+        if context is None or context.ndim != 3 or context.shape[0] != batch \
+                or context.shape[2] != d:
+            got = None if context is None else context.shape
+            raise InvalidInput(f"UNet: context must have shape ({batch}, L, {d}), got {got}")
+        if context_mask is not None and tuple(context_mask.shape) != context.shape[:2]:
+            raise InvalidInput(f"UNet: context_mask must have shape {context.shape[:2]} "
+                               f"(batch, tokens), got {tuple(context_mask.shape)}")
+        return context, context_mask
 
     def extra_repr(self):
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
