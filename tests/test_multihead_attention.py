@@ -79,7 +79,7 @@ def test_self_attention_sequence_first_and_without_bias_match_pytorch():
 
 def test_padded_keys_get_zero_weight_and_do_not_change_the_output():
     mg.manual_seed(0)
-    attn = nn.MultiheadAttention(8, 2, kdim=3, vdim=3, dtype=F64)
+    attn = nn.MultiheadAttention(8, 2, kdim=3, vdim=3, batch_first=True, dtype=F64)
     rng = np.random.default_rng(7)
     q, kv = rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 5, 3))
     pad = _padding(2, 5, 8)
@@ -108,7 +108,7 @@ def test_initialisation_and_state_dict_keys_are_pytorchs():
 
 def test_dropout_only_in_training():
     mg.manual_seed(0)
-    attn = nn.MultiheadAttention(8, 2, dropout=0.5)
+    attn = nn.MultiheadAttention(8, 2, dropout=0.5, batch_first=True)
     x = mg.randn(2, 6, 8)
     a, _ = attn(x, x, x)
     b, _ = attn(x, x, x)
@@ -124,7 +124,8 @@ def test_dropout_only_in_training():
        heads=st.sampled_from([1, 2]), kdim=st.sampled_from([None, 3]), pad=st.booleans())
 def test_gradients(n, length, s, heads, kdim, pad):
     mg.manual_seed(0)
-    attn = randomize_affine(nn.MultiheadAttention(4, heads, kdim=kdim, vdim=kdim, dtype=F64))
+    attn = randomize_affine(nn.MultiheadAttention(4, heads, kdim=kdim, vdim=kdim, batch_first=True,
+                                                   dtype=F64))
     rng = np.random.default_rng(n * 100 + length * 10 + s)
     mask = _padding(n, s, 9) if pad else None
     q, kv = rng.standard_normal((n, length, 4)), rng.standard_normal((n, s, kdim or 4))
@@ -136,7 +137,7 @@ def test_gradients(n, length, s, heads, kdim, pad):
 @given(length=st.integers(1, 3), s=st.integers(1, 4), self_attention=st.booleans())
 def test_double_gradients(length, s, self_attention):
     mg.manual_seed(0)
-    attn = randomize_affine(nn.MultiheadAttention(4, 2, dtype=F64))
+    attn = randomize_affine(nn.MultiheadAttention(4, 2, batch_first=True, dtype=F64))
     rng = np.random.default_rng(length * 10 + s)
     q, kv = rng.standard_normal((2, length, 4)), rng.standard_normal((2, s, 4))
     mask = _padding(2, s, 10)
@@ -151,13 +152,13 @@ def test_double_gradients(length, s, self_attention):
 @pytest.mark.parametrize("build, call, message", [
     (lambda: nn.MultiheadAttention(6, 4), None, "not divisible into 4 heads"),
     (lambda: nn.MultiheadAttention(4, 2, add_bias_kv=True), None, "add_bias_kv"),
-    (lambda: nn.MultiheadAttention(4, 2), lambda m, x: m(x[0], x, x), "expected 3-D"),
-    (lambda: nn.MultiheadAttention(4, 2), lambda m, x: m(x, x[:1], x[:1]), "batch 2"),
-    (lambda: nn.MultiheadAttention(4, 2),
+    (lambda: nn.MultiheadAttention(4, 2, batch_first=True), lambda m, x: m(x[0], x, x), "expected 3-D"),
+    (lambda: nn.MultiheadAttention(4, 2, batch_first=True), lambda m, x: m(x, x[:1], x[:1]), "batch 2"),
+    (lambda: nn.MultiheadAttention(4, 2, batch_first=True),
      lambda m, x: m(x, x, x, key_padding_mask=np.zeros((2, 2), bool)), r"key_padding_mask must have shape"),
-    (lambda: nn.MultiheadAttention(4, 2),
+    (lambda: nn.MultiheadAttention(4, 2, batch_first=True),
      lambda m, x: m(x, x, x, attn_mask=np.zeros((2, 3, 3), bool)), r"attn_mask must have shape"),
-    (lambda: nn.MultiheadAttention(4, 2),
+    (lambda: nn.MultiheadAttention(4, 2, batch_first=True),
      lambda m, x: m(x, x, x, key_padding_mask=np.zeros((2, 3), int)), "boolean or float"),
 ])
 def test_errors(build, call, message):

@@ -61,11 +61,13 @@ class MultiheadAttention(Module):
     of a caption, Rombach et al. 2022, sec. 3.3). PyTorch's arguments, parameters and
     state-dict keys (``in_proj_weight`` (3E, E) and ``in_proj_bias`` when kdim = vdim = E,
     else ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``; ``out_proj``) and its
-    initialisation (Xavier-uniform projections, zero biases). One difference:
-    ``batch_first=True`` is the default, since every minigen layer is batch-first (PyTorch's
-    default is sequence-first); ``add_bias_kv`` and ``add_zero_attn`` are not supported.
+    initialisation (Xavier-uniform projections, zero biases), and its sequence-first default
+    (``batch_first=False``), so a ported script never computes something else silently;
+    minigen's own layers pass ``batch_first=True``. ``add_bias_kv`` and ``add_zero_attn`` are
+    not supported.
 
-    ``forward(query (N, L, E), key (N, S, kdim), value (N, S, vdim))`` returns
+    With ``batch_first=True``, ``forward(query (N, L, E), key (N, S, kdim), value (N, S,
+    vdim))`` returns
     ``(out (N, L, E), weights)``: the weights (N, L, S) averaged over the heads (per head
     (N, H, L, S) with ``average_attn_weights=False``) when ``need_weights``, else None.
     ``key_padding_mask`` (N, S) and ``attn_mask`` (L, S) or (N * H, L, S) follow PyTorch:
@@ -74,7 +76,7 @@ class MultiheadAttention(Module):
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
-                 add_zero_attn=False, kdim=None, vdim=None, batch_first=True, device="cpu",
+                 add_zero_attn=False, kdim=None, vdim=None, batch_first=False, device="cpu",
                  dtype=DEFAULT_DTYPE):
         if num_heads < 1 or embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} is not divisible into "

@@ -30,7 +30,7 @@ class TransformerBlock(Module):
     def __init__(self, dim, heads, mlp_ratio=4, dropout=0.0, device="cpu", dtype=DEFAULT_DTYPE):
         kw = dict(device=device, dtype=dtype)
         self.norm1 = LayerNorm(dim, **kw)
-        self.attn = MultiheadAttention(dim, heads, dropout=dropout, **kw)
+        self.attn = MultiheadAttention(dim, heads, dropout=dropout, batch_first=True, **kw)
         self.norm2 = LayerNorm(dim, **kw)
         self.mlp = Sequential(Linear(dim, mlp_ratio * dim, **kw), GELU(),
                               Linear(mlp_ratio * dim, dim, **kw))
