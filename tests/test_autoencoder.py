@@ -8,7 +8,9 @@ import pytest
 from minigen import cli
 from minigen.data import digits
 from minigen.errors import InvalidInput
-from minigen.vae.autoencoder import AutoencoderTrainer, LatentSpace, train_autoencoder
+from minigen.vae.autoencoder import (
+    LOGVAR_RANGE, AutoencoderTrainer, LatentSpace, train_autoencoder,
+)
 
 SMALL = dict(base_channels=8, batch_size=32, eval_k=1)
 
@@ -30,6 +32,20 @@ def test_autoencoder_reconstructs_better_than_the_mean_image(tmp_path):
     rec = space.decode(z)
     assert rec.shape == images.shape
     assert np.mean(((rec - images) / 2) ** 2) < 0.5 * baseline  # [-1, 1] -> [0, 1] units
+
+
+def test_encoder_log_variance_is_clipped_so_the_bound_stays_finite(tmp_path):
+    """An encoder pushed to log-variance -900 (the collapse a beta of 1e-6 allows) reads
+    -30, and the held-out bound stays finite instead of overflowing to a false divergence."""
+    trainer = AutoencoderTrainer(digits()[0][:50], tmp_path, 1, progress=False, figures=False,
+                                 **SMALL)
+    last = trainer.vae.encoder.net[-1]
+    c = trainer.vae.latent_shape[0]
+    last.weight.data[c:] = 0.0
+    last.bias.data[c:] = -900.0
+    _, logvar = trainer.vae.encode(trainer.tensor(trainer.heldout_x[:4]))
+    assert np.all(logvar.numpy() == LOGVAR_RANGE[0])
+    assert all(np.isfinite(v) for v in trainer.evaluate().values()), trainer.evaluate()
 
 
 @pytest.mark.parametrize("factor,shape", [(2, (4, 4, 4)), (4, (4, 2, 2))])

@@ -27,6 +27,10 @@ from minigen.vae.trainer import (
 )
 
 FACTORS = (2, 4)
+#: The encoder's log-variance is clipped to this range, as in the reference code's diagonal
+#: Gaussian: with beta = 1e-6 the KL term barely holds sigma up, and exp(-logvar) in the
+#: bound's log q(z | x) overflows float32 once logvar falls below about -88.
+LOGVAR_RANGE = (-30.0, 20.0)
 
 DEFAULTS = dict(
     factor=2,
@@ -68,7 +72,9 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
-        return self.net(x)
+        h = self.net(x)
+        c = h.shape[1] // 2
+        return F.cat([h[:, :c], F.clip(h[:, c:], *LOGVAR_RANGE)], axis=1)
 
 
 class ConvDecoder(nn.Module):
