@@ -11,6 +11,8 @@
     minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m --steps 20
     minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m-sde --steps 20
+    minigen train classifier --data runs/ring8 --steps 2000 --out runs/ring8-clf
+    minigen sample runs/ring8 --n 500 --out mode3.npy --classifier runs/ring8-clf --label 3 --scale 2
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
     mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
@@ -100,6 +102,12 @@ def _data_argument(text):
         f"unknown dataset {text!r}: use one of {', '.join(datasets.DATASETS)} or a .npy/.npz file")
 
 
+def _run_or_data(text):
+    """``minigen train classifier --data``: a run directory, or what :func:`_data_argument`
+    takes."""
+    return text if os.path.isdir(text) else _data_argument(text)
+
+
 def build_parser():
     parser = _Parser(prog="minigen", description="Train and sample DDPMs, GANs and VAEs built on "
                      "minigen's from-scratch autograd engine.")
@@ -115,11 +123,14 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    for kind in ("ddpm", "gan", "vae", "autoencoder"):
+    for kind in ("ddpm", "gan", "vae", "autoencoder", "classifier"):
         p = kinds.add_parser(kind, help=KIND_HELP[kind], parents=[common])
-        p.add_argument("--data", required=True, type=_data_argument,
+        p.add_argument("--data", required=True,
+                       type=_run_or_data if kind == "classifier" else _data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
-                            "(n, d) or images (n, C, H, W)")
+                            "(n, d) or images (n, C, H, W)"
+                            + ("; or the DDPM run the classifier will guide" * (
+                                kind == "classifier")))
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
         p.add_argument("--out", required=True, type=_path, help="run directory (checkpoint, config, figures)")
         p.add_argument("--seed", type=_seed, help="default 0 (a resumed run keeps its own)")
@@ -188,7 +199,8 @@ def build_parser():
 
 
 KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
-             "autoencoder": "train the image autoencoder of latent diffusion"}
+             "autoencoder": "train the image autoencoder of latent diffusion",
+             "classifier": "train the noise-aware classifier of classifier guidance"}
 
 
 def _set_value(text):
@@ -238,6 +250,9 @@ NAMED_OPTIONS = {
         ("--likelihood", "likelihood", str, ("bernoulli", "gaussian"), "decoder p(x | z) "
          "(default: bernoulli for images, gaussian for vectors)"),
         ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+    ],
+    "classifier": [
+        ("--lr", "lr", float, None, "Adam learning rate (default 2e-3 vectors, 1e-3 images)"),
     ],
     "autoencoder": [
         ("--factor", "factor", int, (2, 4), "downsampling factor f (default 2)"),
@@ -297,6 +312,11 @@ def _add_guidance_arguments(sample):
                        help="classifier-free guidance weight w >= 0 toward --label (default 0: the "
                             "conditional model as trained; docs/tuning.md recommends 0.5 on "
                             "the digits)")
+    group.add_argument("--classifier", metavar="CLF",
+                       help="classifier guidance (Dhariwal & Nichol 2021) toward --label with "
+                            "the classifier run CLF (minigen train classifier --data RUN)")
+    group.add_argument("--scale", type=float,
+                       help="classifier guidance scale s >= 0 (default 1: p(x | y))")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
                        help="SDEdit: edit the rows of this file (data units)")
     group.add_argument("--strength", type=float,
@@ -369,6 +389,8 @@ def _train(args):
         given.update(k=args.k, loss=args.loss, preset=args.preset)
     elif args.kind == "vae":
         from minigen.vae.trainer import train_vae as train
+    elif args.kind == "classifier":
+        from minigen.diffusion.classifier import train_classifier as train
     else:
         from minigen.vae.autoencoder import train_autoencoder as train
     options = {k: v for k, v in given.items() if v is not None}
@@ -390,12 +412,16 @@ def _sample(args):
     if kind == "autoencoder":
         raise InvalidInput(f"{args.run_dir} holds an autoencoder run, which encodes and decodes "
                            "images (minigen.vae.autoencoder.LatentSpace) rather than sampling")
+    if kind == "classifier":
+        raise InvalidInput(f"{args.run_dir} holds a classifier run, which guides a DDPM run: "
+                           f"minigen sample DDPM_RUN --classifier {args.run_dir} --label K")
     if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     _check_run(args.run_dir, config)
     if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
         raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
     _check_sampling_options(args)
+    _check_classifier_guidance(args, kind)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
         bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
@@ -415,7 +441,8 @@ def _sample(args):
 
             sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
                        eta=args.eta or 0.0, seed=args.seed, progress=True, device=args.device,
-                       label=args.label, guidance=args.guidance, out=out)
+                       label=args.label, guidance=args.guidance, out=out,
+                       classifier=args.classifier, scale=args.scale)
         elif kind == "gan":
             import minigen.gan as gan
 
@@ -438,6 +465,26 @@ def _check_sampling_options(args):
     for option, value in (("--resample", args.resample), ("--jump", args.jump)):
         if value is not None and not args.inpaint:
             raise InvalidInput(f"{option} applies to --inpaint (RePaint)")
+
+
+def _check_classifier_guidance(args, kind):
+    """--classifier/--scale: a DDPM run, plain sampling (--n), a --label and a scale >= 0;
+    the classifier run itself is checked against the DDPM run when it is loaded."""
+    if args.classifier is None:
+        if args.scale is not None:
+            raise InvalidInput("--scale applies with --classifier (classifier guidance)")
+        return
+    if kind != "ddpm":
+        raise InvalidInput(f"--classifier applies to DDPM runs; this is a {kind} run")
+    if args.from_file or args.inpaint:
+        raise InvalidInput("--classifier guides plain sampling (--n), not --from/--inpaint")
+    if args.label is None:
+        raise InvalidInput("--classifier needs --label, the class to guide toward")
+    if not os.path.isdir(args.classifier):
+        raise InvalidInput(f"--classifier {args.classifier}: no such run directory")
+    args.scale = 1.0 if args.scale is None else args.scale
+    if not (np.isfinite(args.scale) and args.scale >= 0):
+        raise InvalidInput(f"--scale must be a number >= 0, got {args.scale}")
 
 
 def _check_run(run_dir, config):

@@ -1,7 +1,8 @@
 """Diffusion models (``minigen.diffusion``): noise schedules (``schedule``), the DDPM of Ho et
 al. 2020 (``ddpm``: the forward process, the reverse step, the training loss and ancestral
 sampling), the faster samplers (``ddim``, ``dpm_solver``, on one timestep ``spacing``),
-guidance, SDEdit and RePaint (``editing``), the argument checks of all of them (``inputs``),
+guidance, SDEdit and RePaint (``editing``), classifier guidance and its noisy classifier
+(``classifier_guidance``, ``classifier``), the argument checks of all of them (``inputs``),
 the trainer and run loading (``trainer``), and the training figures (``figures``).
 
     >>> from minigen.diffusion import train_ddpm, sample_run
