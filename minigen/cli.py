@@ -317,6 +317,9 @@ def _add_guidance_arguments(sample):
                             "the classifier run CLF (minigen train classifier --data RUN)")
     group.add_argument("--scale", type=float,
                        help="classifier guidance scale s >= 0 (default 1: p(x | y))")
+    sample.add_argument("--truncation", type=float, metavar="PSI",
+                        help="GAN runs: the truncation trick, latent coordinates with |z_i| > "
+                             "PSI redrawn (BigGAN); smaller PSI, higher fidelity, less variety")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
                        help="SDEdit: edit the rows of this file (data units)")
     group.add_argument("--strength", type=float,
@@ -421,7 +424,7 @@ def _sample(args):
     if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
         raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
     _check_sampling_options(args)
-    _check_classifier_guidance(args, kind)
+    _check_fidelity_knobs(args, kind)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
         bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
@@ -446,7 +449,8 @@ def _sample(args):
         elif kind == "gan":
             import minigen.gan as gan
 
-            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
+            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out,
+                           truncation=args.truncation)
         else:
             from minigen.vae.trainer import sample_run
 
@@ -467,9 +471,14 @@ def _check_sampling_options(args):
             raise InvalidInput(f"{option} applies to --inpaint (RePaint)")
 
 
-def _check_classifier_guidance(args, kind):
-    """--classifier/--scale: a DDPM run, plain sampling (--n), a --label and a scale >= 0;
-    the classifier run itself is checked against the DDPM run when it is loaded."""
+def _check_fidelity_knobs(args, kind):
+    """--truncation: a GAN run and PSI > 0. --classifier/--scale: a DDPM run, plain sampling
+    (--n), a --label and a scale >= 0; the classifier run itself is checked against the DDPM
+    run when it is loaded."""
+    if args.truncation is not None and (kind != "gan" or not (
+            np.isfinite(args.truncation) and args.truncation > 0)):
+        raise InvalidInput(f"--truncation applies to GAN runs and must be > 0; this is a {kind} "
+                           f"run, PSI {args.truncation}")
     if args.classifier is None:
         if args.scale is not None:
             raise InvalidInput("--scale applies with --classifier (classifier guidance)")

@@ -53,6 +53,22 @@ def noise_prior(n, latent_dim, noise, rng):
     return z.astype(np.float32)
 
 
+def truncate(z, psi, noise, rng):
+    """The truncation trick (Brock et al. 2019, BigGAN, Sec. 3.1): every coordinate of ``z``
+    with |z_i| > ``psi`` is redrawn from the ``noise`` prior (``rng`` a
+    ``numpy.random.Generator``) until none is, so z follows the prior truncated to
+    [-psi, psi]^d (a truncated normal for the normal prior). Small psi draws G's inputs near
+    the prior's centre: higher fidelity, less variety, the GAN's fidelity-diversity knob."""
+    if not (np.isfinite(psi) and psi > 0):
+        raise InvalidInput(f"truncate: psi must be a number > 0, got {psi!r}")
+    z = np.array(z, copy=True)
+    outside = np.abs(z) > psi
+    while outside.any():
+        z[outside] = noise_prior(int(outside.sum()), 1, noise, rng)[:, 0]
+        outside = np.abs(z) > psi
+    return z
+
+
 class GAN:
     """Generator G, discriminator D, their optimizers and the (standardised, float32) ``data``
     on the host; ``options`` holds k, loss, simultaneous, batch_size (m), latent_dim, noise,

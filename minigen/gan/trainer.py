@@ -19,7 +19,7 @@ from minigen import backend, nn, optim
 from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
-from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
+from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid, truncate
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
 from minigen.gan.penalties import PENALTIES
@@ -363,14 +363,17 @@ def _spec(model):
     return {"class": type(model).__name__, "config": config}
 
 
-def _sample(generator, n, config, seed=None, out=None, check_finite=False):
-    """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``)."""
+def _sample(generator, n, config, seed=None, out=None, check_finite=False, truncation=None):
+    """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``), the
+    noise truncated to [-psi, psi] when ``truncation`` = psi is given (:func:`truncate`)."""
     rng = np.random.default_rng(seed)
     shift = np.asarray(config["shift"], dtype=np.float32)
 
     def draw(m):
-        z = backend.to_device(noise_prior(m, config["latent_dim"], config["noise"], rng),
-                              generator.parameters()[0].device)
+        z = noise_prior(m, config["latent_dim"], config["noise"], rng)
+        if truncation is not None:
+            z = truncate(z, truncation, config["noise"], rng)
+        z = backend.to_device(z, generator.parameters()[0].device)
         x = backend.to_numpy(generator(Tensor(z)).data)
         with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
             return x, (x * np.float32(config["scale"]) + shift).astype(np.float32)
@@ -441,11 +444,15 @@ def load_generator(run_dir, use_ema=True):
     return generator.eval(), config
 
 
-def sample_run(run_dir, n, seed=None, device="cpu", out=None):
+def sample_run(run_dir, n, seed=None, device="cpu", out=None, truncation=None):
     """n samples (float32 NumPy array, data units) from the generator saved in ``run_dir``,
-    computed on ``device`` in bounded memory (written into ``out`` if given). NaN/inf samples
-    raise ``NonFiniteSamples`` (``minigen.errors``)."""
+    computed on ``device`` in bounded memory (written into ``out`` if given); ``truncation``
+    psi > 0: the truncation trick (:func:`minigen.gan.gan.truncate`). NaN/inf samples raise
+    ``NonFiniteSamples`` (``minigen.errors``)."""
     if int(n) < 1:
         raise InvalidInput(f"sample_run: n must be >= 1, got {n}")
+    if truncation is not None and not (np.isfinite(truncation) and truncation > 0):
+        raise InvalidInput(f"sample_run: truncation must be a number > 0, got {truncation}")
     generator, config = load_generator(run_dir)
-    return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True)
+    return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True,
+                   truncation=truncation)
