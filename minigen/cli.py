@@ -159,6 +159,9 @@ def build_parser():
                            help="default: nonsaturating (tuned preset), minimax (paper)")
             p.add_argument("--preset", choices=("tuned", "paper"), default=None,
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
+            p.add_argument("--conditional", action="store_true",
+                           help="class-conditional G and D on the data's labels (digits, "
+                                "ring8, grid25, or a .npz holding x and y)")
         _add_option_arguments(p, kind)
 
     sample = commands.add_parser("sample", help="draw samples from a trained run",
@@ -338,9 +341,10 @@ def _guided_sample(args, kind):
     from minigen.diffusion import trainer
 
     if kind != "ddpm":
-        if args.label is not None or args.guidance or args.from_file or args.inpaint:
-            raise InvalidInput("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
-                             f"{kind} run")
+        if (args.label is not None and kind != "gan") or args.guidance or args.from_file or (
+                args.inpaint):
+            raise InvalidInput("--label/--guidance/--from/--inpaint apply to DDPM runs (--label "
+                               f"to conditional GAN runs too); this is a {kind} run")
         return None
     if args.from_file and args.inpaint:
         raise InvalidInput("use one of --from and --inpaint")
@@ -389,7 +393,8 @@ def _train(args):
     elif args.kind == "gan":
         from minigen.gan import train_gan as train
 
-        given.update(k=args.k, loss=args.loss, preset=args.preset)
+        given.update(k=args.k, loss=args.loss, preset=args.preset,
+                     conditional=args.conditional or None)
     elif args.kind == "vae":
         from minigen.vae.trainer import train_vae as train
     elif args.kind == "classifier":
@@ -450,7 +455,7 @@ def _sample(args):
             import minigen.gan as gan
 
             gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out,
-                           truncation=args.truncation)
+                           truncation=args.truncation, label=args.label)
         else:
             from minigen.vae.trainer import sample_run
 
