@@ -36,7 +36,7 @@ from minigen.rundir import (
     read_run_config,
 )
 from minigen.tensor import Tensor, no_grad
-from minigen.trainer import Trainer, fit_normalization, normalize
+from minigen.trainer import Trainer, fit_normalization, load_labelled_data, normalize
 
 VECTOR_DEFAULTS = dict(model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu",
                                                       time_dim=16),
@@ -212,13 +212,7 @@ def _source(data, seed):
     if name is None:
         raise InvalidInput("train_classifier: data must be a DDPM run directory, a data set "
                            "name or a .npy/.npz file")
-    try:
-        x, labels = datasets.load_labelled(name, seed=seed)
-    except (ValueError, OSError, ImportError) as err:
-        raise InvalidInput(str(err)) from err
-    if labels is None:
-        raise InvalidInput(f"--data {name!r} has no labels (labelled sets: digits, mnist5k, "
-                           + ", ".join(datasets.MIXTURES) + ", or a .npz holding x and y)")
+    x, labels = load_labelled_data(name, seed, "train_classifier")
     if source_run is not None:
         saved = read_run_config(source_run)
         check_resume_data(saved, x, source_run)

@@ -34,7 +34,8 @@ from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
+    Trainer, denormalize, fit_normalization, load_data, load_labelled_data, normalize,
+    sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -438,14 +439,7 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     conditional = (saved if saved is not None else options).get("conditional")
     if conditional and isinstance(data, (str, os.PathLike)):
         data_name = os.fspath(data)
-        try:
-            data, labels = datasets.load_labelled(data_name, seed=seed)
-        except (ValueError, OSError, ImportError) as err:
-            raise InvalidInput(str(err)) from err
-        if labels is None:
-            raise InvalidInput(f"--conditional: {data_name!r} has no labels (labelled sets: "
-                               "digits, " + ", ".join(datasets.MIXTURES)
-                               + ", or a .npz holding x and y)")
+        data, labels = load_labelled_data(data_name, seed, "--conditional")
     else:
         data, data_name = load_data(data, seed)
     if saved is not None:

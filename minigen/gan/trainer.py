@@ -16,7 +16,6 @@ import warnings
 import numpy as np
 
 from minigen import backend, nn, optim
-from minigen import data as datasets
 from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
@@ -31,7 +30,7 @@ from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, fit_normalization, load_data, sample_in_chunks,
+    Trainer, fit_normalization, load_data, load_labelled_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -460,10 +459,7 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
     seed = 0 if seed is None else seed
     if options.get("conditional") and isinstance(data, (str, os.PathLike)):
         dataset = os.fspath(data)
-        try:
-            data, labels = datasets.load_labelled(dataset, seed=seed)
-        except (ValueError, OSError, ImportError) as err:
-            raise InvalidInput(str(err)) from err
+        data, labels = load_labelled_data(dataset, seed, "--conditional")
     else:
         data, dataset = load_data(data, seed)
     if saved is not None:
