@@ -125,16 +125,6 @@ def train_all(data, steps, seed, work):
     return runs
 
 
-def gan_samples(run, labels, seed, psi):
-    """The conditional GAN's samples of ``labels`` (one call per class), truncated at psi."""
-    out = np.empty((len(labels),) + tuple(read_run_config(run)["data_shape"]), np.float32)
-    for k in np.unique(labels):
-        rows = labels == k
-        out[rows] = gan.sample_run(run, int(rows.sum()), seed=seed + int(k), truncation=psi,
-                                   label=int(k))
-    return out
-
-
 def ddpm_samples(ddpm, config, labels, seed, knob, value, classifier=None, sampler="dpm++2m",
                  steps=20):
     """The DDPM's samples of ``labels``: classifier guidance (scale ``value``) of its
@@ -158,7 +148,8 @@ def run_seed(data, steps, seed, work):
     for knob, values in KNOBS.items():
         for value in values:
             if knob == "truncation psi":
-                x = gan_samples(runs["gan"], labels, seed, value)
+                x = gan.sample_run(runs["gan"], len(labels), seed, truncation=value,
+                                   label=labels)
             else:
                 x = ddpm_samples(ddpm, config, labels, seed, knob, value, classifier)
             points[f"{knob}={value}"] = data.score(x, labels)
@@ -167,7 +158,7 @@ def run_seed(data, steps, seed, work):
                                      labels)["frechet"]
            for name, ks in NFE_SAMPLERS for k in ks}
     t = time.perf_counter()
-    gan_samples(runs["gan"], labels, seed, None)
+    gan.sample_run(runs["gan"], len(labels), seed, label=labels)
     gan_rate = len(labels) / (time.perf_counter() - t)
     t = time.perf_counter()
     ddpm_samples(ddpm, config, labels, seed, "classifier-free w", 0.0)
@@ -201,9 +192,9 @@ def aggregate(per_seed):
 
 
 def markdown(name, summary, seeds, command):
-    def cell(m):
+    def cell(m, digits=".1f"):
         mean, se = m
-        return f"{mean:.2f}" if len(seeds) == 1 else f"{mean:.2f} ± {se:.2f}"
+        return f"{mean:{digits}}" if len(seeds) == 1 else f"{mean:{digits}} ± {se:{digits}}"
 
     lines = [f"## {name} (seeds {seeds[0]}-{seeds[-1]}, mean ± s.e.; load avg "
              f"{summary['load']:.1f})", "", f"`{command}`", "",
@@ -211,14 +202,14 @@ def markdown(name, summary, seeds, command):
              "| --- | --- | --- | --- | --- |"]
     for point, m in summary["points"].items():
         lines.append(f"| {point} | {cell(m['precision'])} | {cell(m['recall'])} | "
-                     f"{cell(m['frechet'])} | {cell(m['agreement'])} |")
+                     f"{cell(m['frechet'], '.3g')} | {cell(m['agreement'])} |")
     lines += ["", "Fréchet distance of the unguided conditional DDPM by sampler and steps "
-              f"(the GAN's, untruncated: {summary['gan_frechet']:.3f}):", "",
+              f"(the GAN's, untruncated: {summary['gan_frechet']:.3g}):", "",
               "| sampler, steps | Fréchet |", "| --- | --- |"]
-    lines += [f"| {k} | {cell(v)} |" for k, v in summary["nfe_frechet"].items()]
+    lines += [f"| {k} | {cell(v, '.3g')} |" for k, v in summary["nfe_frechet"].items()]
     needed = ", ".join(f"{k}: {v if v is not None else 'not reached'}"
                        for k, v in summary["nfe_to_match_gan"].items())
-    speeds = ", ".join(f"{k} {cell(v)}" for k, v in summary["samples_per_s"].items())
+    speeds = ", ".join(f"{k} {cell(v, '.0f')}" for k, v in summary["samples_per_s"].items())
     lines += ["", f"Steps to match the GAN's Fréchet distance: {needed}. Samples per second: "
               f"{speeds}.", ""]
     return "\n".join(lines)

@@ -38,6 +38,11 @@ def test_conditional_gan_samples_the_requested_mode(tmp_path, capsys):
         s = sample_run(tmp_path / "run", 400, seed=1, label=k)
         d = np.linalg.norm(s[:, None] - MODES[None], axis=2)
         assert (d.argmin(1) == k).mean() > 0.95 and (d.min(1) < 0.4).mean() > 0.9, k
+    per_row = np.arange(400) % 4
+    s = sample_run(tmp_path / "run", 400, seed=2, label=per_row)
+    assert (np.linalg.norm(s[:, None] - MODES[None], axis=2).argmin(1) == per_row).mean() > 0.95
+    with pytest.raises(ValueError, match="an int or 400 ints"):
+        sample_run(tmp_path / "run", 400, seed=2, label=per_row[:10])
     mixed = sample_run(tmp_path / "run", 2000, seed=1)
     shares = np.bincount(np.linalg.norm(mixed[:, None] - MODES[None], axis=2).argmin(1),
                          minlength=4) / 2000

@@ -399,10 +399,13 @@ def _sample(generator, n, config, seed=None, out=None, check_finite=False, trunc
             label=None):
     """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``), the
     noise truncated to [-psi, psi] when ``truncation`` = psi is given (:func:`truncate`). A
-    conditional G draws class ``label``, or labels with the data's class shares when None."""
+    conditional G draws class ``label`` (an int, or one per sample), or labels with the data's
+    class shares when None."""
     rng = np.random.default_rng(seed)
     shift = np.asarray(config["shift"], dtype=np.float32)
     weights = config.get("class_weights")
+    labels = None if label is None else np.broadcast_to(label, (n,))
+    done = [0]  # samples drawn so far: per-sample labels follow the chunks
 
     def draw(m):
         z = noise_prior(m, config["latent_dim"], config["noise"], rng)
@@ -410,9 +413,10 @@ def _sample(generator, n, config, seed=None, out=None, check_finite=False, trunc
             z = truncate(z, truncation, config["noise"], rng)
         z = Tensor(backend.to_device(z, generator.parameters()[0].device))
         if weights is not None:
-            y = (np.full(m, label) if label is not None
+            y = (labels[done[0]:done[0] + m] if labels is not None
                  else rng.choice(len(weights), size=m, p=weights))
             z = with_labels(z, y, len(weights))
+        done[0] += m
         x = backend.to_numpy(generator(z).data)
         with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
             return x, (x * np.float32(config["scale"]) + shift).astype(np.float32)
@@ -492,16 +496,21 @@ def sample_run(run_dir, n, seed=None, device="cpu", out=None, truncation=None, l
     """n samples (float32 NumPy array, data units) from the generator saved in ``run_dir``,
     computed on ``device`` in bounded memory (written into ``out`` if given); ``truncation``
     psi > 0: the truncation trick (:func:`minigen.gan.gan.truncate`); ``label``: the class of
-    a conditional run (None: classes drawn with the data's shares). NaN/inf samples raise
-    ``NonFiniteSamples`` (``minigen.errors``)."""
+    a conditional run, an int or (n,) ints (None: classes drawn with the data's shares).
+    NaN/inf samples raise ``NonFiniteSamples`` (``minigen.errors``)."""
     if int(n) < 1:
         raise InvalidInput(f"sample_run: n must be >= 1, got {n}")
     if truncation is not None and not (np.isfinite(truncation) and truncation > 0):
         raise InvalidInput(f"sample_run: truncation must be a number > 0, got {truncation}")
     generator, config = load_generator(run_dir)
     classes = len(config.get("class_weights") or [])
-    if label is not None and not 0 <= label < classes:
-        raise InvalidInput(f"sample_run: label {label} is not a class of this run "
-                           + (f"(0..{classes - 1})" if classes else "(it is unconditional)"))
+    if label is not None:
+        label = np.asarray(label)
+        if label.dtype.kind not in "iu" or label.shape not in ((), (int(n),)) or (
+                label.min() < 0 or label.max() >= classes):
+            raise InvalidInput(f"sample_run: label {label if label.ndim == 0 else '(array)'} is "
+                               "not a class of this run "
+                               + (f"(0..{classes - 1}), an int or {n} ints" if classes
+                                  else "(it is unconditional)"))
     return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True,
                    truncation=truncation, label=label)
