@@ -310,7 +310,8 @@ def _add_conditional_arguments(p):
 def _add_guidance_arguments(sample):
     group = sample.add_argument_group("conditional sampling, SDEdit and RePaint (DDPM runs)")
     group.add_argument("--label", type=int, help="class to sample (default: the null class, "
-                       "i.e. unconditional); needs a --conditional run")
+                       "i.e. unconditional): of a --conditional DDPM or GAN run, or the class "
+                       "--classifier guides toward")
     group.add_argument("--guidance", type=float, default=0.0,
                        help="classifier-free guidance weight w >= 0 toward --label (default 0: the "
                             "conditional model as trained; docs/tuning.md recommends 0.5 on "

@@ -10,9 +10,10 @@ import pytest
 from minigen import cli, nn
 from minigen.diffusion import DDPM, NoiseSchedule
 from minigen.diffusion import classifier_guidance as cg
-from minigen.diffusion.classifier import check_pairing, load_classifier
+from minigen.diffusion.classifier import ClassifierTrainer, check_pairing, load_classifier
 from minigen.tensor import Tensor
 from minigen.trainer import normalize
+from tests.crash import crash_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -245,3 +246,26 @@ def test_a_classifier_of_other_units_is_refused(runs, capsys, tmp_path):
         check_pairing({**config, "normalization": {"shift": [0, 0], "scale": [1, 1]}},
                       ddpm_config, "x")
     check_pairing(config, ddpm_config, "x")  # the same data, drawn the same: the same units
+
+
+def test_classifier_training_resumes_bit_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(3, size=300)
+    x = (np.eye(3)[y, :2] * 2 + 0.1 * rng.standard_normal((300, 2))).astype(np.float32)
+    norm = {"shift": [0.0, 0.0], "scale": [1.0, 1.0]}
+    options = dict(batch_size=32, checkpoint_every=3, model_config={"hidden": (16,)},
+                   progress=False)
+
+    def trainer(name):
+        return ClassifierTrainer(x, y, tmp_path / name, 8, {"kind": "cosine", "T": 50}, norm,
+                                 seed=1, **options)
+
+    reference = trainer("ref")
+    reference.fit()
+    crash_at(trainer("cut"), 4)
+    resumed = trainer("cut").resume()
+    assert resumed.step == 3
+    resumed.fit()
+    a, b = reference.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert reference.history == resumed.history
