@@ -33,12 +33,14 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=120, help="training seconds per variant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples per variant (default: the held-out third, 599)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     backend.limit_threads(args.threads)
     per_seed = {}
     for seed in range(args.seed, args.seed + args.seeds):
-        data = DataSet("digits", seed)
+        data = DataSet("digits", seed, args.samples)
         rows = {}
         with tempfile.TemporaryDirectory() as work:
             for name, options in VARIANTS.items():
