@@ -9,8 +9,11 @@ the trainer and run loading (``trainer``), and the training figures (``figures``
     >>> trainer = train_ddpm("s_curve", steps=6000, out_dir="runs/s_curve")   # doctest: +SKIP
     >>> x = sample_run("runs/s_curve", n=2000, sampler="ddim", steps=50)       # doctest: +SKIP
 """
+from minigen.diffusion.classifier import load_classifier, train_classifier
+from minigen.diffusion.classifier_guidance import classifier_guided_sample
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.diffusion.trainer import DDPMTrainer, load_run, sample_run, train_ddpm
 
-__all__ = ["DDPM", "NoiseSchedule", "DDPMTrainer", "train_ddpm", "load_run", "sample_run"]
+__all__ = ["DDPM", "NoiseSchedule", "DDPMTrainer", "train_ddpm", "load_run", "sample_run",
+           "train_classifier", "load_classifier", "classifier_guided_sample"]
