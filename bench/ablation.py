@@ -45,8 +45,9 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as work:
             for name, options in VARIANTS.items():
                 def train(x, steps, out, seed, resume, options=options):
+                    given = {} if resume else {"model_config": options}  # a run keeps its own
                     return train_ddpm(x, steps, out, seed=seed, resume=resume, progress=False,
-                                      figures=False, model_config=options)
+                                      figures=False, **given)
 
                 out = os.path.join(work, str(len(rows)))
                 _, steps, seconds, _, load = train_for(train, data, args.budget, seed, out)
