@@ -33,6 +33,8 @@ pixel space, without class numbers.
     python -m bench.compare --data mnist5k --budget 120 --samples 300
     python -m bench.compare --data images.npy --budget 30 --out bench/results/compare_mine
 
+``--tradeoff`` runs :mod:`bench.tradeoff` instead (each family's fidelity knob swept).
+
 ``--seeds N`` repeats everything with seeds seed, ..., seed + N - 1 and reports the mean and
 its standard error. Writes ``report.md``, ``report.json`` and ``compare.png`` (samples of the
 first seed side by side, training curves) into ``--out``.
@@ -302,6 +304,11 @@ def plot(data, samples, histories, path):
 
 
 def main(argv=None):
+    if "--tradeoff" in (sys.argv[1:] if argv is None else argv):  # the knobs: bench/tradeoff.py
+        from bench import tradeoff
+
+        return tradeoff.main([a for a in (sys.argv[1:] if argv is None else argv)
+                              if a != "--tradeoff"])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True,
                    help="digits, mnist5k, a 2-D set of bench.sets2d, or an .npy file (points or "

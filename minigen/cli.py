@@ -15,6 +15,8 @@
     minigen sample runs/ring8c --inpaint known.npz --out completed.npy [--resample 5]
     minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m --steps 20
     minigen sample runs/s_curve --n 2000 --out samples.npy --sampler dpm++2m-sde --steps 20
+    minigen train classifier --data runs/ring8 --steps 2000 --out runs/ring8-clf
+    minigen sample runs/ring8 --n 500 --out mode3.npy --classifier runs/ring8-clf --label 3 --scale 2
     minigen demo [--out minigen-demo] [--steps 6000]
     minigen bench ...
     mpiexec -n P minigen train ...     # P processes train one model (docs/scaling.md)
@@ -105,6 +107,12 @@ def _data_argument(text):
         f"unknown dataset {text!r}: use one of {', '.join(datasets.DATASETS)} or a .npy/.npz file")
 
 
+def _run_or_data(text):
+    """``minigen train classifier --data``: a run directory, or what :func:`_data_argument`
+    takes."""
+    return text if os.path.isdir(text) else _data_argument(text)
+
+
 def build_parser():
     parser = _Parser(prog="minigen", description="Train and sample DDPMs, GANs and VAEs built on "
                      "minigen's from-scratch autograd engine.")
@@ -120,11 +128,14 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    for kind in ("ddpm", "gan", "vae", "autoencoder", "txt2img"):
+    for kind in ("ddpm", "gan", "vae", "autoencoder", "txt2img", "classifier"):
         p = kinds.add_parser(kind, help=KIND_HELP[kind], parents=[common])
-        p.add_argument("--data", required=True, type=_data_argument,
+        p.add_argument("--data", required=True,
+                       type=_run_or_data if kind == "classifier" else _data_argument,
                        help=f"{', '.join(datasets.DATASETS)}, or a .npy/.npz file of vectors "
-                            "(n, d) or images (n, C, H, W)")
+                            "(n, d) or images (n, C, H, W)"
+                            + ("; or the DDPM run the classifier will guide" * (
+                                kind == "classifier")))
         p.add_argument("--steps", required=True, type=_positive_int, help="training steps")
         p.add_argument("--out", required=True, type=_path, help="run directory (checkpoint, config, figures)")
         p.add_argument("--seed", type=_seed, help="default 0 (a resumed run keeps its own)")
@@ -153,6 +164,9 @@ def build_parser():
                            help="default: nonsaturating (tuned preset), minimax (paper)")
             p.add_argument("--preset", choices=("tuned", "paper"), default=None,
                            help="tuned defaults, or Goodfellow et al.'s Algorithm 1 as printed")
+            p.add_argument("--conditional", action="store_true",
+                           help="class-conditional G and D on the data's labels (digits, "
+                                "ring8, grid25, or a .npz holding x and y)")
         elif kind == "txt2img":
             p.add_argument("--autoencoder", metavar="RUN", type=_path,
                            help="a trained autoencoder run (default: train one first, in "
@@ -201,7 +215,8 @@ def build_parser():
 
 KIND_HELP = {"ddpm": "train a DDPM", "gan": "train a GAN", "vae": "train a VAE",
              "autoencoder": "train the image autoencoder of latent diffusion",
-    "txt2img": "train text-to-image latent diffusion (captioned --data shapes)"}
+             "txt2img": "train text-to-image latent diffusion (captioned --data shapes)",
+             "classifier": "train the noise-aware classifier of classifier guidance"}
 
 
 def _set_value(text):
@@ -260,6 +275,9 @@ NAMED_OPTIONS = {
         ("--likelihood", "likelihood", str, ("bernoulli", "gaussian"), "decoder p(x | z) "
          "(default: bernoulli for images, gaussian for vectors)"),
         ("--lr", "lr", float, None, "Adam learning rate (default 1e-3)"),
+    ],
+    "classifier": [
+        ("--lr", "lr", float, None, "Adam learning rate (default 2e-3 vectors, 1e-3 images)"),
     ],
     "autoencoder": [
         ("--factor", "factor", int, (2, 4), "downsampling factor f (default 2)"),
@@ -324,11 +342,20 @@ def _add_conditional_arguments(p):
 def _add_guidance_arguments(sample):
     group = sample.add_argument_group("conditional sampling, SDEdit and RePaint (DDPM runs)")
     group.add_argument("--label", type=int, help="class to sample (default: the null class, "
-                       "i.e. unconditional); needs a --conditional run")
+                       "i.e. unconditional): of a --conditional DDPM or GAN run, or the class "
+                       "--classifier guides toward")
     group.add_argument("--guidance", type=float, default=0.0,
                        help="classifier-free guidance weight w >= 0 toward --label (default 0: the "
                             "conditional model as trained; docs/tuning.md recommends 0.5 on "
                             "the digits)")
+    group.add_argument("--classifier", metavar="CLF",
+                       help="classifier guidance (Dhariwal & Nichol 2021) toward --label with "
+                            "the classifier run CLF (minigen train classifier --data RUN)")
+    group.add_argument("--scale", type=float,
+                       help="classifier guidance scale s >= 0 (default 1: p(x | y))")
+    sample.add_argument("--truncation", type=float, metavar="PSI",
+                        help="GAN runs: the truncation trick, latent coordinates with |z_i| > "
+                             "PSI redrawn (BigGAN); smaller PSI, higher fidelity, less variety")
     group.add_argument("--from", dest="from_file", metavar="FILE.npy",
                        help="SDEdit: edit the rows of this file (data units)")
     group.add_argument("--strength", type=float,
@@ -351,9 +378,10 @@ def _guided_sample(args, kind):
     from minigen.diffusion import trainer
 
     if kind != "ddpm":
-        if args.label is not None or args.guidance or args.from_file or args.inpaint:
-            raise InvalidInput("--label/--guidance/--from/--inpaint apply to DDPM runs; this is a "
-                             f"{kind} run")
+        if (args.label is not None and kind != "gan") or args.guidance or args.from_file or (
+                args.inpaint):
+            raise InvalidInput("--label/--guidance/--from/--inpaint apply to DDPM runs (--label "
+                               f"to conditional GAN runs too); this is a {kind} run")
         return None
     if args.from_file and args.inpaint:
         raise InvalidInput("use one of --from and --inpaint")
@@ -402,13 +430,16 @@ def _train(args):
     elif args.kind == "gan":
         from minigen.gan import train_gan as train
 
-        given.update(k=args.k, loss=args.loss, preset=args.preset)
+        given.update(k=args.k, loss=args.loss, preset=args.preset,
+                     conditional=args.conditional or None)
     elif args.kind == "vae":
         from minigen.vae.trainer import train_vae as train
     elif args.kind == "txt2img":
         from minigen.txt2img import train_txt2img as train
 
         given.update(autoencoder=args.autoencoder, autoencoder_steps=args.autoencoder_steps)
+    elif args.kind == "classifier":
+        from minigen.diffusion.classifier import train_classifier as train
     else:
         from minigen.vae.autoencoder import train_autoencoder as train
     options = {k: v for k, v in given.items() if v is not None}
@@ -440,12 +471,16 @@ def _sample(args):
     if kind == "autoencoder":
         raise InvalidInput(f"{args.run_dir} holds an autoencoder run, which encodes and decodes "
                            "images (minigen.vae.autoencoder.LatentSpace) rather than sampling")
+    if kind == "classifier":
+        raise InvalidInput(f"{args.run_dir} holds a classifier run, which guides a DDPM run: "
+                           f"minigen sample DDPM_RUN --classifier {args.run_dir} --label K")
     if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     _check_run(args.run_dir, config)
     if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
         raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
     _check_sampling_options(args)
+    _check_fidelity_knobs(args, kind)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row
     if rows is not None:
         bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
@@ -465,11 +500,13 @@ def _sample(args):
 
             sample_run(args.run_dir, args.n, sampler=args.sampler, steps=args.steps,
                        eta=args.eta or 0.0, seed=args.seed, progress=True, device=args.device,
-                       label=args.label, guidance=args.guidance, out=out)
+                       label=args.label, guidance=args.guidance, out=out,
+                       classifier=args.classifier, scale=args.scale)
         elif kind == "gan":
             import minigen.gan as gan
 
-            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out)
+            gan.sample_run(args.run_dir, args.n, seed=args.seed, device=args.device, out=out,
+                           truncation=args.truncation, label=args.label)
         else:
             from minigen.vae.trainer import sample_run
 
@@ -534,6 +571,31 @@ def _check_sampling_options(args):
     for option, value in (("--resample", args.resample), ("--jump", args.jump)):
         if value is not None and not args.inpaint:
             raise InvalidInput(f"{option} applies to --inpaint (RePaint)")
+
+
+def _check_fidelity_knobs(args, kind):
+    """--truncation: a GAN run and PSI > 0. --classifier/--scale: a DDPM run, plain sampling
+    (--n), a --label and a scale >= 0; the classifier run itself is checked against the DDPM
+    run when it is loaded."""
+    if args.truncation is not None and (kind != "gan" or not (
+            np.isfinite(args.truncation) and args.truncation > 0)):
+        raise InvalidInput(f"--truncation applies to GAN runs and must be > 0; this is a {kind} "
+                           f"run, PSI {args.truncation}")
+    if args.classifier is None:
+        if args.scale is not None:
+            raise InvalidInput("--scale applies with --classifier (classifier guidance)")
+        return
+    if kind != "ddpm":
+        raise InvalidInput(f"--classifier applies to DDPM runs; this is a {kind} run")
+    if args.from_file or args.inpaint:
+        raise InvalidInput("--classifier guides plain sampling (--n), not --from/--inpaint")
+    if args.label is None:
+        raise InvalidInput("--classifier needs --label, the class to guide toward")
+    if not os.path.isdir(args.classifier):
+        raise InvalidInput(f"--classifier {args.classifier}: no such run directory")
+    args.scale = 1.0 if args.scale is None else args.scale
+    if not (np.isfinite(args.scale) and args.scale >= 0):
+        raise InvalidInput(f"--scale must be a number >= 0, got {args.scale}")
 
 
 def _check_run(run_dir, config):

@@ -141,6 +141,20 @@ def load_data(data, seed):
         raise InvalidInput(str(err)) from err
 
 
+def load_labelled_data(name, seed, what):
+    """``(data, labels)`` of the labelled data set or ``.npz`` ``name`` (drawn with ``seed``,
+    :func:`minigen.data.load_labelled`); an ``InvalidInput`` when it cannot be loaded or holds
+    no labels, naming ``what`` asked for them (e.g. "--conditional")."""
+    try:
+        data, labels = datasets.load_labelled(name, seed=seed)
+    except (ValueError, OSError, ImportError) as err:
+        raise InvalidInput(str(err)) from err
+    if labels is None:
+        raise InvalidInput(f"{what}: {name!r} has no labels (labelled sets: digits, mnist5k, "
+                           + ", ".join(datasets.MIXTURES) + ", or a .npz holding x and y)")
+    return data, labels
+
+
 def sample_in_chunks(draw, n, chunk_size, out=None, check_finite=False):
     """``n`` samples drawn ``chunk_size`` at a time, so that memory is bounded for any ``n``
     (only the output grows with it; ``out``, e.g. a ``np.lib.format.open_memmap``, bounds

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minigen import options
+from minigen.diffusion import classifier
 from minigen.diffusion import trainer as ddpm_trainer
 from minigen.errors import InvalidInput
 from minigen.gan import trainer as gan_trainer
@@ -164,8 +165,9 @@ def test_the_guide_lists_every_option_with_its_range():
     with open(path) as f:
         guide = f.read()
     tables = [(ddpm_trainer.OPTIONS, ""), (gan_trainer.OPTIONS, ""), (vae_trainer.OPTIONS, ""),
-              (autoencoder.OPTIONS, ""), (txt2img_trainer.OPTIONS, "")] + [
-        (table, "model_config.") for table in ddpm_trainer.DENOISER_OPTIONS.values()]
+              (autoencoder.OPTIONS, ""), (txt2img_trainer.OPTIONS, ""), (classifier.OPTIONS, "")] + [
+        (table, "model_config.") for table in ddpm_trainer.DENOISER_OPTIONS.values()] + [
+        (table, "model_config.") for table in classifier.CLASSIFIER_MODELS.values()]
     for table, prefix in tables:
         for name, value, meaning in options.rows(table, prefix):
             assert f"| `{name}` | {value} | {meaning} |" in guide, name

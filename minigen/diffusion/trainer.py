@@ -22,6 +22,7 @@ import numpy as np
 from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen import options as checks
+from minigen.diffusion.classifier_guidance import classifier_guided_sample
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
@@ -33,7 +34,8 @@ from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
+    Trainer, denormalize, fit_normalization, load_data, load_labelled_data, normalize,
+    sample_in_chunks,
 )
 
 VECTOR_DEFAULTS = dict(
@@ -86,6 +88,9 @@ DENOISER_OPTIONS = {
         attention_resolutions=Option("ints", "feature-map sizes with self-attention", **_SIZE),
         dropout=Option("float", "dropout in the residual blocks", low=0, high=1, open="high"),
         groups=Option("int", "GroupNorm groups", **_SIZE),
+        adagn=Option("bool", "adaptive group norm from the time/class embedding"),
+        resblock_updown=Option("bool", "BigGAN residual blocks for up/downsampling"),
+        rescale_residual=Option("bool", "res block outputs divided by sqrt(2)"),
         in_channels=Option("int", "image channels (set from the data)", **_SIZE),
         image_size=Option("int", "image side (set from the data)", **_SIZE),
         **_COMMON_DENOISER),
@@ -346,7 +351,7 @@ bounded by the chunk, not by ``n``."""
 
 def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None, eta=0.0, seed=0,
                 progress=False, return_trajectory=False, y=None, guidance=0.0, out=None,
-                check_finite=False):
+                check_finite=False, classifier=None, classifier_scale=1.0):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
 
     ``sampler`` "ddpm" (ancestral, Algorithm 2, all T steps), "ddim" (``steps``, default 50,
@@ -355,7 +360,10 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
     ``guidance`` as in :meth:`DDPM.model_output`. The chains run in chunks of
     :data:`SAMPLE_CHUNK_ELEMENTS` values, one generator (``seed``) drawing for all of them in
     turn; ``out`` (n, *sample_shape) receives them if given, ``check_finite`` refuses NaN/inf
-    samples (see :func:`minigen.trainer.sample_in_chunks`). With ``return_trajectory`` (one
+    samples (see :func:`minigen.trainer.sample_in_chunks`). With a ``classifier``
+    p_phi(y | x_t, t) the chains are guided toward ``y`` with scale ``classifier_scale``
+    (:func:`~minigen.diffusion.classifier_guidance.classifier_guided_sample`; ``y`` also
+    conditions a conditional model). With ``return_trajectory`` (one
     chunk: all ``n`` at once) returns ``(samples, {t: x_t})``, the trajectory left in model
     units (it is what the model sees)."""
     if sampler == "ddpm":
@@ -376,7 +384,12 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
         done[0] += m
         kw = dict(progress=progress, seed=seed, return_trajectory=return_trajectory, y=labels,
                   guidance=guidance)
-        if sampler == "ddpm":
+        if classifier is not None:
+            conditional = getattr(ddpm.model, "num_classes", None) is not None
+            x = classifier_guided_sample(ddpm, classifier, shape, labels, classifier_scale,
+                                         sampler, steps, eta, seed, progress,
+                                         labels if conditional else None, guidance)
+        elif sampler == "ddpm":
             x = ddpm.sample(shape, **kw)
         elif sampler == "ddim":
             x = ddpm.ddim_sample(shape, 50 if steps is None else steps, eta=eta, **kw)
@@ -388,6 +401,9 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
         x = backend.to_numpy(x)
         return x, denormalize(x, normalization)
 
+    if classifier is not None and (y is None or return_trajectory is not False):
+        raise InvalidInput("sample: classifier guidance needs a label y and returns no "
+                           "trajectory")
     if return_trajectory is not False:
         x, trajectory = draw(int(n), return_trajectory)
         return denormalize(backend.to_numpy(x), normalization), trajectory
@@ -423,14 +439,7 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     conditional = (saved if saved is not None else options).get("conditional")
     if conditional and isinstance(data, (str, os.PathLike)):
         data_name = os.fspath(data)
-        try:
-            data, labels = datasets.load_labelled(data_name, seed=seed)
-        except (ValueError, OSError, ImportError) as err:
-            raise InvalidInput(str(err)) from err
-        if labels is None:
-            raise InvalidInput(f"--conditional: {data_name!r} has no labels (labelled sets: "
-                               "digits, " + ", ".join(datasets.MIXTURES)
-                               + ", or a .npz holding x and y)")
+        data, labels = load_labelled_data(data_name, seed, "--conditional")
     else:
         data, data_name = load_data(data, seed)
     if saved is not None:
@@ -463,16 +472,26 @@ def load_run(run_dir, use_ema=True, device="cpu"):
 
 
 def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
-               device="cpu", label=None, guidance=0.0, out=None):
+               device="cpu", label=None, guidance=0.0, out=None, classifier=None, scale=1.0):
     """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
     computed on ``device`` in bounded memory (written into ``out`` if given); ``label`` (an
     int; None: the null class) and ``guidance`` for class-conditional runs
-    (:meth:`DDPM.model_output`). NaN/inf samples raise ``NonFiniteSamples``
-    (``minigen.errors``)."""
+    (:meth:`DDPM.model_output`). ``classifier``: the directory of a classifier run trained
+    for this run (:mod:`minigen.diffusion.classifier`), which guides the chains toward
+    ``label`` with scale ``scale`` (classifier guidance, Dhariwal & Nichol 2021). NaN/inf
+    samples raise ``NonFiniteSamples`` (``minigen.errors``)."""
     ddpm, config = load_run(run_dir, device=device)
+    if classifier is not None:
+        from minigen.diffusion.classifier import check_pairing, load_classifier
+
+        classifier, clf_config = load_classifier(classifier, device=device)
+        check_pairing(clf_config, config, "sample")
+        if label is None or not 0 <= label < clf_config["num_classes"]:
+            raise InvalidInput(f"sample: classifier guidance needs a label in [0, "
+                               f"{clf_config['num_classes'] - 1}], got {label}")
     return sample_ddpm(ddpm, config["normalization"], n, config["data_shape"], sampler, steps,
                        eta, seed, progress, y=_run_label(ddpm, label), guidance=guidance, out=out,
-                       check_finite=True)
+                       check_finite=True, classifier=classifier, classifier_scale=scale)
 
 
 def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, progress=False,

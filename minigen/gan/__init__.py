@@ -12,7 +12,7 @@ PacGAN packing are in ``models``, figures in ``figures``.
     >>> x = gan.sample_run("runs/ring8", n=2500, seed=0)                      # doctest: +SKIP
 """
 from minigen.gan.figures import plot_figure1, plot_samples
-from minigen.gan.gan import GAN, noise_prior
+from minigen.gan.gan import GAN, noise_prior, truncate
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
 from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model, pack
 from minigen.gan.penalties import PENALTIES, r1_penalty, wgan_gp_penalty
@@ -30,7 +30,7 @@ from minigen.gan.trainer import (
 )
 
 __all__ = [
-    "GAN", "GANTrainer", "PAPER", "PRESETS", "train_gan", "sample_run", "load_generator", "noise_prior", "DEFAULTS",
+    "GAN", "GANTrainer", "PAPER", "PRESETS", "train_gan", "sample_run", "load_generator", "noise_prior", "truncate", "DEFAULTS",
     "IMAGE_DEFAULTS", "DEFAULT_STEPS", "defaults_for",
     "discriminator_loss", "generator_loss", "LOSSES", "r1_penalty", "wgan_gp_penalty",
     "PENALTIES", "DCGANGenerator", "DCGANDiscriminator", "build_model", "pack",

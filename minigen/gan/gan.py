@@ -33,7 +33,7 @@ import numpy as np
 from minigen import backend
 from minigen.errors import InvalidInput
 from minigen.gan.losses import discriminator_loss, generator_loss
-from minigen.gan.models import pack
+from minigen.gan.models import pack, with_labels
 from minigen.gan.penalties import r1_penalty, wgan_gp_penalty
 from minigen.minibatch import Minibatch
 from minigen.tensor import Tensor, grad, no_grad
@@ -53,21 +53,43 @@ def noise_prior(n, latent_dim, noise, rng):
     return z.astype(np.float32)
 
 
+def truncate(z, psi, noise, rng):
+    """The truncation trick (Brock et al. 2019, BigGAN, Sec. 3.1): every coordinate of ``z``
+    with |z_i| > ``psi`` is redrawn from the ``noise`` prior (``rng`` a
+    ``numpy.random.Generator``) until none is, so z follows the prior truncated to
+    [-psi, psi]^d (a truncated normal for the normal prior). Small psi draws G's inputs near
+    the prior's centre: higher fidelity, less variety, the GAN's fidelity-diversity knob."""
+    if not (np.isfinite(psi) and psi > 0):
+        raise InvalidInput(f"truncate: psi must be a number > 0, got {psi!r}")
+    z = np.array(z, copy=True)
+    outside = np.abs(z) > psi
+    while outside.any():
+        z[outside] = noise_prior(int(outside.sum()), 1, noise, rng)[:, 0]
+        outside = np.abs(z) > psi
+    return z
+
+
 class GAN:
     """Generator G, discriminator D, their optimizers and the (standardised, float32) ``data``
     on the host; ``options`` holds k, loss, simultaneous, batch_size (m), latent_dim, noise,
     label_smoothing, penalty, penalty_weight, pack and input_scale (see the module
     docstring). ``keep`` is the fraction of fakes in G's loss (1: all, Algorithm 1).
     ``minibatch``: how minibatches of m are drawn and the optimizers stepped (default
-    ``Minibatch(m, pack)``: this process's rows, see :mod:`minigen.minibatch`)."""
+    ``Minibatch(m, pack)``: this process's rows, see :mod:`minigen.minibatch`).
+
+    ``labels`` ((n,) ints 0..K-1, one per row of ``data``): the class-conditional GAN of
+    Mirza & Osindero 2014. G maps [z, y] to x, D rates [x, y] (:func:`with_labels`); real
+    pairs come from the data, fake ones take labels drawn from the data's labels."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, data, options,
-                 device="cpu", minibatch=None):
+                 device="cpu", minibatch=None, labels=None):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.data, self.options, self.device = data, options, device
         self.minibatch = minibatch or Minibatch(options["batch_size"], options["pack"])
         self.keep = 1.0
+        self.labels = labels
+        self.num_classes = None if labels is None else int(labels.max()) + 1
 
     # --- the two distributions Algorithm 1 samples ----------------------------------------
     def noise(self, m):
@@ -77,9 +99,24 @@ class GAN:
         return Tensor(backend.to_device(z, self.device))
 
     def real_batch(self, m):
-        """m examples x ~ p_data(x), drawn with replacement (any data set size works)."""
+        """m examples x ~ p_data(x), drawn with replacement (any data set size works); with
+        labels, the pairs [x, y] ~ p_data(x, y)."""
         index = self.minibatch.integers(len(self.data), size=m)
-        return Tensor(backend.to_device(self.data[index], self.device))
+        x = Tensor(backend.to_device(self.data[index], self.device))
+        return x if self.labels is None else with_labels(x, self.labels[index], self.num_classes)
+
+    def generate(self, z, y=None):
+        """G(z), or with labels the pairs [G([z, y]), y]: what D rates as fake."""
+        if self.labels is None:
+            return self.generator(z)
+        return with_labels(self.generator(with_labels(z, y, self.num_classes)), y,
+                           self.num_classes)
+
+    def fake_batch(self, m):
+        """m fakes from fresh noise (with labels: labels drawn from the data's, then noise)."""
+        y = None if self.labels is None else self.labels[
+            self.minibatch.integers(len(self.labels), size=m)]
+        return self.generate(self.noise(m), y)
 
     def critic(self, packed):
         """D's logits on packed, standardised inputs, magnified by ``input_scale``."""
@@ -105,7 +142,7 @@ class GAN:
         m = self.options["batch_size"]
         real = self.real_batch(m)
         with no_grad():
-            fake = self.generator(self.noise(m))
+            fake = self.fake_batch(m)
         objective, metrics = self._d_objective(real, fake)
         self.d_optimizer.zero_grad()
         objective.backward()
@@ -114,7 +151,7 @@ class GAN:
 
     def g_step(self):
         """Descend G's loss on m fresh noise samples, D held fixed."""
-        fake = self.generator(self.noise(self.options["batch_size"]))
+        fake = self.fake_batch(self.options["batch_size"])
         with _frozen(self.discriminator):
             loss = self._generator_loss(fake)
         self.g_optimizer.zero_grad()
@@ -126,7 +163,7 @@ class GAN:
         """Both gradients at the current (G, D), then both updates."""
         m = self.options["batch_size"]
         real = self.real_batch(m)
-        fake = self.generator(self.noise(m))
+        fake = self.fake_batch(m)
         d_objective, metrics = self._d_objective(real, fake)
         _set_gradients(d_objective, self.discriminator)
         self.minibatch.reduce(self.discriminator)

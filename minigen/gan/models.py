@@ -11,11 +11,13 @@ import math
 
 import numpy as np
 
-from minigen import nn
+from minigen import backend, nn
+from minigen import functional as F
 from minigen.creation import DEFAULT_DTYPE
 from minigen.errors import InvalidInput
 from minigen.nn.conv import Conv2d, ConvTranspose2d
 from minigen.nn.norm import BatchNorm2d
+from minigen.tensor import Tensor
 
 
 def pack(x, m):
@@ -25,6 +27,19 @@ def pack(x, m):
     if x.shape[0] % m:
         raise InvalidInput(f"pack: batch of {x.shape[0]} samples is not a multiple of pack={m}")
     return x.reshape((x.shape[0] // m, x.shape[1] * m) + tuple(x.shape[2:]))
+
+
+def with_labels(x, y, num_classes):
+    """The conditional GAN's input (Mirza & Osindero 2014): the one-hot codes of the labels
+    ``y`` ((n,) host ints in 0..K-1) joined to ``x`` (a Tensor), as K more features of
+    vectors (n, d) -> (n, d + K) or K more constant channels of images (n, C, H, W) ->
+    (n, C + K, H, W). G sees [z, y], D sees [x, y]: both networks stay one-input, so
+    packing and the gradient penalties apply unchanged."""
+    onehot = np.eye(num_classes, dtype=x.dtype)[np.asarray(y)]
+    if x.ndim == 4:
+        onehot = np.broadcast_to(onehot[:, :, None, None], (len(onehot), num_classes)
+                                 + tuple(x.shape[2:]))
+    return F.cat([x, Tensor(backend.to_device(np.ascontiguousarray(onehot), x.device))], axis=1)
 
 
 def _levels(image_size, who):

@@ -19,9 +19,9 @@ from minigen import backend, nn, optim
 from minigen import options as checks
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.gan import figures as plots
-from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid
+from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid, truncate
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
-from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model
+from minigen.gan.models import DCGANDiscriminator, DCGANGenerator, build_model, with_labels
 from minigen.gan.penalties import PENALTIES
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
@@ -30,7 +30,7 @@ from minigen.rundir import (
     check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
-    Trainer, fit_normalization, load_data, sample_in_chunks,
+    Trainer, fit_normalization, load_data, load_labelled_data, sample_in_chunks,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -59,6 +59,7 @@ DEFAULTS = dict(
     optimizer="adam",
     momentum=0.5,
     checkpoint_every=1000,
+    conditional=False,
 )
 """Default options of ``GANTrainer`` / ``train_gan`` for vector data (the CLI's defaults),
 tuned for mode coverage on the PacGAN mixtures (docs/tuning.md)."""
@@ -78,7 +79,8 @@ IMAGE_DEFAULTS = {**DEFAULTS, "batch_size": 64, "lr": 2e-4, "latent_dim": 32, "i
 """Defaults for images: DCGAN's batch 64 and Adam(2e-4, beta1 0.5) (Radford et al. 2015, sec. 4),
 without top-k (not measured on images)."""
 
-ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0, optimizer="adam", momentum=0.5)
+ADDED_OPTIONS = dict(ema_decay=0.0, top_k=1.0, top_k_until=0.0, optimizer="adam", momentum=0.5,
+                     conditional=False)
 """Options added after runs were first saved, with the values that reproduce such runs."""
 
 DEFAULT_STEPS = 16000
@@ -123,6 +125,7 @@ OPTIONS = dict(
     optimizer=Option("choice", "optimizer of both networks", choices=OPTIMIZERS),
     momentum=Option("float", "SGD momentum", **_UNIT),
     checkpoint_every=Option("int", "steps between checkpoints", **_SIZE),
+    conditional=Option("bool", "class-conditional G and D on the data's labels"),
 )
 """Every ``GANTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
 
@@ -161,13 +164,15 @@ class GANTrainer(Trainer):
     inputs). ``comm``: the ranks that train together, ``batch_size`` being their global batch
     (see :class:`minigen.trainer.Trainer` and :mod:`minigen.minibatch`). Metrics per step: d_loss, g_loss, d_real and d_fake (mean D(x) on real and fake
     samples; the mean critic score for "wasserstein"), and penalty when one is on.
+    ``conditional``: the class-conditional GAN on ``labels`` (one integer >= 0 per row; G
+    and D take the one-hot label as K more inputs, :func:`minigen.gan.models.with_labels`).
     """
 
     kind = "gan"
 
     def __init__(self, data, out_dir, steps, seed=0, progress=True, figures=True, generator=None,
                  discriminator=None, dataset=None, device="cpu", preset="tuned", comm=None,
-                 **options):
+                 labels=None, **options):
         o = _check_options(options, defaults_for(data, preset))
         super().__init__(out_dir, steps, seed=seed, checkpoint_every=o["checkpoint_every"],
                          progress=progress, comm=comm)
@@ -181,6 +186,8 @@ class GANTrainer(Trainer):
         self.shift = normalization["shift"] if x.ndim == 2 else normalization["shift"][0]
         self.scale = normalization["scale"][0]
         self.data = (x - np.asarray(self.shift, dtype=np.float32)) / np.float32(self.scale)
+        self.labels = _check_labels(labels, len(x)) if o["conditional"] else None
+        self.num_classes = 0 if self.labels is None else int(self.labels.max()) + 1
         self.device = backend.normalize_device(device)
         self.generator = (generator or self._default_generator()).to(self.device)
         self.discriminator = (discriminator or self._default_discriminator()).to(self.device)
@@ -188,7 +195,8 @@ class GANTrainer(Trainer):
                                               self._optimizer(self.discriminator))
         checks.check_batch("GANTrainer", o["batch_size"], self.comm, group=o["pack"])
         self.gan = GAN(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer,
-                       self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm))
+                       self.data, o, self.device, Minibatch(o["batch_size"], o["pack"], self.comm),
+                       labels=self.labels)
         checks.check_memory("GANTrainer", o["batch_size"], self._d_loss_graph, self.comm,
                             group=o["pack"], device=self.device)
         self.ema = optim.EMA(self.generator, o["ema_decay"]) if o["ema_decay"] else None
@@ -204,30 +212,37 @@ class GANTrainer(Trainer):
             "discriminator": _spec(self.discriminator),
             **{name: list(v) if isinstance(v, tuple) else v for name, v in o.items()},
         }
+        if self.labels is not None:  # the class shares that samples without a label follow
+            counts = np.bincount(self.labels, minlength=self.num_classes)
+            self.config["class_weights"] = (counts / counts.sum()).tolist()
         if self._one_d():
             self._snapshot(0)
         # a fixed real batch and noise for health_metrics (own generator: the training's
         # random stream is not touched)
         probe = np.random.default_rng(0)
         m = o["pack"] * max(1, min(o["batch_size"], 256) // o["pack"])
+        index = probe.integers(len(self.data), size=m)
         self._probe_batch = [backend.to_device(a, self.device) for a in (
-            self.data[probe.integers(len(self.data), size=m)],
-            noise_prior(m, o["latent_dim"], o["noise"], probe))]
+            self.data[index], noise_prior(m, o["latent_dim"], o["noise"], probe))]
+        self._probe_labels = None if self.labels is None else self.labels[index]
 
     # --- networks and optimizers ---------------------------------------------------------
     def _default_generator(self):
         o, shape = self.options, self.data.shape
+        latent = o["latent_dim"] + self.num_classes
         if len(shape) == 4:
-            return DCGANGenerator(o["latent_dim"], shape[1], shape[2], o["base_channels"])
-        return nn.MLP(o["latent_dim"], shape[1], (o["hidden"],) * o["depth"], activation="relu")
+            return DCGANGenerator(latent, shape[1], shape[2], o["base_channels"])
+        return nn.MLP(latent, shape[1], (o["hidden"],) * o["depth"], activation="relu")
 
     def _default_discriminator(self):
         o, shape = self.options, self.data.shape
         if len(shape) == 4:
             if shape[2] != shape[3]:
                 raise InvalidInput(f"GANTrainer: images must be square, got {shape[1:]}")
-            return DCGANDiscriminator(shape[1] * o["pack"], shape[2], o["base_channels"])
-        return nn.MLP(shape[1] * o["pack"], 1, (o["hidden"],) * o["depth"], activation="leaky_relu")
+            return DCGANDiscriminator((shape[1] + self.num_classes) * o["pack"], shape[2],
+                                      o["base_channels"])
+        return nn.MLP((shape[1] + self.num_classes) * o["pack"], 1, (o["hidden"],) * o["depth"],
+                      activation="leaky_relu")
 
     def _optimizer(self, model):
         o = self.options
@@ -277,9 +292,11 @@ class GANTrainer(Trainer):
     def health_metrics(self):
         """D's and G's losses (no penalty, all fakes) on a fixed batch at the current weights."""
         real, z = (Tensor(a) for a in self._probe_batch)
-        loss = self.options["loss"]
+        y, loss = self._probe_labels, self.options["loss"]
+        if y is not None:
+            real = with_labels(real, y, self.num_classes)
         with no_grad(), eval_mode(self.generator), eval_mode(self.discriminator):
-            fake_logits = self.gan.D(self.generator(z))
+            fake_logits = self.gan.D(self.gan.generate(z, y))
             return {"d_loss": discriminator_loss(self.gan.D(real), fake_logits, loss).item(),
                     "g_loss": generator_loss(fake_logits, loss).item()}
 
@@ -287,14 +304,19 @@ class GANTrainer(Trainer):
         """D's loss on m real rows and m fakes, both networks in eval mode (the graph whose
         size estimates a step's memory; the training's random stream is not touched)."""
         o = self.options
-        real = self.data[np.arange(m) % len(self.data)]
+        index = np.arange(m) % len(self.data)
         z = noise_prior(m, o["latent_dim"], o["noise"], np.random.default_rng(0))
-        real, z = (Tensor(backend.to_device(a, self.device)) for a in (real, z))
+        real, z = (Tensor(backend.to_device(a, self.device)) for a in (self.data[index], z))
+        y = None if self.labels is None else self.labels[index]
+        if y is not None:
+            real = with_labels(real, y, self.num_classes)
         with eval_mode(self.generator), eval_mode(self.discriminator):
-            return discriminator_loss(self.gan.D(real), self.gan.D(self.generator(z)), o["loss"])
+            return discriminator_loss(self.gan.D(real), self.gan.D(self.gan.generate(z, y)),
+                                      o["loss"])
 
     def _one_d(self):
-        return self.data.ndim == 2 and self.data.shape[1] == 1
+        """1-D data of an unconditional GAN: the run draws Figure 1."""
+        return self.data.ndim == 2 and self.data.shape[1] == 1 and self.labels is None
 
     # --- figures -------------------------------------------------------------------------
     def samples(self, n, seed=0):
@@ -356,6 +378,16 @@ class GANTrainer(Trainer):
         self.snapshots = state["snapshots"]
 
 
+def _check_labels(labels, n):
+    labels = None if labels is None else np.asarray(labels)
+    if labels is None or labels.shape != (n,) or labels.dtype.kind not in "iu" or (
+            labels.size and labels.min() < 0):
+        raise InvalidInput(f"GANTrainer: conditional=True needs labels, {n} integers >= 0 (one "
+                           "per row; labelled sets: digits, mnist5k, ring8, grid25, or a .npz "
+                           "holding x and y)")
+    return labels.astype(np.int64)
+
+
 def _spec(model):
     if not hasattr(model, "config"):
         return None
@@ -363,15 +395,29 @@ def _spec(model):
     return {"class": type(model).__name__, "config": config}
 
 
-def _sample(generator, n, config, seed=None, out=None, check_finite=False):
-    """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``)."""
+def _sample(generator, n, config, seed=None, out=None, check_finite=False, truncation=None,
+            label=None):
+    """n samples of G in data units, 1000 at a time (see ``trainer.sample_in_chunks``), the
+    noise truncated to [-psi, psi] when ``truncation`` = psi is given (:func:`truncate`). A
+    conditional G draws class ``label`` (an int, or one per sample), or labels with the data's
+    class shares when None."""
     rng = np.random.default_rng(seed)
     shift = np.asarray(config["shift"], dtype=np.float32)
+    weights = config.get("class_weights")
+    labels = None if label is None else np.broadcast_to(label, (n,))
+    done = [0]  # samples drawn so far: per-sample labels follow the chunks
 
     def draw(m):
-        z = backend.to_device(noise_prior(m, config["latent_dim"], config["noise"], rng),
-                              generator.parameters()[0].device)
-        x = backend.to_numpy(generator(Tensor(z)).data)
+        z = noise_prior(m, config["latent_dim"], config["noise"], rng)
+        if truncation is not None:
+            z = truncate(z, truncation, config["noise"], rng)
+        z = Tensor(backend.to_device(z, generator.parameters()[0].device))
+        if weights is not None:
+            y = (labels[done[0]:done[0] + m] if labels is not None
+                 else rng.choice(len(weights), size=m, p=weights))
+            z = with_labels(z, y, len(weights))
+        done[0] += m
+        x = backend.to_numpy(generator(z).data)
         with np.errstate(over="ignore"):  # overflow to inf is reported by check_finite
             return x, (x * np.float32(config["scale"]) + shift).astype(np.float32)
 
@@ -380,7 +426,8 @@ def _sample(generator, n, config, seed=None, out=None, check_finite=False):
 
 
 def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, progress=True,
-              figures=True, device="cpu", preset=None, overwrite=False, comm=None, **options):
+              figures=True, device="cpu", preset=None, overwrite=False, comm=None, labels=None,
+              **options):
     """Train a GAN and return the ``GANTrainer`` (the CLI's ``minigen train gan``).
 
     ``data``: a dataset name of ``minigen.data.DATASETS`` (drawn with ``seed``, default 0), a
@@ -414,12 +461,16 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
                               if name in options}}
         seed, preset = saved["seed"], saved.get("preset", preset)
     seed = 0 if seed is None else seed
-    data, dataset = load_data(data, seed)
+    if options.get("conditional") and isinstance(data, (str, os.PathLike)):
+        dataset = os.fspath(data)
+        data, labels = load_labelled_data(dataset, seed, "--conditional")
+    else:
+        data, dataset = load_data(data, seed)
     if saved is not None:
         check_resume_data(saved, data, out_dir)
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                          dataset=dataset, device=device, preset=preset or "tuned", comm=comm,
-                         **options)
+                         labels=labels, **options)
     if saved is not None and os.path.exists(trainer.checkpoint_path):
         trainer.resume()
     trainer.fit(overwrite=overwrite or saved is not None)
@@ -441,11 +492,25 @@ def load_generator(run_dir, use_ema=True):
     return generator.eval(), config
 
 
-def sample_run(run_dir, n, seed=None, device="cpu", out=None):
+def sample_run(run_dir, n, seed=None, device="cpu", out=None, truncation=None, label=None):
     """n samples (float32 NumPy array, data units) from the generator saved in ``run_dir``,
-    computed on ``device`` in bounded memory (written into ``out`` if given). NaN/inf samples
-    raise ``NonFiniteSamples`` (``minigen.errors``)."""
+    computed on ``device`` in bounded memory (written into ``out`` if given); ``truncation``
+    psi > 0: the truncation trick (:func:`minigen.gan.gan.truncate`); ``label``: the class of
+    a conditional run, an int or (n,) ints (None: classes drawn with the data's shares).
+    NaN/inf samples raise ``NonFiniteSamples`` (``minigen.errors``)."""
     if int(n) < 1:
         raise InvalidInput(f"sample_run: n must be >= 1, got {n}")
+    if truncation is not None and not (np.isfinite(truncation) and truncation > 0):
+        raise InvalidInput(f"sample_run: truncation must be a number > 0, got {truncation}")
     generator, config = load_generator(run_dir)
-    return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True)
+    classes = len(config.get("class_weights") or [])
+    if label is not None:
+        label = np.asarray(label)
+        if label.dtype.kind not in "iu" or label.shape not in ((), (int(n),)) or (
+                label.min() < 0 or label.max() >= classes):
+            raise InvalidInput(f"sample_run: label {label if label.ndim == 0 else '(array)'} is "
+                               "not a class of this run "
+                               + (f"(0..{classes - 1}), an int or {n} ints" if classes
+                                  else "(it is unconditional)"))
+    return _sample(generator.to(device), int(n), config, seed, out=out, check_finite=True,
+                   truncation=truncation, label=label)

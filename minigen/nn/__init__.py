@@ -9,6 +9,7 @@ from minigen.nn import init, utils
 from minigen.nn.attention import MultiheadAttention, SelfAttention2d
 from minigen.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from minigen.nn.embedding import Embedding, SinusoidalEmbedding
+from minigen.nn.encoder import UNetEncoder
 from minigen.nn.fourier import FourierFeatures
 from minigen.nn.layers import (
     CELU,

@@ -1,9 +1,10 @@
 """Rebuilding a model from its class name and ``.config`` (checkpoints, the CLI)."""
 from minigen.errors import InvalidInput
+from minigen.nn.encoder import UNetEncoder
 from minigen.nn.mlp import MLP
 from minigen.nn.unet import UNet
 
-MODELS = {"MLP": MLP, "UNet": UNet}
+MODELS = {"MLP": MLP, "UNet": UNet, "UNetEncoder": UNetEncoder}
 
 
 def build_model(class_name, config):

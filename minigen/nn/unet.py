@@ -15,6 +15,19 @@ the embedding sinusoid(t) -> Linear -> SiLU -> Linear (plus a learned class embe
 ``num_classes`` is set). Weights use PyTorch's default initialisation; DDPM instead
 zero-initialises the last conv of each block, which gives the layers before it (first conv,
 time projection, norms) exactly zero gradient at the first step.
+
+Dhariwal & Nichol (2021, Sec. 3) measured four changes, each an option here, all off by
+default (the default network and its state-dict keys are the DDPM one above):
+
+- ``adagn``: adaptive group normalisation, AdaGN(h, y) = y_s GroupNorm(h) + y_b, with
+  [y_s, y_b] a linear projection of the time (and class) embedding, in place of adding the
+  projection to h; the official code's ``use_scale_shift_norm``, which writes y_s as 1 + s;
+- ``resblock_updown``: BigGAN's residual blocks for up- and downsampling (Brock et al.
+  2019), resampling both paths of a res block (2x2 average pool, nearest x2) in place of the
+  strided / upsampling convolution;
+- more ``attention_resolutions`` (e.g. (16, 8): attention at 16x16 as well);
+- ``rescale_residual``: each res block returns (skip + h) / sqrt(2) (BigGAN; Song et al.
+  2021), which keeps the variance of a sum of two unit-variance branches at 1.
 """
 import numpy as np
 
@@ -32,14 +45,21 @@ from minigen.nn.norm import GroupNorm
 
 class ResBlock(Module):
     """x -> GroupNorm, SiLU, conv3x3 -> + Linear(SiLU(temb)) -> GroupNorm, SiLU, dropout,
-    conv3x3 -> + skip(x), where skip is a 1x1 conv when the channel count changes."""
+    conv3x3 -> + skip(x), where skip is a 1x1 conv when the channel count changes.
+
+    Options (the module docstring): ``adagn`` replaces "+ Linear(SiLU(temb)), GroupNorm" by
+    AdaGN, (1 + s) GroupNorm(h) + b with [s, b] = Linear(SiLU(temb)); ``resample`` "down" or
+    "up" resamples h (after the first SiLU) and x alike (BigGAN's up/down res block);
+    ``rescale_residual`` divides the sum by sqrt(2)."""
 
     def __init__(self, in_channels, out_channels, time_dim, dropout=0.0, groups=8,
-                 dtype=DEFAULT_DTYPE, device="cpu"):
+                 dtype=DEFAULT_DTYPE, device="cpu", adagn=False, resample=None,
+                 rescale_residual=False):
         kw = dict(dtype=dtype, device=device)
+        self.adagn, self.resample, self.rescale = adagn, resample, rescale_residual
         self.norm1 = GroupNorm(groups, in_channels, **kw)
         self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1, **kw)
-        self.time_proj = Linear(time_dim, out_channels, **kw)
+        self.time_proj = Linear(time_dim, out_channels * (2 if adagn else 1), **kw)
         self.norm2 = GroupNorm(groups, out_channels, **kw)
         self.dropout = Dropout(dropout)
         self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, **kw)
@@ -47,10 +67,25 @@ class ResBlock(Module):
         self.skip = None if same else Conv2d(in_channels, out_channels, 1, **kw)
 
     def forward(self, x, temb):
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + F.reshape(self.time_proj(F.silu(temb)), (h.shape[0], h.shape[1], 1, 1))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return (x if self.skip is None else self.skip(x)) + h
+        h = F.silu(self.norm1(x))
+        if self.resample is not None:
+            h, x = _resample(h, self.resample), _resample(x, self.resample)
+        h = self.conv1(h)
+        n, c = h.shape[:2]
+        if self.adagn:  # AdaGN(h, y) = y_s GroupNorm(h) + y_b, y_s = 1 + s
+            scale_shift = F.reshape(self.time_proj(F.silu(temb)), (n, 2 * c, 1, 1))
+            h = self.norm2(h) * (scale_shift[:, :c] + 1.0) + scale_shift[:, c:]
+        else:
+            h = self.norm2(h + F.reshape(self.time_proj(F.silu(temb)), (n, c, 1, 1)))
+        h = self.conv2(self.dropout(F.silu(h)))
+        out = (x if self.skip is None else self.skip(x)) + h
+        return out * (2 ** -0.5) if self.rescale else out
+
+
+def _resample(x, how):
+    """BigGAN's resampling inside a res block: 2x2 average pool ("down") or nearest x2
+    ("up")."""
+    return F.avg_pool2d(x, 2) if how == "down" else F.upsample_nearest2d(x, 2)
 
 
 class Downsample(Module):
@@ -143,7 +178,8 @@ class UNet(Module):
     def __init__(self, in_channels=1, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
                  attention_resolutions=(8,), image_size=16, dropout=0.0, groups=8,
                  time_dim=128, num_classes=None, context_dim=None, out_channels=None,
-                 dtype=DEFAULT_DTYPE, device="cpu"):
+                 dtype=DEFAULT_DTYPE, device="cpu", adagn=False, resblock_updown=False,
+                 rescale_residual=False):
         channel_mults = tuple(int(m) for m in channel_mults)
         attention_resolutions = tuple(int(r) for r in attention_resolutions)
         self.config = dict(in_channels=in_channels, base_channels=base_channels,
@@ -156,11 +192,16 @@ class UNet(Module):
         self.config.update({k: v for k, v in extra.items() if v is not None})
         self.context_dim = context_dim
         self.config["dtype"] = np.dtype(dtype).name
+        # the paper's options only when set, so the default network's config stays as it was
+        options = dict(adagn=bool(adagn), resblock_updown=bool(resblock_updown),
+                       rescale_residual=bool(rescale_residual))
+        self.config.update({k: v for k, v in options.items() if v})
         self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
         kw = dict(dtype=dtype, device=device)
 
-        def res(cin, cout):
-            return ResBlock(cin, cout, time_dim, dropout, groups, **kw)
+        def res(cin, cout, resample=None):
+            return ResBlock(cin, cout, time_dim, dropout, groups, **kw, adagn=adagn,
+                            resample=resample, rescale_residual=rescale_residual)
 
         def attention(ch, size):
             if size not in attention_resolutions:
@@ -185,7 +226,8 @@ class UNet(Module):
                 self.down[-1] += attention(ch, size)
                 skips.append(ch)
             if level < len(channel_mults) - 1:
-                self.down.append([Downsample(ch, **kw)])
+                self.down.append([res(ch, ch, "down") if resblock_updown
+                                  else Downsample(ch, **kw)])
                 size //= 2
                 skips.append(ch)
         self.middle = [res(ch, ch)] + attention(ch, size) + [res(ch, ch)]
@@ -196,7 +238,7 @@ class UNet(Module):
                 ch = base_channels * mult
                 stage += attention(ch, size)
                 if level > 0 and i == num_res_blocks:
-                    stage.append(Upsample(ch, **kw))
+                    stage.append(res(ch, ch, "up") if resblock_updown else Upsample(ch, **kw))
                     size *= 2
                 self.up.append(stage)
         self.out_norm = GroupNorm(groups, ch, **kw)
