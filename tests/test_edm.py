@@ -276,3 +276,31 @@ def test_cli_trains_and_samples_an_edm_run(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["sample", run, "--from", out, "--out", str(tmp_path / "e.npy")]) == 2
     assert "works on DDPM runs" in capsys.readouterr().err
+
+
+# --- min-SNR-gamma weighting of the DDPM loss (Hang et al. 2023) ---------------------------
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_min_snr_gamma_weights_the_x0_error_by_min_snr_gamma(prediction):
+    """Whatever the network predicts, the weighted loss is the mean of
+    min(SNR_t, gamma) (x0 - x0_hat)^2 (Hang et al. 2023, Sec. 3.4), computed here
+    from the implied x0_hat; without gamma the loss is the paper's L_simple."""
+    model = _mlp(11, hidden=(8,), time_dim=8, dtype="float64")
+    schedule = NoiseSchedule.linear(1000, 1e-4, 0.02)
+    rng = np.random.default_rng(12)
+    x0, noise = rng.standard_normal((64, 2)), rng.standard_normal((64, 2))
+    t = rng.integers(0, 1000, 64)
+    weighted = DDPM(model, schedule, prediction=prediction, min_snr_gamma=5.0)
+    plain = DDPM(model, schedule, prediction=prediction)
+    x_t = plain.q_sample(x0, t, noise)
+    x0_hat = plain.predict_x0(x_t, t, model(Tensor(x_t), t).data)
+    abar = schedule.alphas_cumprod[t]
+    snr = abar / (1 - abar)
+    expected = np.mean(np.minimum(snr, 5.0)[:, None] * (x0 - x0_hat) ** 2)
+    np.testing.assert_allclose(weighted.loss(x0, t, noise).item(), expected, rtol=1e-9)
+    assert abs(plain.loss(x0, t, noise).item() - expected) > 1e-3 * expected
+    if prediction == "eps":  # gamma above every SNR: weight 1, L_simple
+        huge = DDPM(model, schedule, min_snr_gamma=1e12)
+        np.testing.assert_allclose(huge.loss(x0, t, noise).item(),
+                                   plain.loss(x0, t, noise).item(), rtol=1e-12)
+    with pytest.raises(InvalidInput, match="min_snr_gamma must be None or a number > 0"):
+        DDPM(model, schedule, min_snr_gamma=0.0)

@@ -48,7 +48,8 @@ VECTOR_DEFAULTS = dict(
                                    fourier_features=6),
     schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
     clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
-    conditional=False, label_dropout=0.1, formulation="ddpm", **EDM_DEFAULTS, sigma_data=1.0,
+    conditional=False, label_dropout=0.1, min_snr_gamma=None, formulation="ddpm", **EDM_DEFAULTS,
+    sigma_data=1.0,
 )
 """Defaults for 2-D sets, chosen for sharp data (modes or curves much narrower than the
 data's spread), which are resolved only at small noise levels: the quadratic schedule spends
@@ -62,7 +63,8 @@ IMAGE_DEFAULTS = dict(
                       groups=8, time_dim=128),
     schedule=dict(kind="linear", T=1000), prediction="eps", variance="fixed_small", clip_x0=1.0,
     batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995, grad_clip=1.0,
-    conditional=False, label_dropout=0.1, formulation="ddpm", **EDM_DEFAULTS, sigma_data=0.5,
+    conditional=False, label_dropout=0.1, min_snr_gamma=None, formulation="ddpm", **EDM_DEFAULTS,
+    sigma_data=0.5,
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
 ``attention_resolutions`` is given)."""
@@ -132,6 +134,8 @@ OPTIONS = dict(
     conditional=Option("bool", "train on the data's labels (classifier-free guidance)"),
     label_dropout=Option("float", "probability of the null class in training", low=0, high=1,
                          open="high"),
+    min_snr_gamma=Option("float", "ddpm: weight the loss by min-SNR-gamma (Hang et al. 2023)",
+                         low=0, open="low", none="off: L_simple"),
     formulation=Option("choice", "DDPM (Ho et al. 2020) or EDM (Karras et al. 2022)",
                        choices=("ddpm", "edm")),
     sigma_data=Option("float", "edm: the std of the normalised data", low=0, open="low"),
@@ -164,7 +168,7 @@ def defaults_for(data):
     )
 
 
-DDPM_ONLY, EDM_ONLY = ("schedule", "prediction", "variance", "clip_x0"), (
+DDPM_ONLY, EDM_ONLY = ("schedule", "prediction", "variance", "clip_x0", "min_snr_gamma"), (
     "sigma_data", "p_mean", "p_std", "noise_scale")
 
 
@@ -175,7 +179,8 @@ def diffusion_model(model, opts):
     if opts.get("formulation", "ddpm") == "edm":
         return EDM(model, opts["sigma_data"], opts["p_mean"], opts["p_std"], opts["noise_scale"])
     return DDPM(model, NoiseSchedule.from_config(opts["schedule"]), variance=opts["variance"],
-                clip_x0=opts["clip_x0"], prediction=opts["prediction"])
+                clip_x0=opts["clip_x0"], prediction=opts["prediction"],
+                min_snr_gamma=opts.get("min_snr_gamma"))
 
 
 def check_formulation(opts, defaults):
