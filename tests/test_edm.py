@@ -185,12 +185,12 @@ def test_heun_on_a_ddpm_agrees_with_the_ddpm_ode():
 # --- the model: eq. 7, the loss and its gradient --------------------------------------------
 def test_denoise_is_eq_7_and_the_loss_its_weighted_error():
     model = _mlp(6, hidden=(8,), time_dim=8, dtype="float64")
-    model_edm = EDM(model, sigma_data=0.7, noise_scale=10.0)
+    model_edm = EDM(model, sigma_data=0.7)
     rng = np.random.default_rng(7)
     x0, noise = rng.standard_normal((16, 2)), rng.standard_normal((16, 2))
     sigma = np.exp(rng.standard_normal(16))
     x = x0 + sigma[:, None] * noise
-    out = model(Tensor(x * edm.c_in(sigma, 0.7)[:, None]), 10.0 * np.log(sigma) / 4).data
+    out = model(Tensor(x * edm.c_in(sigma, 0.7)[:, None]), np.log(sigma) / 4).data
     D = edm.c_skip(sigma, 0.7)[:, None] * x + edm.c_out(sigma, 0.7)[:, None] * out
     np.testing.assert_allclose(model_edm.denoise(x, sigma), D, rtol=1e-12)
     loss = model_edm.loss(x0, sigma=sigma, noise=noise).item()
@@ -210,7 +210,7 @@ def test_preconditioned_loss_gradient_matches_finite_differences():
     def loss(w, b):
         def network(x, t):  # a tiny F with a noise-level input: tanh([x, t] W) + b
             return F.tanh(x @ w[:2] + Tensor(t[:, None]) * w[2:3]) + b
-        return EDM(network, noise_scale=1.0).loss(x0, sigma=sigma, noise=noise)
+        return EDM(network).loss(x0, sigma=sigma, noise=noise)
 
     assert gradcheck(loss, [Tensor(w0, requires_grad=True), Tensor(b0, requires_grad=True)])
 

@@ -31,11 +31,8 @@ The samplers take any ``denoise(x, sigma)`` (sigma a float): an :class:`EDM`'s
 through :func:`ddpm_denoiser`, whose x is the DDPM's x_t / sqrt(abar_t) at
 sigma = sqrt(1 - abar_t) / sqrt(abar_t).
 
-The network gets c_noise(sigma) as its time input, multiplied by ``noise_scale`` (default
-250): minigen's sinusoidal time embedding has frequencies from 1 down to 1e-4, made for
-DDPM's timesteps 0..999; 250 ln(sigma) / 4 spans a range of that size over the noise levels
-that matter (the paper feeds its own embedding c_noise as it is; any fixed map of c_noise
-is Table 1's freedom of choice).
+The network gets c_noise(sigma) as its time input (minigen's sinusoidal embedding, whose
+frequencies run from 1 down to 1e-4, as the paper's own networks embed it).
 """
 import numpy as np
 from tqdm.auto import tqdm
@@ -203,27 +200,22 @@ class EDM:
 
     - ``sigma_data``: the data's std (0.5 in the paper, for images in [-1, 1]; 1 for
       vectors normalised to unit std, as minigen's trainer does);
-    - ``P_mean``, ``P_std``: the log-normal distribution of training noise levels;
-    - ``noise_scale``: the network's time input is ``noise_scale`` c_noise(sigma) (see the
-      module docstring).
+    - ``P_mean``, ``P_std``: the log-normal distribution of training noise levels.
     """
 
-    def __init__(self, model, sigma_data=SIGMA_DATA, P_mean=P_MEAN, P_std=P_STD,
-                 noise_scale=250.0):
-        for name, value in (("sigma_data", sigma_data), ("P_std", P_std),
-                            ("noise_scale", noise_scale)):
+    def __init__(self, model, sigma_data=SIGMA_DATA, P_mean=P_MEAN, P_std=P_STD):
+        for name, value in (("sigma_data", sigma_data), ("P_std", P_std)):
             if not (np.isfinite(value) and value > 0):
                 raise InvalidInput(f"EDM: {name} must be a positive number, got {value!r}")
         if not np.isfinite(P_mean):
             raise InvalidInput(f"EDM: P_mean must be a finite number, got {P_mean!r}")
         self.model, self.sigma_data = model, float(sigma_data)
-        self.P_mean, self.P_std, self.noise_scale = float(P_mean), float(P_std), float(noise_scale)
+        self.P_mean, self.P_std = float(P_mean), float(P_std)
 
     @property
     def config(self):
         """Everything but the network needed to rebuild this EDM."""
-        return {"sigma_data": self.sigma_data, "P_mean": self.P_mean, "P_std": self.P_std,
-                "noise_scale": self.noise_scale}
+        return {"sigma_data": self.sigma_data, "P_mean": self.P_mean, "P_std": self.P_std}
 
     # --- eq. 7: the preconditioned denoiser ------------------------------------------------
     def _precondition(self, x, sigma, y):
@@ -232,8 +224,7 @@ class EDM:
         shape = (-1,) + (1,) * (x.ndim - 1)
         sd = self.sigma_data
         per = [_per_sample(c(sigma, sd), x, shape) for c in (c_skip, c_out, c_in)]
-        t = self.noise_scale * c_noise(sigma)
-        out = self._call_model(x * per[2], t, y)
+        out = self._call_model(x * per[2], c_noise(sigma), y)
         return per[0] * x, per[1], out
 
     def denoise(self, x, sigma, y=None, guidance=0.0):

@@ -38,7 +38,7 @@ from minigen.trainer import (
     Trainer, denormalize, fit_normalization, load_data, normalize, sample_in_chunks,
 )
 
-EDM_DEFAULTS = dict(p_mean=edm.P_MEAN, p_std=edm.P_STD, noise_scale=250.0)
+EDM_DEFAULTS = dict(p_mean=edm.P_MEAN, p_std=edm.P_STD)
 """The options of ``formulation="edm"`` runs (Table 1 of Karras et al. 2022), besides
 ``sigma_data``: the std of the data as normalised (1 for vectors, 0.5 for images in [-1, 1],
 the paper's value)."""
@@ -141,8 +141,6 @@ OPTIONS = dict(
     sigma_data=Option("float", "edm: the std of the normalised data", low=0, open="low"),
     p_mean=Option("float", "edm: P_mean, the mean of ln(sigma) in training"),
     p_std=Option("float", "edm: P_std, the std of ln(sigma) in training", low=0, open="low"),
-    noise_scale=Option("float", "edm: the network's time input per unit of c_noise", low=0,
-                       open="low"),
 )
 """Every ``DDPMTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
 
@@ -169,7 +167,7 @@ def defaults_for(data):
 
 
 DDPM_ONLY, EDM_ONLY = ("schedule", "prediction", "variance", "clip_x0", "min_snr_gamma"), (
-    "sigma_data", "p_mean", "p_std", "noise_scale")
+    "sigma_data", "p_mean", "p_std")
 
 
 def diffusion_model(model, opts):
@@ -177,7 +175,7 @@ def diffusion_model(model, opts):
     runs from before EDM are DDPMs) of ``model`` with the options (or a run's config)
     ``opts``."""
     if opts.get("formulation", "ddpm") == "edm":
-        return EDM(model, opts["sigma_data"], opts["p_mean"], opts["p_std"], opts["noise_scale"])
+        return EDM(model, opts["sigma_data"], opts["p_mean"], opts["p_std"])
     return DDPM(model, NoiseSchedule.from_config(opts["schedule"]), variance=opts["variance"],
                 clip_x0=opts["clip_x0"], prediction=opts["prediction"],
                 min_snr_gamma=opts.get("min_snr_gamma"))
