@@ -1,6 +1,7 @@
 """Diffusion models (``minigen.diffusion``): noise schedules (``schedule``), the DDPM of Ho et
 al. 2020 (``ddpm``: the forward process, the reverse step, the training loss and ancestral
-sampling), the faster samplers (``ddim``, ``dpm_solver``, on one timestep ``spacing``),
+sampling), the EDM formulation of Karras et al. 2022 (``edm``: preconditioning, training
+noise levels, the Heun and stochastic samplers), the faster samplers (``ddim``, ``dpm_solver``, on one timestep ``spacing``),
 guidance, SDEdit and RePaint (``editing``), the argument checks of all of them (``inputs``),
 the trainer and run loading (``trainer``), and the training figures (``figures``).
 
@@ -9,7 +10,8 @@ the trainer and run loading (``trainer``), and the training figures (``figures``
     >>> x = sample_run("runs/s_curve", n=2000, sampler="ddim", steps=50)       # doctest: +SKIP
 """
 from minigen.diffusion.ddpm import DDPM
+from minigen.diffusion.edm import EDM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.diffusion.trainer import DDPMTrainer, load_run, sample_run, train_ddpm
 
-__all__ = ["DDPM", "NoiseSchedule", "DDPMTrainer", "train_ddpm", "load_run", "sample_run"]
+__all__ = ["DDPM", "EDM", "NoiseSchedule", "DDPMTrainer", "train_ddpm", "load_run", "sample_run"]

@@ -222,6 +222,12 @@ class DDPMTrainer(Trainer):
     ``normalization`` (None = fitted to the data), ``data_name`` (for config.json),
     ``figures`` (write figures at each checkpoint), ``device``.
 
+    ``formulation="edm"`` trains the same network in the EDM formulation instead (Karras et
+    al. 2022, :class:`~minigen.diffusion.edm.EDM`: options ``sigma_data``, ``p_mean``,
+    ``p_std``; the DDPM-only ones, ``schedule``, ``prediction``, ``variance``, ``clip_x0``
+    and ``min_snr_gamma``, must then keep their defaults, and vice versa). ``self.ddpm`` is
+    the DDPM or the EDM.
+
     Classifier-free guidance (Ho & Salimans 2022, Algorithm 1): with ``conditional`` True,
     ``labels`` (one integer >= 0 per row of ``data``) condition the denoiser
     (``num_classes`` = max label + 1), and each training label is replaced by the null class
