@@ -64,7 +64,8 @@ def _ddpm():
 
 
 SAMPLER_NAMES = {"ddpm": "ancestral 1000", "ddim": "DDIM", "dpm++2m": "DPM-Solver++",
-                 "dpm++2m-sde": "SDE-DPM-Solver++"}
+                 "dpm++2m-sde": "SDE-DPM-Solver++", "heun": "Heun", "stochastic": "stochastic"}
+EDM_SAMPLERS = ("heun", "stochastic")
 REAL = "real vs real"
 
 
@@ -76,23 +77,38 @@ def run_gan(name, seed, steps, out_dir):
     return time.perf_counter() - t, {"GAN": gan.sample_run(out_dir, N_SAMPLES, seed=seed + 1000)}
 
 
-def run_ddpm(ddpm, name, seed, steps, out_dir, samplers):
-    """(training seconds, {model label: samples}) of one trained DDPM run, one entry per
-    sampler spec ("ddpm", "ddim:50", "dpm++2m:20")."""
+def run_ddpm(ddpm, name, seed, steps, out_dir, samplers, options=None, family="DDPM"):
+    """(training seconds, {model label: samples}) of one trained DDPM run (an EDM run for
+    ``family`` "EDM"), trained with the trainer ``options`` beside the defaults, one entry
+    per sampler spec ("ddpm", "ddim:50", "dpm++2m:20"; "heun:18", "stochastic:18" for EDM)."""
     train_ddpm, sample_run = ddpm
+    options = dict(options or {}, **({"formulation": "edm"} if family == "EDM" else {}))
     t = time.perf_counter()
     train_ddpm(sets2d.training_data(name, seed), steps, out_dir, seed=seed, progress=False,
-               figures=False)
-    return time.perf_counter() - t, sample_ddpm_run(sample_run, out_dir, seed, samplers)
+               figures=False, **options)
+    return time.perf_counter() - t, sample_ddpm_run(sample_run, out_dir, seed, samplers,
+                                                    model_label(family, options))
 
 
-def sample_ddpm_run(sample_run, run_dir, seed, samplers):
+def model_label(family, options):
+    """"DDPM", "EDM", or either with its non-default options: "DDPM [min_snr_gamma=5]"."""
+    shown = {k: v for k, v in (options or {}).items() if k != "formulation"}
+    return family + (" [" + ", ".join(f"{k}={v}" for k, v in shown.items()) + "]"
+                     if shown else "")
+
+
+def sample_ddpm_run(sample_run, run_dir, seed, samplers, family="DDPM"):
     """{model label: samples} of the trained DDPM run in ``run_dir``, one entry per sampler
-    spec, each drawn from the generator seeded ``seed + 1000``."""
+    spec, each drawn from the generator seeded ``seed + 1000``. EDM samplers are labelled
+    with their network evaluations per sample (2 steps - 1)."""
     out = {}
     for spec in samplers:
         sampler, _, n = spec.partition(":")
-        label = f"DDPM ({SAMPLER_NAMES[sampler]}{' ' + n if n else ''})"
+        if sampler in EDM_SAMPLERS:
+            steps = int(n or 18)
+            label = f"{family} ({SAMPLER_NAMES[sampler]} {steps} steps, {2 * steps - 1} NFE)"
+        else:
+            label = f"{family} ({SAMPLER_NAMES[sampler]}{' ' + n if n else ''})"
         out[label] = sample_run(run_dir, N_SAMPLES, sampler=sampler, steps=int(n) if n else None,
                                 seed=seed + 1000)
     return out
@@ -160,8 +176,11 @@ def paired_table(diffs):
 def run_task(task):
     """Train and sample one (model, set, seed) in a temporary directory (copied to
     ``keep/<model>-<set>-<seed>`` when ``keep`` is a directory); [(record, samples)], one per
-    sampler; ``seconds`` is the training time (the budget the models are compared at)."""
-    model, name, seed, steps, samplers, keep = task
+    sampler; ``seconds`` is the training time (the budget the models are compared at). The
+    task is (model, set, seed, steps, samplers, keep[, trainer options]), model one of
+    "real vs real", "GAN", "DDPM" and "EDM"."""
+    model, name, seed, steps, samplers, keep, *options = task
+    options = options[0] if options else {}
     if model == REAL:
         real = sets2d.real_sample(name, seed, N_SAMPLES)
         record = {"model": REAL, "set": name, "seed": seed, **sets2d.score(real, name)}
@@ -171,7 +190,8 @@ def run_task(task):
         if model == "GAN":
             seconds, drawn = run_gan(name, seed, steps, out_dir)
         else:
-            seconds, drawn = run_ddpm(_ddpm(), name, seed, steps, out_dir, samplers)
+            seconds, drawn = run_ddpm(_ddpm(), name, seed, steps, out_dir, samplers, options,
+                                      family=model)
         if keep:
             shutil.copytree(out_dir, os.path.join(keep, f"{model}-{name}-{seed}"))
     out = []
@@ -310,6 +330,16 @@ def main(argv=None):
     p.add_argument("--paired", metavar="LOG",
                    help="print each sampler's difference from ancestral sampling on the same "
                         "trained runs, from the records in LOG, and exit")
+    p.add_argument("--ddpm-options", type=json.loads, default={}, metavar="JSON",
+                   help="DDPM trainer options besides the defaults, e.g. '{\"min_snr_gamma\": 5}'"
+                        " (named in the model's label)")
+    p.add_argument("--edm", action="store_true",
+                   help="add the EDM formulation (Karras et al. 2022) on the same runs' data")
+    p.add_argument("--edm-samplers", nargs="+", default=["heun:18"],
+                   help="samplers of each trained EDM: heun:STEPS, stochastic:STEPS "
+                        "(2 STEPS - 1 network evaluations)")
+    p.add_argument("--edm-options", type=json.loads, default={}, metavar="JSON",
+                   help="EDM trainer options besides the defaults")
     p.add_argument("--no-ddpm", action="store_true")
     p.add_argument("--no-gan", action="store_true", help="only the DDPM column")
     p.add_argument("--real", action="store_true",
@@ -350,9 +380,10 @@ def main(argv=None):
         print("minigen.diffusion provides no trainer: the DDPM column is skipped")
 
     models = (([REAL] if args.real else []) + ([] if args.no_gan else ["GAN"])
-              + (["DDPM"] if ddpm is not None else []))
-    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps, samplers,
-              args.keep_runs)
+              + (["DDPM"] if ddpm is not None else []) + (["EDM"] if args.edm else []))
+    tasks = [(model, name, seed, gan_steps if model == "GAN" else ddpm_steps,
+              args.edm_samplers if model == "EDM" else samplers, args.keep_runs,
+              args.edm_options if model == "EDM" else args.ddpm_options)
              for model in models for name in sets
              for seed in range(args.first_seed, args.first_seed + args.seeds)]
     if args.keep_runs:  # refuse before training rather than fail after it

@@ -185,12 +185,14 @@ def build_parser():
     sample.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists (without it, sample refuses)")
     sample.add_argument("--sampler", choices=("ancestral", "ddpm", "ddim", "dpm++2m",
-                                              "dpm++2m-sde"),
-                        help="DDPM runs: ancestral (Algorithm 2, all T steps; 'ddpm' is the same; "
-                             "the default), DDIM, DPM-Solver++(2M) or its SDE form (txt2img "
-                             "runs: default ddim)")
+                                              "dpm++2m-sde", "heun", "stochastic"),
+                        help="DDPM runs: ancestral (Algorithm 2, all T steps, the default; "
+                             "'ddpm' is the same), DDIM, DPM-Solver++(2M) or its SDE form; EDM "
+                             "runs: heun (the default) or stochastic (Karras et al. 2022); "
+                             "txt2img runs: default ddim")
     sample.add_argument("--steps", type=_positive_int,
-                        help="DDIM steps (default 50) or DPM-Solver++ steps (default 20)")
+                        help="DDIM steps (default 50), DPM-Solver++ steps (default 20) or EDM "
+                             "steps (default 18: 35 network evaluations)")
     sample.add_argument("--eta", type=_unit_interval,
                         help="DDIM eta in [0, 1] (default 0: deterministic); --sampler ddim only")
     sample.add_argument("--seed", type=_seed, default=0)
@@ -252,6 +254,8 @@ NAMED_OPTIONS = {
          "reverse-process variance (default fixed_small)"),
         ("--clip-x0", "clip_x0", float, None, "clip predicted x0 to [-c, c] (default: "
          "none for vectors, 1 for images)"),
+        ("--formulation", "formulation", str, ("ddpm", "edm"), "DDPM (Ho et al. 2020, the "
+         "default) or EDM (Karras et al. 2022)"),
         ("--ema-decay", "ema_decay", float, None, "EMA of the weights (default 0.995)"),
         ("--warmup-steps", "warmup_steps", int, None, "learning-rate warm-up (default 100 "
          "for vectors, 200 for images)"),
@@ -461,7 +465,6 @@ def _sample(args):
         kind = None
     if kind == "txt2img":
         return _sample_txt2img(args)
-    args.sampler = args.sampler or "ddpm"
     for option in ("prompt", "mask"):
         if getattr(args, option) is not None:
             raise InvalidInput(f"--{option} applies to txt2img runs")
@@ -477,8 +480,10 @@ def _sample(args):
     if kind not in ("ddpm", "gan", "vae"):
         raise InvalidInput(f"{args.run_dir}: config.json names an unknown run kind {kind!r}")
     _check_run(args.run_dir, config)
-    if kind != "ddpm" and (args.sampler not in ("ancestral", "ddpm") or args.steps is not None):
+    if kind != "ddpm" and (args.sampler not in (None, "ddpm") or args.steps is not None):
         raise InvalidInput(f"--sampler/--steps apply to DDPM runs; this is a {kind.upper()} run")
+    if args.sampler is None:  # the run's own: ancestral for DDPM, Heun for EDM (Karras et al.)
+        args.sampler = "heun" if config.get("formulation") == "edm" else "ddpm"
     _check_sampling_options(args)
     _check_fidelity_knobs(args, kind)
     rows = _guided_sample(args, kind)  # SDEdit / RePaint: one output per input row

@@ -144,3 +144,13 @@ def test_keep_runs_refuses_a_taken_path_and_from_runs_an_empty_directory(tmp_pat
     with pytest.raises(SystemExit):
         coverage.main(["--from-runs", str(empty)])
     assert "no kept DDPM runs" in capsys.readouterr().err
+
+
+def test_edm_and_option_variants_are_labelled_with_their_evaluations_and_options():
+    """--edm trains the EDM formulation and names each sampler's network evaluations
+    (2 steps - 1); --ddpm-options name the options in the model's label."""
+    [(record, _)] = coverage.run_task(("EDM", "ring8", 0, 20, ["heun:3"], None))
+    assert record["model"] == "EDM (Heun 3 steps, 5 NFE)"
+    [(record, _)] = coverage.run_task(("DDPM", "ring8", 0, 20, ["dpm++2m:3"], None,
+                                       {"min_snr_gamma": 5}))
+    assert record["model"] == "DDPM [min_snr_gamma=5] (DPM-Solver++ 3)"

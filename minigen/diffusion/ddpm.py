@@ -13,7 +13,8 @@ The paper in the class :class:`DDPM`, in its order:
 - eq. 15, x_0 from the predicted noise: ``predict_x0``;
 - eqs. 1, 11, the reverse step p_theta(x_{t-1} | x_t): ``p_mean_variance``;
 - Algorithm 2: ``p_sample`` (lines 3-4), ``p_sample_loop`` and ``sample``;
-- Algorithm 1 (eq. 14, L_simple): ``loss``.
+- Algorithm 1 (eq. 14, L_simple): ``loss`` (optionally min-SNR-gamma weighted, Hang et al.
+  2023: ``loss_weights``).
 
 The other samplers and the methods built on a trained DDPM have their own modules (DDIM
 :mod:`~minigen.diffusion.ddim`, :mod:`~minigen.diffusion.dpm_solver`, guidance, SDEdit and
@@ -54,13 +55,18 @@ class DDPM:
       beta_t (their CIFAR-10 setting).
     - ``clip_x0``: None, or c > 0 to clip the predicted x0 to [-c, c] at every sampling step
       (1.0 for images in [-1, 1]; see :meth:`p_mean_variance`).
+    - ``min_snr_gamma``: None (the paper's unweighted L_simple), or gamma > 0 to weight each
+      sample's loss by min-SNR-gamma (Hang et al. 2023; see :meth:`loss_weights`).
     """
 
-    def __init__(self, model, schedule, variance="fixed_small", clip_x0=None, prediction="eps"):
+    def __init__(self, model, schedule, variance="fixed_small", clip_x0=None, prediction="eps",
+                 min_snr_gamma=None):
         inputs.check_config(schedule, variance, clip_x0, prediction)
+        inputs.positive_or_none(min_snr_gamma, "min_snr_gamma", "DDPM")
         self.model, self.schedule = model, schedule
         self.variance, self.prediction = variance, prediction
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
+        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
         s = schedule
         # x0_hat = coef_x0_xt[t] x_t + coef_x0_out[t] model_output (see predict_x0).
         self.coef_x0_xt, self.coef_x0_out = {
@@ -83,7 +89,8 @@ class DDPM:
     def config(self):
         """Everything but the network needed to rebuild this DDPM (stored in checkpoints)."""
         return {"schedule": dict(self.schedule.config), "variance": self.variance,
-                "clip_x0": self.clip_x0, "prediction": self.prediction}
+                "clip_x0": self.clip_x0, "prediction": self.prediction,
+                "min_snr_gamma": self.min_snr_gamma}
 
     # --- the forward process (eqs. 2, 4) and its posterior (eqs. 6-7) ----------------------
     def q_sample(self, x0, t, noise=None, seed=None, fused=True):
@@ -251,7 +258,22 @@ class DDPM:
             target = (_gather(s.sqrt_alphas_cumprod, t, x0) * noise
                       - _gather(s.sqrt_one_minus_alphas_cumprod, t, x0) * x0)
         # line 5: a gradient step on || target - model(x_t, t) ||^2
-        return F.mse_loss(self._call_model(x_t, t, y), Tensor(target))
+        if self.min_snr_gamma is None:
+            return F.mse_loss(self._call_model(x_t, t, y), Tensor(target))
+        error = (self._call_model(x_t, t, y) - Tensor(target)) ** 2
+        return F.mean(error * Tensor(_per_sample(self.loss_weights(t), x0)))
+
+    def loss_weights(self, t):
+        """Min-SNR-gamma weights (Hang et al. 2023, Sec. 3.4) of timesteps ``t``, (batch,):
+        the loss of x0 weighted by min(SNR_t, gamma), SNR_t = abar_t / (1 - abar_t), so that
+        the low-noise steps, whose x0 error is easy to lower, do not dominate the gradient.
+        In the network's own target that is min(SNR_t, gamma) / SNR_t for eps (its squared
+        error is SNR_t times that of x0), min(SNR_t, gamma) for x0 and
+        min(SNR_t, gamma) / (SNR_t + 1) for v."""
+        abar = self.schedule.alphas_cumprod[np.asarray(backend.to_numpy(t))]
+        snr = abar / (1.0 - abar)
+        clipped = np.minimum(snr, self.min_snr_gamma)
+        return clipped / {"eps": snr, "x0": 1.0, "v": snr + 1.0}[self.prediction]
 
     # --- the other samplers and the editing methods (their own modules) -------------------
     def ddim_timesteps(self, steps, spacing="linspace"):

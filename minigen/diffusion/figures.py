@@ -71,12 +71,15 @@ def checkpoint_samples(trainer, final=False, n_samples=None):
     """What the figures of a :class:`minigen.diffusion.trainer.DDPMTrainer` checkpoint show:
     ``(samples, forward, reverse)``, the samples in data units from the EMA weights
     (ancestral sampling for vectors; DDIM with 50 steps for images at intermediate
-    checkpoints, ancestral at the end) and the chains {t: x_t} at :func:`chain_timesteps`."""
+    checkpoints, ancestral at the end) and the chains {t: x_t} at :func:`chain_timesteps`.
+    An EDM run's samples come from its Heun sampler, without chains (None, None)."""
     ddpm, data = trainer.ddpm, trainer.data_raw
-    ts = chain_timesteps(ddpm.schedule.T)
-    rng = np.random.default_rng(0)
     images = data.ndim == 4
     n = n_samples or (64 if images else (2000 if final else 1000))
+    if not hasattr(ddpm, "schedule"):
+        return trainer.sample(n, seed=0), None, None
+    ts = chain_timesteps(ddpm.schedule.T)
+    rng = np.random.default_rng(0)
     sampler = "ddpm" if (final or not images) else "ddim"
     keep = ts if sampler == "ddpm" else True
     samples, reverse = trainer.sample(n, sampler=sampler, seed=0, return_trajectory=keep)
@@ -93,22 +96,25 @@ def checkpoint_samples(trainer, final=False, n_samples=None):
 
 def ddpm_figures(trainer, samples, forward, reverse, quality=None):
     """Write a checkpoint's figures to the trainer's out_dir: ``diffusion.png`` (the chains of
-    :func:`checkpoint_samples`), ``samples.png`` (with the ``quality`` numbers in the title,
-    when given) and ``loss.png``."""
+    :func:`checkpoint_samples`, when given), ``samples.png`` (with the ``quality`` numbers in
+    the title, when given) and ``loss.png``."""
     out, quality = trainer.out_dir, quality or {}
     if samples.ndim == 4:
         rows = 4
-        diffusion_chains_images({t: x[:rows] for t, x in forward.items()},
-                                {t: x[:rows] for t, x in reverse.items()},
-                                os.path.join(out, "diffusion.png"))
+        if forward is not None:
+            diffusion_chains_images({t: x[:rows] for t, x in forward.items()},
+                                    {t: x[:rows] for t, x in reverse.items()},
+                                    os.path.join(out, "diffusion.png"))
         title = f"{len(samples)} samples, step {trainer.step}"
         if "class_coverage" in quality:
             title += (f": {quality['class_coverage']}/10 classes, "
                       f"confidence {quality['mean_confidence']:.2f}")
         image_grid(samples, os.path.join(out, "samples.png"), nrow=8, title=title)
     else:
-        diffusion_chains_2d(forward, reverse, os.path.join(out, "diffusion.png"))
+        if forward is not None:
+            diffusion_chains_2d(forward, reverse, os.path.join(out, "diffusion.png"))
         samples_over_data(samples, trainer.data_raw, os.path.join(out, "samples.png"),
-                          title=f"DDPM samples, step {trainer.step}", metrics=quality)
+                          title=f"{type(trainer.ddpm).__name__} samples, step {trainer.step}",
+                          metrics=quality)
     if trainer.history["step"]:
         loss_curve(trainer.history, os.path.join(out, "loss.png"))

@@ -166,6 +166,12 @@ def positive_int(value, what, fn):
     return int(value)
 
 
+def positive_or_none(value, what, fn):
+    """``value``, None or a number > 0."""
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise InvalidInput(f"{fn}: {what} must be None or a number > 0, got {value!r}")
+
+
 def strength(strength):
     """SDEdit's ``strength``, in (0, 1]."""
     if not (np.isfinite(strength) and 0 < strength <= 1):

@@ -22,8 +22,10 @@ import numpy as np
 from minigen import backend, nn, optim
 from minigen import data as datasets
 from minigen import options as checks
+from minigen.diffusion import edm
 from minigen.diffusion.classifier_guidance import classifier_guided_sample
 from minigen.diffusion.ddpm import DDPM
+from minigen.diffusion.edm import EDM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
@@ -38,12 +40,18 @@ from minigen.trainer import (
     sample_in_chunks,
 )
 
+EDM_DEFAULTS = dict(p_mean=edm.P_MEAN, p_std=edm.P_STD)
+"""The options of ``formulation="edm"`` runs (Table 1 of Karras et al. 2022), besides
+``sigma_data``: the std of the data as normalised (1 for vectors, 0.5 for images in [-1, 1],
+the paper's value)."""
+
 VECTOR_DEFAULTS = dict(
     model="MLP", model_config=dict(hidden=(128, 128, 128), activation="silu", time_dim=16,
                                    fourier_features=6),
     schedule=dict(kind="quadratic", T=1000), prediction="eps", variance="fixed_small",
     clip_x0=None, batch_size=256, lr=2e-2, warmup_steps=100, ema_decay=0.995, grad_clip=1.0,
-    conditional=False, label_dropout=0.1,
+    conditional=False, label_dropout=0.1, min_snr_gamma=None, formulation="ddpm", **EDM_DEFAULTS,
+    sigma_data=1.0,
 )
 """Defaults for 2-D sets, chosen for sharp data (modes or curves much narrower than the
 data's spread), which are resolved only at small noise levels: the quadratic schedule spends
@@ -57,7 +65,8 @@ IMAGE_DEFAULTS = dict(
                       groups=8, time_dim=128),
     schedule=dict(kind="linear", T=1000), prediction="eps", variance="fixed_small", clip_x0=1.0,
     batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995, grad_clip=1.0,
-    conditional=False, label_dropout=0.1,
+    conditional=False, label_dropout=0.1, min_snr_gamma=None, formulation="ddpm", **EDM_DEFAULTS,
+    sigma_data=0.5,
 )
 """Small images such as the 8x8 digits (self-attention at the lowest resolution unless
 ``attention_resolutions`` is given)."""
@@ -130,6 +139,13 @@ OPTIONS = dict(
     conditional=Option("bool", "train on the data's labels (classifier-free guidance)"),
     label_dropout=Option("float", "probability of the null class in training", low=0, high=1,
                          open="high"),
+    min_snr_gamma=Option("float", "ddpm: weight the loss by min-SNR-gamma (Hang et al. 2023)",
+                         low=0, open="low", none="off: L_simple"),
+    formulation=Option("choice", "DDPM (Ho et al. 2020) or EDM (Karras et al. 2022)",
+                       choices=("ddpm", "edm")),
+    sigma_data=Option("float", "edm: the std of the normalised data", low=0, open="low"),
+    p_mean=Option("float", "edm: P_mean, the mean of ln(sigma) in training"),
+    p_std=Option("float", "edm: P_std, the std of ln(sigma) in training", low=0, open="low"),
 )
 """Every ``DDPMTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
 
@@ -153,6 +169,31 @@ def defaults_for(data):
         "DDPMTrainer: data must be vectors (n, d) or images (n, C, H, W), got shape "
         f"{data.shape}"
     )
+
+
+DDPM_ONLY, EDM_ONLY = ("schedule", "prediction", "variance", "clip_x0", "min_snr_gamma"), (
+    "sigma_data", "p_mean", "p_std")
+
+
+def diffusion_model(model, opts):
+    """The :class:`DDPM` or :class:`~minigen.diffusion.edm.EDM` (``opts["formulation"]``;
+    runs from before EDM are DDPMs) of ``model`` with the options (or a run's config)
+    ``opts``."""
+    if opts.get("formulation", "ddpm") == "edm":
+        return EDM(model, opts["sigma_data"], opts["p_mean"], opts["p_std"])
+    return DDPM(model, NoiseSchedule.from_config(opts["schedule"]), variance=opts["variance"],
+                clip_x0=opts["clip_x0"], prediction=opts["prediction"],
+                min_snr_gamma=opts.get("min_snr_gamma"))
+
+
+def check_formulation(opts, defaults):
+    """Refuse options of the other formulation set away from their defaults (they would do
+    nothing)."""
+    other = DDPM_ONLY if opts["formulation"] == "edm" else EDM_ONLY
+    changed = [k for k in other if opts[k] != defaults[k]]
+    if changed:
+        raise InvalidInput(f"DDPMTrainer: {', '.join(changed)}: not an option of "
+                           f"formulation={opts['formulation']!r}")
 
 
 def denoiser_config(name, config, data_shape):
@@ -186,6 +227,12 @@ class DDPMTrainer(Trainer):
     ``normalization`` (None = fitted to the data), ``data_name`` (for config.json),
     ``figures`` (write figures at each checkpoint), ``device``.
 
+    ``formulation="edm"`` trains the same network in the EDM formulation instead (Karras et
+    al. 2022, :class:`~minigen.diffusion.edm.EDM`: options ``sigma_data``, ``p_mean``,
+    ``p_std``; the DDPM-only ones, ``schedule``, ``prediction``, ``variance``, ``clip_x0``
+    and ``min_snr_gamma``, must then keep their defaults, and vice versa). ``self.ddpm`` is
+    the DDPM or the EDM.
+
     Classifier-free guidance (Ho & Salimans 2022, Algorithm 1): with ``conditional`` True,
     ``labels`` (one integer >= 0 per row of ``data``) condition the denoiser
     (``num_classes`` = max label + 1), and each training label is replaced by the null class
@@ -204,6 +251,7 @@ class DDPMTrainer(Trainer):
                  **options):
         data = np.asarray(data)
         opts = checks.check("DDPMTrainer", options_for(data), options, defaults_for(data))
+        check_formulation(opts, defaults_for(data))
         if not np.all(np.isfinite(data)):
             raise InvalidInput("DDPMTrainer: data contains NaN or inf values")
         if len(data) < 2:
@@ -224,9 +272,7 @@ class DDPMTrainer(Trainer):
         dtype = self.model.parameters()[0].dtype
         self.data = backend.to_device(normalize(data, normalization).astype(dtype), device)
         self.config["model_config"] = self.model.config
-        self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]),
-                         variance=opts["variance"], clip_x0=opts["clip_x0"],
-                         prediction=opts["prediction"])
+        self.ddpm = diffusion_model(self.model, opts)  # a DDPM, or an EDM
         checks.check_batch("DDPMTrainer", opts["batch_size"], self.comm)
         checks.check_memory("DDPMTrainer", opts["batch_size"],
                             lambda m: self._probe_loss(self.data[:m]), self.comm, device=device)
@@ -315,7 +361,7 @@ class DDPMTrainer(Trainer):
         return evaluate_samples(samples, self.config.get("data"), reference=reference)
 
     # --- sampling --------------------------------------------------------------------------
-    def sample(self, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
+    def sample(self, n, sampler=None, steps=None, eta=0.0, seed=0, progress=False,
                return_trajectory=False, y=None, guidance=0.0):
         """``n`` samples in data units from the EMA weights (see :func:`sample_ddpm`)."""
         with self.ema.swap(self.model):
@@ -349,7 +395,10 @@ SAMPLE_CHUNK_ELEMENTS = 1 << 18
 bounded by the chunk, not by ``n``."""
 
 
-def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None, eta=0.0, seed=0,
+DDPM_SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
+
+
+def sample_ddpm(ddpm, normalization, n, sample_shape, sampler=None, steps=None, eta=0.0, seed=0,
                 progress=False, return_trajectory=False, y=None, guidance=0.0, out=None,
                 check_finite=False, classifier=None, classifier_scale=1.0):
     """``n`` samples of ``ddpm`` mapped back to data units with ``normalization``.
@@ -365,14 +414,23 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
     (:func:`~minigen.diffusion.classifier_guidance.classifier_guided_sample`; ``y`` also
     conditions a conditional model). With ``return_trajectory`` (one
     chunk: all ``n`` at once) returns ``(samples, {t: x_t})``, the trajectory left in model
-    units (it is what the model sees)."""
-    if sampler == "ddpm":
-        if steps not in (None, ddpm.schedule.T):
+    units (it is what the model sees).
+
+    An :class:`~minigen.diffusion.edm.EDM` samples with ``sampler`` "heun" (Algorithm 1, the
+    default) or "stochastic" (Algorithm 2) in ``steps`` steps (default 18: 35 network
+    evaluations), without trajectory."""
+    if isinstance(ddpm, EDM):
+        sampler = edm.SAMPLERS[0] if sampler is None else sampler
+        allowed = edm.SAMPLERS
+    else:
+        sampler = "ddpm" if sampler is None else sampler
+        allowed = DDPM_SAMPLERS
+        if sampler == "ddpm" and steps not in (None, ddpm.schedule.T):
             raise InvalidInput(f"sample: the ddpm sampler runs all T = {ddpm.schedule.T} steps; "
                                f"use --sampler ddim for {steps} steps")
-    elif sampler not in ("ddim", "dpm++2m", "dpm++2m-sde"):
-        raise InvalidInput(f"sample: sampler must be one of 'ddpm', 'ddim', 'dpm++2m', "
-                           f"'dpm++2m-sde', got {sampler!r}")
+    if sampler not in allowed:
+        raise InvalidInput(f"sample: this {type(ddpm).__name__} run's sampler must be one of "
+                           f"{', '.join(map(repr, allowed))}, got {sampler!r}")
     if seed is not None and not hasattr(seed, "standard_normal"):
         seed = backend.xp_for(ddpm.model.parameters()[0].device).random.default_rng(seed)
     per_row = None if y is None or np.ndim(y) == 0 else np.asarray(backend.to_numpy(y))
@@ -389,6 +447,9 @@ def sample_ddpm(ddpm, normalization, n, sample_shape, sampler="ddpm", steps=None
             x = classifier_guided_sample(ddpm, classifier, shape, labels, classifier_scale,
                                          sampler, steps, eta, seed, progress,
                                          labels if conditional else None, guidance)
+        elif sampler in edm.SAMPLERS:
+            x = ddpm.sample(shape, 18 if steps is None else steps, sampler, seed=seed, y=labels,
+                            guidance=guidance, progress=progress)
         elif sampler == "ddpm":
             x = ddpm.sample(shape, **kw)
         elif sampler == "ddim":
@@ -466,12 +527,10 @@ def load_run(run_dir, use_ema=True, device="cpu"):
         ema.load_state_dict(state["ema"])
         ema.copy_to(model)
     model.to(device).eval()
-    ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]), variance=config["variance"],
-                clip_x0=config["clip_x0"], prediction=config["prediction"])
-    return ddpm, config
+    return diffusion_model(model, config), config
 
 
-def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,
+def sample_run(run_dir, n, sampler=None, steps=None, eta=0.0, seed=0, progress=False,
                device="cpu", label=None, guidance=0.0, out=None, classifier=None, scale=1.0):
     """``n`` samples (data units, a NumPy array) from the trained DDPM run in ``run_dir``,
     computed on ``device`` in bounded memory (written into ``out`` if given); ``label`` (an
@@ -481,6 +540,8 @@ def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress
     ``label`` with scale ``scale`` (classifier guidance, Dhariwal & Nichol 2021). NaN/inf
     samples raise ``NonFiniteSamples`` (``minigen.errors``)."""
     ddpm, config = load_run(run_dir, device=device)
+    if classifier is not None and isinstance(ddpm, EDM):
+        raise InvalidInput("sample: classifier guidance is for DDPM runs; this run is EDM")
     if classifier is not None:
         from minigen.diffusion.classifier import check_pairing, load_classifier
 
@@ -498,7 +559,7 @@ def edit_run(run_dir, x, strength, sampler="ddpm", steps=50, eta=0.0, seed=0, pr
              device="cpu", label=None, guidance=0.0):
     """SDEdit (:meth:`DDPM.edit`) of the rows of ``x`` (data units) with the trained DDPM run
     in ``run_dir``: one output per row, in data units."""
-    ddpm, config = load_run(run_dir, device=device)
+    ddpm, config = _load_ddpm_run(run_dir, device, "edit_run (SDEdit)")
     x = _inputs(x, config, "edit_run")
     out = ddpm.edit(backend.to_device(normalize(x, config["normalization"]), device), strength,
                     sampler=sampler, steps=steps, eta=eta, y=_run_label(ddpm, label),
@@ -511,7 +572,7 @@ def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, de
     """RePaint (:meth:`DDPM.inpaint`) of the rows of ``x`` (data units) where ``mask`` is 0,
     with the trained DDPM run in ``run_dir``: one completion per row, in data units, whose
     known entries (``mask`` 1) are ``x``'s exactly."""
-    ddpm, config = load_run(run_dir, device=device)
+    ddpm, config = _load_ddpm_run(run_dir, device, "inpaint_run (RePaint)")
     given, mask = np.shape(x), np.asarray(mask)
     x = _inputs(x, config, "inpaint_run")
     if mask.shape == given and len(given) == x.ndim - 1:
@@ -524,6 +585,14 @@ def inpaint_run(run_dir, x, mask, resample=1, jump=1, seed=0, progress=False, de
                        guidance=guidance, seed=seed, progress=progress)
     out = denormalize(backend.to_numpy(out), config["normalization"])
     return np.where(mask == 1, x, out)  # exact in data units, not round-tripped through float32
+
+
+def _load_ddpm_run(run_dir, device, fn):
+    """:func:`load_run` of a run in the DDPM formulation, which ``fn`` is written for."""
+    ddpm, config = load_run(run_dir, device=device)
+    if isinstance(ddpm, EDM):
+        raise InvalidInput(f"{fn} works on DDPM runs; {run_dir} holds an EDM run")
+    return ddpm, config
 
 
 def _run_label(ddpm, label):
