@@ -170,7 +170,44 @@ def denoiser_config(name, config, data_shape):
     return config
 
 
-class DDPMTrainer(Trainer):
+class DenoiserSteps:
+    """The optimisation half of a diffusion trainer (this one and the text-to-image one):
+    Adam at the warm-up + cosine learning rate, the gradient reduced over the ranks, global
+    norm clipping and the EMA of the weights, on ``self.model``, ``self.optimizer``,
+    ``self.ema``, ``self.minibatch`` and ``self.opts``; and the state they checkpoint."""
+
+    def optimize(self, step, loss):
+        """One step on the scalar Tensor ``loss()``; returns its metrics (loss, lr,
+        grad_norm)."""
+        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
+                                 min_lr=self.opts["lr"] / 10)
+        self.optimizer.lr = lr
+        self.optimizer.zero_grad()
+        loss = loss()
+        loss.backward()
+        self.minibatch.reduce(self.model)
+        metrics = {**self.minibatch.mean({"loss": loss.item()}), "lr": lr}
+        if self.opts["grad_clip"]:
+            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
+        self.optimizer.step()
+        self.ema.update()
+        return metrics
+
+    def schedules_tied_to_steps(self, done, planned):
+        """The cosine decay after the warm-up is set by the total number of steps."""
+        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
+
+    def state(self):
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state):
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class DDPMTrainer(DenoiserSteps, Trainer):
     """Train a DDPM on ``data`` ((n, d) vectors or (n, C, H, W) images, in any units).
 
     Options (defaults from :data:`VECTOR_DEFAULTS` / :data:`IMAGE_DEFAULTS` by data rank):
@@ -250,32 +287,7 @@ class DDPMTrainer(Trainer):
             y = self.labels[index]
             y[batch.random(batch.m) < self.opts["label_dropout"]] = self.model.num_classes
         x0 = self.data[backend.to_device(index, self.device)]
-        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
-                                 min_lr=self.opts["lr"] / 10)
-        self.optimizer.lr = lr
-        self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, y=y, seed=batch)
-        loss.backward()
-        batch.reduce(self.model)
-        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
-        if self.opts["grad_clip"]:
-            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
-        self.optimizer.step()
-        self.ema.update()
-        return metrics
-
-    def schedules_tied_to_steps(self, done, planned):
-        """The cosine decay after the warm-up is set by the total number of steps."""
-        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
-
-    def state(self):
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state(self, state):
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return self.optimize(step, lambda: self.ddpm.loss(x0, y=y, seed=batch))
 
     def health_metrics(self):
         """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""

@@ -24,7 +24,7 @@ from minigen import backend, optim
 from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.diffusion.trainer import SCHEDULE_OPTIONS
+from minigen.diffusion.trainer import SCHEDULE_OPTIONS, DenoiserSteps
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
@@ -122,7 +122,7 @@ def space_of(config, device="cpu"):
     return PixelSpace(config["data_shape"])
 
 
-class Txt2ImgTrainer(Trainer):
+class Txt2ImgTrainer(DenoiserSteps, Trainer):
     """Train text-conditional diffusion on ``images`` (n, C, H, W) in [-1, 1] and their
     ``captions`` (n strings of the shapes grammar), in the latent space of the autoencoder
     run ``autoencoder`` (a run directory; not needed with ``latent=False``). Options:
@@ -175,19 +175,7 @@ class Txt2ImgTrainer(Trainer):
         index = batch.integers(0, len(self.latents), size=batch.m)
         y = self.tokens[index].copy()
         y[batch.random(batch.m) < self.opts["caption_dropout"]] = self.model.null_condition
-        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
-                                 min_lr=self.opts["lr"] / 10)
-        self.optimizer.lr = lr
-        self.optimizer.zero_grad()
-        loss = self._loss(index, y, batch)
-        loss.backward()
-        batch.reduce(self.model)
-        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
-        if self.opts["grad_clip"]:
-            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
-        self.optimizer.step()
-        self.ema.update()
-        return metrics
+        return self.optimize(step, lambda: self._loss(index, y, batch))
 
     def _loss(self, index, y, rng):
         """L_LDM of the rows ``index`` with conditions ``y``, t and eps drawn from ``rng``."""
@@ -199,18 +187,6 @@ class Txt2ImgTrainer(Trainer):
         condition = masks.condition(self.space, self.images[index], known)
         with self.model.conditioned_on(backend.to_device(condition, self.device)):
             return self.ddpm.loss(z0, y=y, seed=rng)
-
-    def schedules_tied_to_steps(self, done, planned):
-        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
-
-    def state(self):
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state(self, state):
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def health_metrics(self):
         """The loss on a fixed batch, t and noise at the current weights."""
