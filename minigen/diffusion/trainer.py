@@ -462,16 +462,22 @@ def load_run(run_dir, use_ema=True, device="cpu"):
     """``(ddpm, config)`` of a trained DDPM run, the model holding the EMA weights (or the raw
     ones with ``use_ema=False``), in eval mode."""
     config, state = read_run(run_dir, "ddpm")
-    model = nn.build_model(config["model"], config["model_config"])
+    model = load_weights(nn.build_model(config["model"], config["model_config"]), state,
+                         config, use_ema, device)
+    ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]), variance=config["variance"],
+                clip_x0=config["clip_x0"], prediction=config["prediction"])
+    return ddpm, config
+
+
+def load_weights(model, state, config, use_ema=True, device="cpu"):
+    """``model`` holding a diffusion run's weights from its checkpoint ``state``: the EMA
+    of them (``use_ema``) or the raw ones, on ``device``, in eval mode."""
     model.load_state_dict(state["model"])
     if use_ema:
         ema = optim.EMA(model, decay=config["ema_decay"])
         ema.load_state_dict(state["ema"])
         ema.copy_to(model)
-    model.to(device).eval()
-    ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]), variance=config["variance"],
-                clip_x0=config["clip_x0"], prediction=config["prediction"])
-    return ddpm, config
+    return model.to(device).eval()
 
 
 def sample_run(run_dir, n, sampler="ddpm", steps=None, eta=0.0, seed=0, progress=False,

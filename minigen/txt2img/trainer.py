@@ -24,7 +24,8 @@ from minigen import backend, optim
 from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.diffusion.trainer import SCHEDULE_OPTIONS, DenoiserSteps
+from minigen.diffusion.trainer import OPTIONS as DDPM_OPTIONS
+from minigen.diffusion.trainer import DenoiserSteps, load_weights
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
@@ -87,13 +88,8 @@ OPTIONS = dict(
         groups=Option("int", "GroupNorm groups", **_SIZE),
         time_dim=Option("int", "size of the time embedding", **_SIZE),
     )),
-    schedule=Option("dict", "the noise schedule", table=SCHEDULE_OPTIONS),
-    batch_size=Option("int", "global batch", **_SIZE),
-    lr=Option("float", "peak learning rate of Adam", low=0, open="low"),
-    warmup_steps=Option("int", "steps of linear learning-rate warm-up", low=0,
-                        high=checks.MAX_COUNT),
-    ema_decay=Option("float", "decay of the EMA of the weights", low=0, high=1, open="high"),
-    grad_clip=Option("float", "largest global gradient norm", low=0, open="low", none="off"),
+    **{k: DDPM_OPTIONS[k] for k in ("schedule", "batch_size", "lr", "warmup_steps",
+                                    "ema_decay", "grad_clip")},
     caption_dropout=Option("float", "probability of the empty caption in training", low=0,
                            high=1, open="high"),
     inpainting=Option("bool", "train the inpainting model (mask and masked image as input)"),
@@ -251,12 +247,7 @@ def load_txt2img(run_dir, use_ema=True, device="cpu"):
     ``use_ema=False``), in eval mode."""
     config, state = read_run(run_dir, "txt2img")
     model, tokenizer = build_model(config)
-    model.load_state_dict(state["model"])
-    if use_ema:
-        ema = optim.EMA(model, decay=config["ema_decay"])
-        ema.load_state_dict(state["ema"])
-        ema.copy_to(model)
-    model.to(device).eval()
+    model = load_weights(model, state, config, use_ema, device)
     ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]),
                 clip_x0=None if config["latent"] else 1.0)
     return TextToImage(ddpm, tokenizer, space_of(config, device), config)
