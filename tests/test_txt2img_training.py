@@ -11,9 +11,8 @@ pytestmark = pytest.mark.slow
 
 def test_small_latent_diffusion_follows_its_prompts(tmp_path):
     data = shapes.captioned(4000, seed=0)
-    train_txt2img(data, 600, tmp_path / "t2i", autoencoder_steps=400, progress=False,
-                  figures=False, batch_size=32, warmup_steps=50,
-                  model_config=dict(attention_resolutions=(8, 4)))
+    train_txt2img(data, 800, tmp_path / "t2i", autoencoder_steps=500, progress=False,
+                  figures=False, warmup_steps=100, model_config=dict(attention_resolutions=(8, 4)))
     pipe = load_txt2img(tmp_path / "t2i")
 
     def drawn(guidance, empty=False):
@@ -22,4 +21,4 @@ def test_small_latent_diffusion_follows_its_prompts(tmp_path):
 
     prompted = evaluate_txt2img.adherence(drawn(3.0), n=100, splits=("train",))["train"]
     chance = evaluate_txt2img.adherence(drawn(0.0, empty=True), n=100, splits=("train",))
-    assert prompted >= max(0.15, 5 * chance["train"]), (prompted, chance)
+    assert prompted >= max(0.2, 5 * chance["train"]), (prompted, chance)
