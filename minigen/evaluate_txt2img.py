@@ -7,6 +7,7 @@ that render the caption, wrong ones) and used with any sampler, guidance weight 
 * :func:`adherence` ``(generate, n, seed)``: ``generate(captions) -> images`` (n, 3, 32, 32)
   in [-1, 1]; the share of samples whose every caption attribute the judge reads back, on
   prompts of seen compositions (``"train"``) and of held-out ones (``"held_out"``).
+  :func:`breakdown` says which parts (count, colour, shape, size, position) fail.
 * :func:`frechet` ``(images, captions, seed)``: the Fréchet distance between the judge's
   features (:func:`minigen.shapes.features`) of the images and of fresh renders of the same
   captions, with the real-vs-real baseline (two independent renders of those captions):
@@ -20,8 +21,10 @@ that render the caption, wrong ones) and used with any sampler, guidance weight 
   holds one object (1 = regenerate; the halves never share an object's pixel), the caption
   asking for that object with a new colour or shape. Reported: the share with the requested
   object (colour and shape) centred in the masked half, the share adhering to the whole
-  caption, and the mean absolute change of the pixels outside the mask (to compare with the
-  autoencoder's reconstruction error).
+  caption, and the mean squared change of the pixels outside the mask, to compare with
+  :func:`reconstruction_mse`, the autoencoder's error on the same pixels of the same images,
+  in the same units (per pixel and channel, images mapped to [0, 1], as the autoencoder's
+  trainer reports ``mse``).
 
 Sources and prompts are drawn from ``seed`` (:func:`minigen.shapes.sample_scenes`) and
 rendered with ``minigen.shapes.render(scenes, seed)``, so ``render(new_captions, seed)`` is
@@ -41,8 +44,8 @@ KEEP = 3.0
 def _images(images, n, what):
     images = np.asarray(images)
     if images.shape != (n, 3, shapes.SIZE, shapes.SIZE):
-        raise InvalidInput(f"{what} must return images ({n}, 3, {shapes.SIZE}, {shapes.SIZE}), "
-                           f"got shape {images.shape}")
+        raise InvalidInput(f"{what}: expected images of shape ({n}, 3, {shapes.SIZE}, "
+                           f"{shapes.SIZE}), got {images.shape}")
     return images
 
 
@@ -60,6 +63,15 @@ def adherence(generate, n: int = 200, seed=0, splits=("train", "held_out")) -> d
         images = _images(generate(captions), n, "adherence: generate(captions)")
         out[split] = float(shapes.adheres(images, captions).mean())
     return out
+
+
+def breakdown(images, captions) -> dict:
+    """``{part: share of the images that show it}`` for the parts of
+    :func:`minigen.shapes.attributes` (count, colour, shape, size, position), each judged on
+    its own: where a model fails, when :func:`adherence` says that it does."""
+    images = _images(images, len(captions), "breakdown: images")
+    parts = [shapes.attributes(c, shapes.read(x)) for c, x in zip(captions, images)]
+    return {k: float(np.mean([p[k] for p in parts])) for k in parts[0]} if parts else {}
 
 
 def frechet(images, captions, seed=0) -> dict:
@@ -139,14 +151,36 @@ def _half_mask(scene, index) -> np.ndarray:
     return mask
 
 
-def inpaint_success(inpaint, n: int = 200, seed=0) -> dict:
-    """``{"in_region", "adherence", "outside_change"}``: the share of the n inpaintings with
-    an object of the requested colour and shape centred in the masked half, the share the
-    judge reads as the whole new caption, and the mean absolute change (in [-1, 1] units)
-    of the pixels outside the mask."""
+def _mse01(a, b, weights):
+    """Per image, the weighted mean squared difference of a and b mapped from [-1, 1] to [0, 1]."""
+    weights = np.broadcast_to(weights, a.shape)
+    return (((a - b) / 2) ** 2 * weights).sum(axis=(1, 2, 3)) / weights.sum(axis=(1, 2, 3))
+
+
+def _inpainting_cases(n, seed):
+    """(images, masks (n, 1, 32, 32), targets, index of the changed thing) of n two-object
+    scenes, each mask covering the half with the thing to change."""
     sources, targets, changed = _edits(n, seed, pairs=1.0)
-    images = shapes.render(sources, seed)
     masks = np.stack([_half_mask(s, i) for s, i in zip(sources, changed)])[:, None]
+    return shapes.render(sources, seed), masks, targets, changed
+
+
+def reconstruction_mse(autoencode, n: int = 200, seed=0) -> float:
+    """The yardstick of :func:`inpaint_success`'s ``outside_mse``: the mean squared error of
+    ``autoencode(images) -> images`` (e.g. an autoencoder's decoder after its encoder) on the
+    same n images and outside the same masks, per pixel and channel, images mapped to
+    [0, 1]."""
+    images, masks, _, _ = _inpainting_cases(n, seed)
+    out = _images(autoencode(images), n, "reconstruction_mse: autoencode(images)")
+    return float(_mse01(out, images, 1 - masks).mean())
+
+
+def inpaint_success(inpaint, n: int = 200, seed=0) -> dict:
+    """``{"in_region", "adherence", "outside_mse"}``: the share of the n inpaintings with an
+    object of the requested colour and shape centred in the masked half, the share the judge
+    reads as the whole new caption, and the mean squared change of the pixels outside the
+    mask (in the units of :func:`reconstruction_mse`)."""
+    images, masks, targets, changed = _inpainting_cases(n, seed)
     captions = [t.caption for t in targets]
     out = _images(inpaint(images, masks, captions), n,
                   "inpaint_success: inpaint(images, masks, captions)")
@@ -157,8 +191,6 @@ def inpaint_success(inpaint, n: int = 200, seed=0) -> dict:
             f.colour == want.colour and f.shape == want.shape
             and mask[min(int(f.y), shapes.SIZE - 1), min(int(f.x), shapes.SIZE - 1)] == 1
             for f in shapes.read(image)))
-    outside = 1 - masks
-    change = (np.abs(out - images) * outside).sum(axis=(1, 2, 3)) / (3 * outside.sum(axis=(1, 2, 3)))
     return {"in_region": float(np.mean(in_region)),
             "adherence": float(shapes.adheres(out, captions).mean()),
-            "outside_change": float(change.mean())}
+            "outside_mse": float(_mse01(out, images, 1 - masks).mean())}

@@ -83,8 +83,9 @@ AREA_PER_RADIUS2 = {"circle": np.pi, "square": 4 * SQUARE_HALF ** 2,
                     "triangle": 2 * TRIANGLE_HALF ** 2}
 """A shape's area over its radius squared: the judge reads the radius back from the area."""
 MARGIN = 4.0
-"""How far (pixels) a centroid must be past the middle third of the image to be on the left,
-at the top, ...; and how far apart two objects must be for "left of" / "above"."""
+"""How far (pixels) an object's centre must be from the middle line of the image to be on
+the left, at the top, ... (rendered centres are 6-8 pixels from it), and how much further
+left (or up) one object's centre must be than the other's for "left of" ("above")."""
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,27 @@ def adheres(images, captions) -> np.ndarray:
         raise InvalidInput(f"adheres: {len(images)} images but {len(captions)} captions")
     scenes = [parse(c) for c in captions]
     return np.array([matches(s, read(x)) for s, x in zip(scenes, images)], bool)
+
+
+def attributes(scene, found: list) -> dict:
+    """Which parts of ``scene`` (a :class:`Scene` or caption) a reading shows, each judged on
+    its own: ``count`` (as many objects as things), ``colour`` (each thing's colour is there),
+    ``shape`` (in that colour), ``size`` (of a single thing; a pair has none to get wrong),
+    ``position`` (the place, or the relation between the objects of the two colours). The
+    first object of a thing's colour stands for it. :func:`matches` asks all at once."""
+    scene = parse(scene) if isinstance(scene, str) else scene
+    objects = [next((f for f in found if f.colour == t.colour), None) for t in scene.things]
+    there = all(o is not None for o in objects)
+    if not there or not objects:
+        position = there
+    elif len(objects) == 1:
+        position = _at(objects[0], scene.place)
+    else:
+        position = _related(*objects, scene.relation)
+    return {"count": not scene.things or len(found) == len(scene.things), "colour": there,
+            "shape": there and all(o.shape == t.shape for o, t in zip(objects, scene.things)),
+            "size": there and (len(objects) != 1 or objects[0].size == scene.things[0].size),
+            "position": position}
 
 
 def features(images) -> np.ndarray:

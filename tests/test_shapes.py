@@ -126,6 +126,9 @@ def test_the_judge_notices_every_kind_of_change():
     assert not S.adheres(S.render(other, seed=11), [s.caption for s in pairs]).any()
     extra = S.render(["a red circle left of a blue square"], seed=0)
     assert not S.adheres(extra, ["a small red circle on the left"]).any()
+    parts = S.attributes("a small red circle on the left", S.read(extra[0]))
+    assert parts == {"count": False, "colour": True, "shape": True, "size": True, "position": True}
+    assert all(S.attributes("", S.read(extra[0])).values())
 
 
 def test_features(fresh):
