@@ -11,8 +11,8 @@
 - image-to-image (SDEdit with the prompt, ``--strength``) edit success at ``--edit-w``;
 - inpainting: the inpainting model (``--inpaint-run``) beside RePaint with the text-to-image
   model (all T ancestral steps, ``--repaint-n`` cases), the requested object in the masked
-  half and the change outside the mask, with the autoencoder's reconstruction error on the
-  same images;
+  half and the mean squared change outside the mask, with the autoencoder's reconstruction
+  error on the same images and pixels (``reconstruction_mse``);
 - a figure of prompts and samples (``--samples``).
 """
 import argparse
@@ -23,8 +23,8 @@ import time
 import numpy as np
 
 from minigen import evaluate_txt2img as harness
-from minigen import shapes
 from minigen.txt2img import figures, load_txt2img
+from minigen.txt2img.pipeline import encode
 
 
 def guidance_sweep(pipe, ws, n, steps, seed):
@@ -53,13 +53,6 @@ def inpainting(pipe, n, guidance, steps, seed, resample=1):
         lambda images, masks, captions: pipe.inpaint(images, 1 - masks[:, 0], captions,
                                                      guidance=guidance, steps=steps,
                                                      seed=seed, resample=resample), n, seed)
-
-
-def reconstruction_change(pipe, n, seed):
-    """Mean absolute change of the autoencoder's round trip on the harness's inpainting
-    images (in [-1, 1] units): the bar the pixels outside the mask are compared with."""
-    images = shapes.render(harness._edits(n, seed, pairs=1.0)[0], seed)
-    return float(np.abs(pipe.decode(pipe.space.encode(images)) - images).mean())
 
 
 def plot(sweep, path):
@@ -114,7 +107,8 @@ def main(argv=None):
     result["edit"].update(strength=args.strength, guidance=args.edit_w)
     print("edit", result["edit"], flush=True)
     if pipe.config["latent"]:
-        result["reconstruction_change"] = reconstruction_change(pipe, args.n, args.seed)
+        result["reconstruction_mse"] = harness.reconstruction_mse(
+            lambda images: pipe.decode(encode(pipe.space, images)), args.n, args.seed)
     if args.inpaint_run:
         result["inpaint_model"] = inpainting(load_txt2img(args.inpaint_run), args.n,
                                              args.inpaint_w, args.steps, args.seed)
