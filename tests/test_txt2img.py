@@ -181,3 +181,21 @@ def test_command_line_samples_edits_and_inpaints(pixel_run, tmp_path, capsys):
                                          ["--out", str(tmp_path / "x.png")])
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_command_line_trains_a_run_and_refuses_bad_options(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    small = ["--set", "text_config.dim=8", "--set", "text_config.heads=2", "--set",
+             "model_config.base_channels=8", "--set", "model_config.groups=4", "--set",
+             "schedule.T=20", "--batch-size", "4", "--n-train", "8", "--quiet", "--no-figures"]
+    assert main(["train", "txt2img", "--data", "shapes", "--steps", "1", "--out", out,
+                 "--latent", "off", *small]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["latent"] is False
+    capsys.readouterr()
+    assert main(["train", "txt2img", "--data", "shapes", "--steps", "1", "--out", out,
+                 "--latent", "off", *small]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "txt2img", "--data", "shapes", "--steps", "1", "--out",
+                 str(tmp_path / "r2"), "--caption-dropout", "1.5"]) == 2
+    assert "caption_dropout must be" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

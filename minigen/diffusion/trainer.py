@@ -216,7 +216,44 @@ def denoiser_config(name, config, data_shape):
     return config
 
 
-class DDPMTrainer(Trainer):
+class DenoiserSteps:
+    """The optimisation half of a diffusion trainer (this one and the text-to-image one):
+    Adam at the warm-up + cosine learning rate, the gradient reduced over the ranks, global
+    norm clipping and the EMA of the weights, on ``self.model``, ``self.optimizer``,
+    ``self.ema``, ``self.minibatch`` and ``self.opts``; and the state they checkpoint."""
+
+    def optimize(self, step, loss):
+        """One step on the scalar Tensor ``loss()``; returns its metrics (loss, lr,
+        grad_norm)."""
+        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
+                                 min_lr=self.opts["lr"] / 10)
+        self.optimizer.lr = lr
+        self.optimizer.zero_grad()
+        loss = loss()
+        loss.backward()
+        self.minibatch.reduce(self.model)
+        metrics = {**self.minibatch.mean({"loss": loss.item()}), "lr": lr}
+        if self.opts["grad_clip"]:
+            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
+        self.optimizer.step()
+        self.ema.update()
+        return metrics
+
+    def schedules_tied_to_steps(self, done, planned):
+        """The cosine decay after the warm-up is set by the total number of steps."""
+        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
+
+    def state(self):
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state):
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class DDPMTrainer(DenoiserSteps, Trainer):
     """Train a DDPM on ``data`` ((n, d) vectors or (n, C, H, W) images, in any units).
 
     Options (defaults from :data:`VECTOR_DEFAULTS` / :data:`IMAGE_DEFAULTS` by data rank):
@@ -301,32 +338,7 @@ class DDPMTrainer(Trainer):
             y = self.labels[index]
             y[batch.random(batch.m) < self.opts["label_dropout"]] = self.model.num_classes
         x0 = self.data[backend.to_device(index, self.device)]
-        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
-                                 min_lr=self.opts["lr"] / 10)
-        self.optimizer.lr = lr
-        self.optimizer.zero_grad()
-        loss = self.ddpm.loss(x0, y=y, seed=batch)
-        loss.backward()
-        batch.reduce(self.model)
-        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
-        if self.opts["grad_clip"]:
-            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
-        self.optimizer.step()
-        self.ema.update()
-        return metrics
-
-    def schedules_tied_to_steps(self, done, planned):
-        """The cosine decay after the warm-up is set by the total number of steps."""
-        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
-
-    def state(self):
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state(self, state):
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return self.optimize(step, lambda: self.ddpm.loss(x0, y=y, seed=batch))
 
     def health_metrics(self):
         """The loss (Algorithm 1) on a fixed batch, t and noise at the current weights."""
@@ -520,14 +532,20 @@ def load_run(run_dir, use_ema=True, device="cpu"):
     """``(ddpm, config)`` of a trained DDPM run, the model holding the EMA weights (or the raw
     ones with ``use_ema=False``), in eval mode."""
     config, state = read_run(run_dir, "ddpm")
-    model = nn.build_model(config["model"], config["model_config"])
+    model = load_weights(nn.build_model(config["model"], config["model_config"]), state,
+                         config, use_ema, device)
+    return diffusion_model(model, config), config
+
+
+def load_weights(model, state, config, use_ema=True, device="cpu"):
+    """``model`` holding a diffusion run's weights from its checkpoint ``state``: the EMA
+    of them (``use_ema``) or the raw ones, on ``device``, in eval mode."""
     model.load_state_dict(state["model"])
     if use_ema:
         ema = optim.EMA(model, decay=config["ema_decay"])
         ema.load_state_dict(state["ema"])
         ema.copy_to(model)
-    model.to(device).eval()
-    return diffusion_model(model, config), config
+    return model.to(device).eval()
 
 
 def sample_run(run_dir, n, sampler=None, steps=None, eta=0.0, seed=0, progress=False,

@@ -24,7 +24,8 @@ from minigen import backend, optim
 from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.diffusion.trainer import SCHEDULE_OPTIONS
+from minigen.diffusion.trainer import OPTIONS as DDPM_OPTIONS
+from minigen.diffusion.trainer import DenoiserSteps, load_weights
 from minigen.errors import IgnoredOptions, InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
@@ -87,13 +88,8 @@ OPTIONS = dict(
         groups=Option("int", "GroupNorm groups", **_SIZE),
         time_dim=Option("int", "size of the time embedding", **_SIZE),
     )),
-    schedule=Option("dict", "the noise schedule", table=SCHEDULE_OPTIONS),
-    batch_size=Option("int", "global batch", **_SIZE),
-    lr=Option("float", "peak learning rate of Adam", low=0, open="low"),
-    warmup_steps=Option("int", "steps of linear learning-rate warm-up", low=0,
-                        high=checks.MAX_COUNT),
-    ema_decay=Option("float", "decay of the EMA of the weights", low=0, high=1, open="high"),
-    grad_clip=Option("float", "largest global gradient norm", low=0, open="low", none="off"),
+    **{k: DDPM_OPTIONS[k] for k in ("schedule", "batch_size", "lr", "warmup_steps",
+                                    "ema_decay", "grad_clip")},
     caption_dropout=Option("float", "probability of the empty caption in training", low=0,
                            high=1, open="high"),
     inpainting=Option("bool", "train the inpainting model (mask and masked image as input)"),
@@ -122,7 +118,7 @@ def space_of(config, device="cpu"):
     return PixelSpace(config["data_shape"])
 
 
-class Txt2ImgTrainer(Trainer):
+class Txt2ImgTrainer(DenoiserSteps, Trainer):
     """Train text-conditional diffusion on ``images`` (n, C, H, W) in [-1, 1] and their
     ``captions`` (n strings of the shapes grammar), in the latent space of the autoencoder
     run ``autoencoder`` (a run directory; not needed with ``latent=False``). Options:
@@ -175,19 +171,7 @@ class Txt2ImgTrainer(Trainer):
         index = batch.integers(0, len(self.latents), size=batch.m)
         y = self.tokens[index].copy()
         y[batch.random(batch.m) < self.opts["caption_dropout"]] = self.model.null_condition
-        lr = optim.warmup_cosine(step, self.opts["lr"], self.opts["warmup_steps"], self.steps,
-                                 min_lr=self.opts["lr"] / 10)
-        self.optimizer.lr = lr
-        self.optimizer.zero_grad()
-        loss = self._loss(index, y, batch)
-        loss.backward()
-        batch.reduce(self.model)
-        metrics = {**batch.mean({"loss": loss.item()}), "lr": lr}
-        if self.opts["grad_clip"]:
-            metrics["grad_norm"] = optim.clip_grad_norm_(self.model, self.opts["grad_clip"])
-        self.optimizer.step()
-        self.ema.update()
-        return metrics
+        return self.optimize(step, lambda: self._loss(index, y, batch))
 
     def _loss(self, index, y, rng):
         """L_LDM of the rows ``index`` with conditions ``y``, t and eps drawn from ``rng``."""
@@ -199,18 +183,6 @@ class Txt2ImgTrainer(Trainer):
         condition = masks.condition(self.space, self.images[index], known)
         with self.model.conditioned_on(backend.to_device(condition, self.device)):
             return self.ddpm.loss(z0, y=y, seed=rng)
-
-    def schedules_tied_to_steps(self, done, planned):
-        return ["the learning rate's cosine decay"] if done - 1 > self.opts["warmup_steps"] else []
-
-    def state(self):
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state(self, state):
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def health_metrics(self):
         """The loss on a fixed batch, t and noise at the current weights."""
@@ -275,12 +247,7 @@ def load_txt2img(run_dir, use_ema=True, device="cpu"):
     ``use_ema=False``), in eval mode."""
     config, state = read_run(run_dir, "txt2img")
     model, tokenizer = build_model(config)
-    model.load_state_dict(state["model"])
-    if use_ema:
-        ema = optim.EMA(model, decay=config["ema_decay"])
-        ema.load_state_dict(state["ema"])
-        ema.copy_to(model)
-    model.to(device).eval()
+    model = load_weights(model, state, config, use_ema, device)
     ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]),
                 clip_x0=None if config["latent"] else 1.0)
     return TextToImage(ddpm, tokenizer, space_of(config, device), config)
