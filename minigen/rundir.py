@@ -35,7 +35,7 @@ import numpy as np
 
 from minigen import backend, checkpoint, distributed
 from minigen.errors import (
-    InvalidInput, MissingFile, ResumeNotice, RunBusy, RunExists, RunMismatch,
+    IgnoredOptions, InvalidInput, MissingFile, ResumeNotice, RunBusy, RunExists, RunMismatch,
 )
 
 try:
@@ -156,17 +156,17 @@ def check_resume_data(config, data, run_dir):
                           "run's data or train a new run in another directory")
 
 
-def ignored_on_resume(given, config):
-    """The one-line notice that a resume ignores options given to it, or None: ``given``
-    maps option names to the values asked for (None = not given); those that differ from
-    the run's ``config`` are named with the value the run keeps."""
+def warn_ignored_on_resume(given, config, stacklevel=2):
+    """Warn (:class:`~minigen.errors.IgnoredOptions`, one line) that a resume ignores options
+    given to it: ``given`` maps option names to the values asked for (None = not given);
+    those that differ from the run's ``config`` are named with the value the run keeps.
+    ``stacklevel`` counts from the caller, as for :func:`warnings.warn`."""
     ignored = [f"{name}={value!r} (the run's: {config.get(name)!r})"
                for name, value in given.items()
                if value is not None and _plain(value) != _plain(config.get(name))]
-    if not ignored:
-        return None
-    return ("--resume continues the run with its own settings and ignores "
-            + ", ".join(ignored))
+    if ignored:
+        warnings.warn("--resume continues the run with its own settings and ignores "
+                      + ", ".join(ignored), IgnoredOptions, stacklevel=stacklevel + 1)
 
 
 def _plain(value):

@@ -59,7 +59,7 @@ from minigen.errors import (  # noqa: F401  (RunExists, RunMismatch: importable 
 )
 from minigen.rundir import (  # noqa: F401  (the names the trainers import from here)
     CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, RESERVED_KEYS, RUN_FILES, RunDirectory,
-    check_resume_data, check_writable_directory, data_fingerprint, ignored_on_resume,
+    check_resume_data, check_writable_directory, data_fingerprint, warn_ignored_on_resume,
     open_run, read_run, read_run_config,
 )
 from minigen.stopping import (  # noqa: F401

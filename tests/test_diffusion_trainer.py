@@ -10,7 +10,7 @@ import pytest
 from minigen import data as D
 from minigen.diffusion import trainer as T
 from minigen.evaluate import evaluate_samples
-from minigen.errors import ResumeNotice
+from minigen.errors import IgnoredOptions, ResumeNotice
 from minigen.trainer import TrainingDiverged
 
 TINY = dict(model_config=dict(hidden=(16, 16), time_dim=8), batch_size=32)
@@ -83,9 +83,10 @@ def test_resume_is_bit_exact(tmp_path):
                          checkpoint_every=20, **TINY)
     T.train_ddpm(x, 20, tmp_path / "split", seed=3, progress=False, figures=False,
                  checkpoint_every=20, **TINY)
-    with pytest.warns(UserWarning, match=r"ignores seed=99 \(the run's: 3\)"):
+    with pytest.warns(IgnoredOptions, match=r"ignores seed=99 \(the run's: 3\)") as caught:
         resumed = T.train_ddpm(x, 40, tmp_path / "split", seed=99, resume=True, progress=False,
                                figures=False, checkpoint_every=20)
+    assert [w.filename for w in caught] == [__file__]  # the warning points at the caller
     assert resumed.step == 40 and resumed.seed == 3 and resumed.opts["batch_size"] == 32
     a, b = _flat_state(whole), _flat_state(resumed)
     assert a.keys() == b.keys()

@@ -5,7 +5,7 @@ import pytest
 
 from minigen import cli
 from minigen.data import digits, moons
-from minigen.errors import InvalidInput, InvalidOption
+from minigen.errors import IgnoredOptions, InvalidInput, InvalidOption
 from minigen.vae.trainer import VAETrainer, load_vae, sample_run, train_vae
 from tests.crash import crash_at
 
@@ -60,6 +60,15 @@ def test_resume_is_bit_exact(tmp_path):
     a, b = _params(reference), _params(resumed)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert reference.history == resumed.history and reference.curve == resumed.curve
+
+
+def test_a_resume_names_the_options_it_ignores_at_the_callers_line(tmp_path):
+    images, _ = digits()
+    train_vae(images[:200], 2, tmp_path / "run", progress=False, figures=False, seed=1, **SMALL)
+    with pytest.warns(IgnoredOptions, match=r"ignores seed=5 \(the run's: 1\)") as caught:
+        resumed = train_vae(images[:200], 3, tmp_path / "run", progress=False, figures=False,
+                            seed=5, resume=True)
+    assert resumed.step == 3 and [w.filename for w in caught] == [__file__]
 
 
 def test_sample_run_decodes_prior_draws_in_data_units(tmp_path):

@@ -17,7 +17,6 @@ Vectors get a time-conditioned :class:`minigen.nn.MLP` (logits out), images a
 checkpoints, exact resume and the run-directory guarantees as for the other families.
 """
 import os
-import warnings
 
 import numpy as np
 
@@ -28,11 +27,11 @@ from minigen import options as checks
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.diffusion.trainer import SCHEDULE_OPTIONS, defaults_for as ddpm_defaults
-from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.errors import InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.rundir import (
-    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+    check_resume_data, data_fingerprint, warn_ignored_on_resume, open_run, read_run,
     read_run_config,
 )
 from minigen.tensor import Tensor, no_grad
@@ -230,9 +229,7 @@ def train_classifier(data, steps, out_dir, seed=None, resume=False, overwrite=Fa
     the command line's sake (a classifier run writes none)."""
     saved = open_run(out_dir, "classifier", resume, overwrite)
     if saved is not None:
-        notice = ignored_on_resume({"seed": seed, **options}, saved)
-        if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        warn_ignored_on_resume({"seed": seed, **options}, saved, stacklevel=2)
         seed = saved["seed"]
         options = {k: saved[k] for k in OPTIONS}
     seed = 0 if seed is None else seed

@@ -15,7 +15,6 @@ generator, whose state the checkpoint holds: a resumed run ends bit-identical to
 uninterrupted one, on the GPU too.
 """
 import os
-import warnings
 
 import numpy as np
 
@@ -27,13 +26,13 @@ from minigen.diffusion.classifier_guidance import classifier_guided_sample
 from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.edm import EDM
 from minigen.diffusion.schedule import NoiseSchedule
-from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.errors import InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.mlp import ACTIVATIONS
 from minigen.nn.module import eval_mode
 from minigen.tensor import no_grad
 from minigen.rundir import (
-    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+    check_resume_data, data_fingerprint, warn_ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
     Trainer, denormalize, fit_normalization, load_data, load_labelled_data, normalize,
@@ -504,9 +503,7 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     ``mpiexec``, or this process alone); a run may resume at another number of ranks."""
     saved = open_run(out_dir, "ddpm", resume, overwrite)
     if saved is not None:
-        notice = ignored_on_resume({"seed": seed, **options}, saved)
-        if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        warn_ignored_on_resume({"seed": seed, **options}, saved, stacklevel=2)
         seed = saved["seed"]
     seed = 0 if seed is None else seed
     conditional = (saved if saved is not None else options).get("conditional")

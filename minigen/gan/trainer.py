@@ -11,13 +11,12 @@ settings work at any scale.
 """
 import contextlib
 import os
-import warnings
 
 import numpy as np
 
 from minigen import backend, nn, optim
 from minigen import options as checks
-from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.errors import InvalidInput
 from minigen.gan import figures as plots
 from minigen.gan.gan import GAN, NOISES, noise_prior, sigmoid, truncate
 from minigen.gan.losses import LOSSES, discriminator_loss, generator_loss
@@ -27,7 +26,7 @@ from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.tensor import Tensor, no_grad
 from minigen.rundir import (
-    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+    check_resume_data, data_fingerprint, warn_ignored_on_resume, open_run, read_run,
 )
 from minigen.trainer import (
     Trainer, fit_normalization, load_data, load_labelled_data, sample_in_chunks,
@@ -453,10 +452,8 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
         kept = {name: saved.get(name, ADDED_OPTIONS.get(name)) for name in DEFAULTS}
         asked = {"seed": seed, "preset": preset, **options}
         asked.pop("checkpoint_every", None)
-        notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"],
-                                           "preset": saved.get("preset", preset)})
-        if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        warn_ignored_on_resume(asked, {**kept, "seed": saved["seed"],
+                                       "preset": saved.get("preset", preset)}, stacklevel=2)
         options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
                               if name in options}}
         seed, preset = saved["seed"], saved.get("preset", preset)

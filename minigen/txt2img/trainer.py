@@ -16,7 +16,6 @@ model. Adam with warm-up and cosine decay, gradient clipping and an EMA of the w
 run-directory guarantees and exact resume come from :class:`minigen.trainer.Trainer`.
 """
 import os
-import warnings
 
 import numpy as np
 
@@ -26,12 +25,12 @@ from minigen.diffusion.ddpm import DDPM
 from minigen.diffusion.schedule import NoiseSchedule
 from minigen.diffusion.trainer import OPTIONS as DDPM_OPTIONS
 from minigen.diffusion.trainer import DenoiserSteps, load_weights
-from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.errors import InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.module import eval_mode
 from minigen.nn.unet import UNet
 from minigen.rundir import (
-    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+    check_resume_data, data_fingerprint, warn_ignored_on_resume, open_run, read_run,
 )
 from minigen.tensor import no_grad
 from minigen.trainer import Trainer
@@ -215,10 +214,8 @@ def train_txt2img(data, steps, out_dir, autoencoder=None, seed=None, resume=Fals
     its seed, options and autoencoder."""
     saved = open_run(out_dir, "txt2img", resume, overwrite)
     if saved is not None:
-        notice = ignored_on_resume({"seed": seed, "autoencoder": autoencoder, **options},
-                                   saved)
-        if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=2)
+        warn_ignored_on_resume({"seed": seed, "autoencoder": autoencoder, **options}, saved,
+                               stacklevel=2)
         seed, autoencoder = saved["seed"], saved["autoencoder"]
         options = {k: saved[k] for k in DEFAULTS}
     checks.check("Txt2ImgTrainer", OPTIONS, options, DEFAULTS)

@@ -10,18 +10,17 @@ model units. Every training draw (minibatch, eps) comes from minigen's CPU gener
 through a :class:`~minigen.minibatch.Minibatch`: a resumed run continues bit for bit.
 """
 import os
-import warnings
 
 import numpy as np
 
 from minigen import backend, nn, optim
 from minigen import options as checks
-from minigen.errors import IgnoredOptions, InvalidInput
+from minigen.errors import InvalidInput
 from minigen.minibatch import Minibatch
 from minigen.nn.mlp import ACTIVATIONS
 from minigen.nn.module import Module
 from minigen.rundir import (
-    check_resume_data, data_fingerprint, ignored_on_resume, open_run, read_run,
+    check_resume_data, data_fingerprint, warn_ignored_on_resume, open_run, read_run,
 )
 from minigen.tensor import Tensor
 from minigen.trainer import (
@@ -311,9 +310,7 @@ def train_run(cls, data, steps, out_dir, seed, resume, progress, figures, device
         kept = {name: saved[name] for name in cls.option_names}
         asked = {"seed": seed, **options}
         asked.pop("checkpoint_every", None)
-        notice = ignored_on_resume(asked, {**kept, "seed": saved["seed"]})
-        if notice:
-            warnings.warn(notice, IgnoredOptions, stacklevel=3)
+        warn_ignored_on_resume(asked, {**kept, "seed": saved["seed"]}, stacklevel=3)
         options = {**kept, **{name: options[name] for name in ("checkpoint_every",)
                               if name in options}}
         seed = saved["seed"]
