@@ -140,6 +140,35 @@ def run(family, seed, steps, samplers, n, guidance, exact=False):
     return records
 
 
+def nfe(model, spec):
+    """Network evaluations per sample of a sampler spec: 2 steps - 1 for the EDM samplers,
+    one per step for the DDPM's (1000 for the ancestral chain); a guided evaluation counts
+    once (the conditional and unconditional rows share one batched call)."""
+    sampler, _, k = spec.partition(":")
+    if model.startswith("EDM"):
+        return 2 * int(k or 18) - 1
+    return int(k) if k else 1000
+
+
+def table(records):
+    """Markdown table of the records (JSON lines of :func:`run`): worst mode and mean over
+    modes, mean ± s.e. over seeds (in %), per model and sampler in the order they appear."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["model"], r["sampler"]), []).append(r)
+    lines = ["| model | sampler | network evaluations | worst mode within 3 std % | "
+             "mean over modes % | seeds |", "| --- " * 6 + "|"]
+    for (model, spec), rs in groups.items():
+        cells = []
+        for key in ("worst", "mean"):
+            v = 100 * np.array([r[key] for r in rs])
+            cells.append(f"{v.mean():.1f}" + (f" ± {v.std(ddof=1) / np.sqrt(len(v)):.1f}"
+                                              if len(v) > 1 else ""))
+        lines.append(f"| {model} | {spec} | {nfe(model, spec)} | {cells[0]} | {cells[1]} | "
+                     f"{len(rs)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--family", choices=("ddpm", "edm"), nargs="+", default=["ddpm", "edm"])
@@ -152,7 +181,13 @@ def main(argv=None):
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--exact", action="store_true",
                    help="the mixture's exact denoiser in place of a trained network")
+    p.add_argument("--table", metavar="LOG",
+                   help="print the table of the records in LOG (JSON lines) and exit")
     args = p.parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            print(table([json.loads(line) for line in f if line.strip()]))
+        return
     defaults = {"ddpm": ["ddpm"], "edm": ["heun:18", "stochastic:18"]}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for family in args.family:

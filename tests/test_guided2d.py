@@ -4,7 +4,7 @@ samplers against the guided probability-flow ODE and eps written out here."""
 import numpy as np
 import pytest
 
-from bench.guided2d import MIXTURE6, ExactNetwork, mixture_denoiser
+from bench.guided2d import MIXTURE6, ExactNetwork, mixture_denoiser, table
 from minigen.diffusion import edm
 from minigen.diffusion.trainer import VECTOR_DEFAULTS, diffusion_model
 from minigen.trainer import fit_normalization
@@ -73,3 +73,12 @@ def test_exact_eps_network_predicts_the_exact_denoisers_x0():
         want = denoise(x_t / np.sqrt(abar), np.sqrt((1 - abar) / abar), 4)
         np.testing.assert_allclose(ddpm.predict_x0(x_t, ts, ddpm.model_output(x_t, ts, 4)),
                                    want, rtol=1e-4, atol=1e-4)
+
+
+def test_table_gives_mean_and_standard_error_over_seeds_with_network_evaluations():
+    records = [{"model": "EDM", "sampler": "heun:18", "seed": s, "worst": w, "mean": m}
+               for s, w, m in ((0, 0.7, 0.9), (1, 0.8, 0.95))]
+    records.append({"model": "DDPM", "sampler": "ddpm", "seed": 0, "worst": 0.99, "mean": 1.0})
+    rows = table(records).splitlines()[2:]
+    assert rows[0] == "| EDM | heun:18 | 35 | 75.0 ± 5.0 | 92.5 ± 2.5 | 2 |"
+    assert rows[1] == "| DDPM | ddpm | 1000 | 99.0 | 100.0 | 1 |"
