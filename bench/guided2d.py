@@ -152,13 +152,15 @@ def nfe(model, spec):
 
 def table(records):
     """Markdown table of the records (JSON lines of :func:`run`): worst mode and mean over
-    modes, mean ± s.e. over seeds (in %), per model and sampler in the order they appear."""
+    modes, mean ± s.e. over seeds (in %), per model and sampler, by model and then network
+    evaluations."""
     groups = {}
     for r in records:
         groups.setdefault((r["model"], r["sampler"]), []).append(r)
     lines = ["| model | sampler | network evaluations | worst mode within 3 std % | "
              "mean over modes % | seeds |", "| --- " * 6 + "|"]
-    for (model, spec), rs in groups.items():
+    for (model, spec), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], nfe(*kv[0]),
+                                                                      kv[0][1])):
         cells = []
         for key in ("worst", "mean"):
             v = 100 * np.array([r[key] for r in rs])
