@@ -24,9 +24,10 @@ from .arrays import rows
 from .exp32 import OPTIONS as _VECTOR, exp32
 from .reference import adam_scalars
 
-# The DDPM and Adam kernels are memory-bound single passes and run serially: a prange over
+# The DDPM kernels are memory-bound single passes and run serially: a prange over
 # q_sample's rows gained nothing from a second thread (docs/history.md#what-was-tried).
-# The convolutions, group norm and the SiLU and add passes gain from prange.
+# The convolutions, group norm, the SiLU and add passes, and Adam on parameters of
+# PARALLEL_MIN_SIZE entries or more (a dense layer's million weights) gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 
@@ -211,11 +212,21 @@ def _adam_flat(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2
                                      one_minus_beta2, l2, decay, step_size, sqrt_bias2, eps)
 
 
+@njit(**_PARALLEL)
+def _adam_chunks(param, grad, m, v, *scalars):
+    for chunk in prange(-(-param.size // CHUNK)):
+        lo, hi = chunk * CHUNK, min(param.size, (chunk + 1) * CHUNK)
+        _adam_flat(param[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], *scalars)
+
+
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
     """One fused Adam/AdamW step in place (Kingma & Ba 2015, Algorithm 1; Loshchilov & Hutter
-    2019); see :func:`kernels.reference.adam_update` for the formula."""
+    2019); see :func:`kernels.reference.adam_update` for the formula. Parameters of at least
+    ``PARALLEL_MIN_SIZE`` entries are updated in chunks on Numba's threads (elementwise, so
+    the same values)."""
     scalars = adam_scalars(param.dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled)
-    _adam_flat(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
+    update = _adam_flat if param.size < PARALLEL_MIN_SIZE else _adam_chunks
+    update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
 
 
 @vectorize(["float32(float32)", "float64(float64)"], cache=True)
