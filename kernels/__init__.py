@@ -49,7 +49,7 @@ from .conv_algorithm import get_conv_algorithm, set_conv_algorithm
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward",
+    "adam_update", "adam_update_many", "add", "gemm", "erf", "group_norm", "group_norm_backward",
     "silu", "silu_backward", "available",
     "backend_for", "requested_backend", "get_conv_algorithm", "set_conv_algorithm",
 ]
@@ -245,6 +245,21 @@ def add(a, b):
     ``a + b``."""
     check.arrays("add", a=a, b=b)
     return _run("add", a, a, b)
+
+
+def gemm(a, b, bias=None):
+    """a @ b (+ bias) of an (M, K) and a (K, N) matrix, bias of shape (N,): a linear layer's
+    products. On the CPU, float matrices of one dtype whose product is large are computed in
+    row blocks on Numba's threads, the same values (:func:`kernels.cpu.gemm`); otherwise
+    NumPy's or CuPy's ``a @ b + bias``."""
+    named = dict(a=a, b=b) if bias is None else dict(a=a, b=b, bias=bias)
+    check.arrays("gemm", **named)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"gemm: a {a.shape} and b {b.shape} are not matrices with a's "
+                         "columns matching b's rows")
+    if bias is not None and bias.shape != (b.shape[1],):
+        raise ValueError(f"gemm: bias has shape {bias.shape}, expected ({b.shape[1]},)")
+    return _run("gemm", a, a, b, bias)
 
 
 def erf(x):

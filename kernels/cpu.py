@@ -19,7 +19,7 @@ import math
 import numpy
 from numba import njit, prange, vectorize
 
-from . import elementwise, reference
+from . import elementwise, reference, threads
 from .arrays import rows
 from .exp32 import OPTIONS as _VECTOR, exp32
 from .reference import adam_scalars
@@ -445,6 +445,12 @@ def add(a, b):
     rows = math.prod(a.shape[:k])
     _add_rows(a.reshape(rows, -1), b.reshape(-1), out.reshape(rows, -1))
     return out
+
+
+def gemm(a, b, bias=None):
+    """:func:`kernels.reference.gemm`, a large product's rows split over Numba's threads
+    (:func:`kernels.threads.gemm`): the same values."""
+    return threads.gemm(a, b, bias)
 
 
 @njit(**_VECTOR)

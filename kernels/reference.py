@@ -236,6 +236,14 @@ def add(a, b):
     return a + b
 
 
+def gemm(a, b, bias=None):
+    """a @ b (+ bias) of two matrices, a linear layer's product (y = x W^T + b, and its
+    gradients x^T gy and gy W without the bias): the definition :func:`kernels.cpu.gemm`
+    splits over threads."""
+    y = a @ b
+    return y if bias is None else y + bias
+
+
 def sigmoid(x, out=None):
     """1 / (1 + e^-x) of a float array, into ``out`` when given: accurate to a few ulp in both
     tails wherever the result is a normal float (a tanh form rounds sigmoid(-20) to 0 in

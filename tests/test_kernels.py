@@ -453,6 +453,30 @@ def test_add_is_numpy_addition_bit_for_bit(flavour, dtype, shapes):
     np.testing.assert_array_equal(flavour.add(strided, b), strided + b)
 
 
+# (M, K, N): a linear layer's products in the bench's networks (the 2-D MLP at 2000
+# points, the MNIST CNN's 9216 -> 128 layer forward and both gradients), and a small one
+GEMM_SHAPES = [(2000, 128, 128), (64, 9216, 128), (128, 64, 9216), (64, 128, 9216), (5, 3, 4)]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
+def test_gemm_is_numpy_matmul_bit_for_bit(flavour, dtype, shape):
+    """kernels.gemm: a @ b + bias, large products in row blocks on the threads: the same
+    values, with b transposed (a weight W^T) or not and a transposed (x^T gy)."""
+    rng = np.random.default_rng(sum(shape))
+    m, k, n = shape
+    a = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    a_t = np.ascontiguousarray(a.T).T
+    for x, y, b in ((a, w.T, bias), (a, w.T, None), (a_t, np.ascontiguousarray(w.T), None)):
+        want = x @ y if b is None else x @ y + b
+        got = flavour.gemm(x, y, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
 def _ulps(got, truth, dtype):
     """|got - truth| in units of the spacing of dtype at the truth (float64 truth)."""
     return np.abs(got.astype(np.float64) - truth) / np.spacing(np.abs(truth).astype(dtype))
@@ -786,6 +810,14 @@ INVALID = [
     (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
      r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
     (kernels.add, dict(a=X, b=1.0), TypeError, "add: b must be a numpy or cupy array, got float"),
+    (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((4, 5))), ValueError,
+     r"gemm: a \(2, 3\) and b \(4, 5\) are not matrices with a's columns matching b's rows"),
+    (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((3, 5)), bias=np.zeros(4)), ValueError,
+     r"gemm: bias has shape \(4,\), expected \(5,\)"),
+    (kernels.silu, dict(x=X.astype(np.int64)), TypeError,
+     "silu: x must be float32 or float64, got dtype int64"),
+    (kernels.silu_backward, dict(x=X.astype(np.int32), s=X, gy=X), TypeError,
+     "silu_backward: x must be float32 or float64, got dtype int32"),
 ]
 
 
