@@ -110,16 +110,18 @@ def conv2d(x, w, stride=1, padding=0):
 def conv2d_grad_input(gy, w, x_shape, stride=1, padding=0):
     """Gradient of :func:`conv2d` with respect to x, given gy = dL/dy.
 
-    Stride 1 (square kernel): a full convolution with the flipped kernel. Otherwise one GEMM
-    back to columns, (C, kh, kw, N, Ho, Wo), then col2im: scatter-add each kernel offset
-    (i, j) into the strided slice of the padded input it was read from, looping over the
-    kh * kw offsets only.
+    Stride 1 (square kernel) with gy at least the kernel's size: a full convolution with the
+    flipped kernel. Otherwise one GEMM back to columns, (C, kh, kw, N, Ho, Wo), then col2im:
+    scatter-add each kernel offset (i, j) into the strided slice of the padded input it was
+    read from, looping over the kh * kw offsets only. (On a gy smaller than the kernel, the
+    full convolution would mostly multiply its zero padding: a transposed convolution from
+    1x1 to 4x4 took 25 ms that way against 1.3 ms for the GEMM.)
     """
     xp = array_module(gy)
     n, c, h, w_ = x_shape
     cout, _, kh, kw = w.shape
     ho, wo = gy.shape[2], gy.shape[3]
-    if stride == 1 and kh == kw and padding <= kh - 1:
+    if stride == 1 and kh == kw and padding <= kh - 1 and min(ho, wo) >= kh:
         # stride 1: the adjoint is a "full" convolution of gy with the flipped, transposed
         # kernel (one GEMM, no scatter-add)
         w_flipped = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
