@@ -49,7 +49,7 @@ from .conv_algorithm import get_conv_algorithm, set_conv_algorithm
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "adam_update_many", "add", "gemm", "erf", "group_norm", "group_norm_backward",
+    "adam_update", "adam_update_many", "add", "gemm", "window_max", "erf", "group_norm", "group_norm_backward",
     "silu", "silu_backward", "available",
     "backend_for", "requested_backend", "get_conv_algorithm", "set_conv_algorithm",
 ]
@@ -260,6 +260,19 @@ def gemm(a, b, bias=None):
     if bias is not None and bias.shape != (b.shape[1],):
         raise ValueError(f"gemm: bias has shape {bias.shape}, expected ({b.shape[1]},)")
     return _run("gemm", a, a, b, bias)
+
+
+def window_max(x):
+    """Max pooling over windows that tile the input: x (R, kh, S, kw) holds the windows
+    x[r, :, s, :]; returns their maxima (R, 1, S, 1) and each entry's share of its window's
+    gradient (1 / ties at the maxima, else 0; :func:`kernels.reference.window_max`). Numba
+    on NumPy float arrays (one pass, parallel over r), the reference formulas otherwise."""
+    xp = check.arrays("window_max", x=x)
+    check.floating("window_max", x=x)
+    if x.ndim != 4:
+        raise ValueError(f"window_max: x must be (R, kh, S, kw), got shape {x.shape}")
+    (x,) = check.contiguous(xp, x)
+    return _run("window_max", x, x)
 
 
 def erf(x):

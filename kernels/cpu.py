@@ -447,6 +447,53 @@ def add(a, b):
     return out
 
 
+@njit(**_SERIAL)
+def _window_max_row(x, r, y, share):
+    """:func:`kernels.reference.window_max` of the windows of row r: the fold's maximum,
+    then each entry's share of the ties."""
+    one = x.dtype.type(1)
+    for s in range(x.shape[2]):
+        m = x[r, 0, s, 0]
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                if not (m > v or m != m):  # NumPy's maximum(m, v)
+                    m = v
+        ties = x.dtype.type(0)
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                if v == m or (v != v and m != m):
+                    ties += one
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                hit = v == m or (v != v and m != m)
+                share[r, i, s, j] = one / ties if hit else x.dtype.type(0)
+        y[r, 0, s, 0] = m
+
+
+@njit(**_SERIAL)
+def _window_max_rows(x, y, share):
+    for r in range(x.shape[0]):
+        _window_max_row(x, r, y, share)
+
+
+@njit(**_PARALLEL)
+def _window_max_parallel(x, y, share):
+    for r in prange(x.shape[0]):
+        _window_max_row(x, r, y, share)
+
+
+def window_max(x):
+    """:func:`kernels.reference.window_max` in one pass per window (on Numba's threads from
+    ``PARALLEL_MIN_SIZE`` entries): the same values."""
+    y = numpy.empty((x.shape[0], 1, x.shape[2], 1), dtype=x.dtype)
+    share = numpy.empty_like(x)
+    (_window_max_rows if x.size < PARALLEL_MIN_SIZE else _window_max_parallel)(x, y, share)
+    return y, share
+
+
 def gemm(a, b, bias=None):
     """:func:`kernels.reference.gemm`, a large product's rows split over Numba's threads
     (:func:`kernels.threads.gemm`): the same values."""

@@ -238,6 +238,23 @@ def add(a, b):
     return a + b
 
 
+def window_max(x):
+    """The maxima of the windows x[r, :, s, :] of x (R, kh, S, kw) (max pooling's windows
+    that tile the input, reshaped), shape (R, 1, S, 1), and each entry's share of the
+    window's gradient: 1 / (the window's ties) at its maxima, 0 elsewhere. The maximum is
+    the fold y = maximum(y, x[r, i, s, j]) over i, then j: a NaN wins (and the NaN entries
+    are the hits), and of equal values the later one stays (NumPy's maximum returns its
+    second argument on a tie, which tells 0.0 from -0.0)."""
+    xp = array_module(x)
+    y = x[:, :1, :, :1]
+    for i in range(x.shape[1]):
+        for j in range(x.shape[3]):
+            if i or j:
+                y = xp.maximum(y, x[:, i:i + 1, :, j:j + 1])
+    hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)
+    return y, hits / hits.sum(axis=(1, 3), keepdims=True)
+
+
 def gemm(a, b, bias=None):
     """a @ b (+ bias) of two matrices, a linear layer's product (y = x W^T + b, and its
     gradients x^T gy and gy W without the bias): the definition :func:`kernels.cpu.gemm`

@@ -477,6 +477,33 @@ def test_gemm_is_numpy_matmul_bit_for_bit(flavour, dtype, shape):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@given(dtype=st.sampled_from(DTYPES), r=st.integers(1, 5), kh=st.integers(1, 3),
+       s=st.integers(1, 4), kw=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_window_max_is_the_reference_bit_for_bit(flavour, dtype, r, kh, s, kw, seed):
+    """kernels.window_max: the maxima and the tie shares of the reference's fold, ties,
+    NaN and signed zeros included (values drawn from a few, so windows tie)."""
+    rng = np.random.default_rng(seed)
+    values = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, 2.0, 0.5], dtype=dtype)
+    x = rng.choice(values, size=(r, kh, s, kw))
+    got, want = flavour.window_max(x), reference.window_max(x)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_window_max_on_threads_is_the_reference(dtype):
+    """From PARALLEL_MIN_SIZE entries the windows' rows run on Numba's threads: the same
+    values (the MNIST CNN's pooling shape, with ties)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64 * 8 * 12, 2, 12, 2)).astype(dtype).round(1)
+    assert x.size >= cpu.PARALLEL_MIN_SIZE
+    for got, want in zip(cpu.window_max(x), reference.window_max(x)):
+        np.testing.assert_array_equal(got, want)
+
+
 def _ulps(got, truth, dtype):
     """|got - truth| in units of the spacing of dtype at the truth (float64 truth)."""
     return np.abs(got.astype(np.float64) - truth) / np.spacing(np.abs(truth).astype(dtype))
@@ -810,6 +837,9 @@ INVALID = [
     (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
      r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
     (kernels.add, dict(a=X, b=1.0), TypeError, "add: b must be a numpy or cupy array, got float"),
+    (kernels.window_max, dict(x=X[0]), ValueError,
+     r"window_max: x must be \(R, kh, S, kw\), got shape \(3, 5, 5\)"),
+    (kernels.window_max, dict(x=X.astype(np.int64)), TypeError, "window_max: x must be float"),
     (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((4, 5))), ValueError,
      r"gemm: a \(2, 3\) and b \(4, 5\) are not matrices with a's columns matching b's rows"),
     (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((3, 5)), bias=np.zeros(4)), ValueError,
