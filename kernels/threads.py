@@ -241,7 +241,9 @@ def gemm(a, b, bias=None):
             or a.dtype not in (numpy.float32, numpy.float64)
             or (bias is not None and bias.dtype != a.dtype)):
         y = a @ b
-        return y if bias is None else y + bias
+        if bias is None or numpy.result_type(y, bias) != y.dtype:
+            return y if bias is None else y + bias
+        return numpy.add(y, bias, out=y)  # in place: no second array of y's size
     out = numpy.empty((m, n), dtype=a.dtype)
     tasks = min(m // GEMM_MIN_ROWS, GEMM_TASKS_PER_THREAD * count)
 
