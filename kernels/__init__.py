@@ -10,8 +10,8 @@ flavour that :func:`backend_for` picks, the one selection rule:
   not importable, and for any kernel that the array's flavour does not have;
 - :mod:`kernels.cpu` (Numba ``@njit``) for NumPy arrays: every kernel;
 - :mod:`kernels.cuda` (Numba-CUDA) for CuPy arrays: q_sample, p_sample_step, adam_update
-  and the three convolutions (add, erf, group_norm and silu run on CuPy through the
-  reference);
+  and the three convolutions (add, gemm, erf, group_norm, silu and window_max run on CuPy
+  through the reference);
 - :mod:`kernels.conv_cpu` for the three convolutions on NumPy arrays under "auto" (the
   default): Winograd (:mod:`kernels.winograd`, chosen by :mod:`kernels.conv_algorithm`) for
   stride-1 3x3 convolutions, one GEMM for 1x1, im2col + BLAS otherwise. On CuPy arrays,
