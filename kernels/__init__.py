@@ -10,8 +10,8 @@ flavour that :func:`backend_for` picks, the one selection rule:
   not importable, and for any kernel that the array's flavour does not have;
 - :mod:`kernels.cpu` (Numba ``@njit``) for NumPy arrays: every kernel;
 - :mod:`kernels.cuda` (Numba-CUDA) for CuPy arrays: q_sample, p_sample_step, adam_update
-  and the three convolutions (add, erf, group_norm and silu run on CuPy through the
-  reference);
+  and the three convolutions (add, gemm, erf, group_norm, silu and window_max run on CuPy
+  through the reference);
 - :mod:`kernels.conv_cpu` for the three convolutions on NumPy arrays under "auto" (the
   default): Winograd (:mod:`kernels.winograd`, chosen by :mod:`kernels.conv_algorithm`) for
   stride-1 3x3 convolutions, one GEMM for 1x1, im2col + BLAS otherwise. On CuPy arrays,
@@ -49,7 +49,7 @@ from .conv_algorithm import get_conv_algorithm, set_conv_algorithm
 
 __all__ = [
     "q_sample", "p_sample_step", "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "adam_update", "adam_update_many", "add", "erf", "group_norm", "group_norm_backward",
+    "adam_update", "adam_update_many", "add", "gemm", "window_max", "erf", "group_norm", "group_norm_backward",
     "silu", "silu_backward", "available",
     "backend_for", "requested_backend", "get_conv_algorithm", "set_conv_algorithm",
 ]
@@ -245,6 +245,34 @@ def add(a, b):
     ``a + b``."""
     check.arrays("add", a=a, b=b)
     return _run("add", a, a, b)
+
+
+def gemm(a, b, bias=None):
+    """a @ b (+ bias) of an (M, K) and a (K, N) matrix, bias of shape (N,): a linear layer's
+    products. On the CPU, float matrices of one dtype whose product is large are computed in
+    row blocks on Numba's threads, the same values (:func:`kernels.cpu.gemm`); otherwise
+    NumPy's or CuPy's ``a @ b + bias``."""
+    named = dict(a=a, b=b) if bias is None else dict(a=a, b=b, bias=bias)
+    check.arrays("gemm", **named)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"gemm: a {a.shape} and b {b.shape} are not matrices with a's "
+                         "columns matching b's rows")
+    if bias is not None and bias.shape != (b.shape[1],):
+        raise ValueError(f"gemm: bias has shape {bias.shape}, expected ({b.shape[1]},)")
+    return _run("gemm", a, a, b, bias)
+
+
+def window_max(x):
+    """Max pooling over windows that tile the input: x (R, kh, S, kw) holds the windows
+    x[r, :, s, :]; returns their maxima (R, 1, S, 1) and each entry's share of its window's
+    gradient (1 / ties at the maxima, else 0; :func:`kernels.reference.window_max`). Numba
+    on NumPy float arrays (one pass, parallel over r), the reference formulas otherwise."""
+    xp = check.arrays("window_max", x=x)
+    check.floating("window_max", x=x)
+    if x.ndim != 4:
+        raise ValueError(f"window_max: x must be (R, kh, S, kw), got shape {x.shape}")
+    (x,) = check.contiguous(xp, x)
+    return _run("window_max", x, x)
 
 
 def erf(x):

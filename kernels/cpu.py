@@ -19,14 +19,15 @@ import math
 import numpy
 from numba import njit, prange, vectorize
 
-from . import elementwise, reference
+from . import elementwise, reference, threads
 from .arrays import rows
 from .exp32 import OPTIONS as _VECTOR, exp32
 from .reference import adam_scalars
 
-# The DDPM and Adam kernels are memory-bound single passes and run serially: a prange over
+# The DDPM kernels are memory-bound single passes and run serially: a prange over
 # q_sample's rows gained nothing from a second thread (docs/history.md#what-was-tried).
-# The convolutions, group norm and the SiLU and add passes gain from prange.
+# The convolutions, group norm, the SiLU and add passes, and Adam on parameters of
+# PARALLEL_MIN_SIZE entries or more (a dense layer's million weights) gain from prange.
 _SERIAL = dict(cache=True, fastmath=False)
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False)
 
@@ -211,11 +212,21 @@ def _adam_flat(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2
                                      one_minus_beta2, l2, decay, step_size, sqrt_bias2, eps)
 
 
+@njit(**_PARALLEL)
+def _adam_chunks(param, grad, m, v, *scalars):
+    for chunk in prange(-(-param.size // CHUNK)):
+        lo, hi = chunk * CHUNK, min(param.size, (chunk + 1) * CHUNK)
+        _adam_flat(param[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], *scalars)
+
+
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0, decoupled=False):
     """One fused Adam/AdamW step in place (Kingma & Ba 2015, Algorithm 1; Loshchilov & Hutter
-    2019); see :func:`kernels.reference.adam_update` for the formula."""
+    2019); see :func:`kernels.reference.adam_update` for the formula. Parameters of at least
+    ``PARALLEL_MIN_SIZE`` entries are updated in chunks on Numba's threads (elementwise, so
+    the same values)."""
     scalars = adam_scalars(param.dtype, lr, beta1, beta2, eps, step, weight_decay, decoupled)
-    _adam_flat(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
+    update = _adam_flat if param.size < PARALLEL_MIN_SIZE else _adam_chunks
+    update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *scalars)
 
 
 @vectorize(["float32(float32)", "float64(float64)"], cache=True)
@@ -434,6 +445,59 @@ def add(a, b):
     rows = math.prod(a.shape[:k])
     _add_rows(a.reshape(rows, -1), b.reshape(-1), out.reshape(rows, -1))
     return out
+
+
+@njit(**_SERIAL)
+def _window_max_row(x, r, y, share):
+    """:func:`kernels.reference.window_max` of the windows of row r: the fold's maximum,
+    then each entry's share of the ties."""
+    one = x.dtype.type(1)
+    for s in range(x.shape[2]):
+        m = x[r, 0, s, 0]
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                if not (m > v or m != m):  # NumPy's maximum(m, v)
+                    m = v
+        ties = x.dtype.type(0)
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                if v == m or (v != v and m != m):
+                    ties += one
+        for i in range(x.shape[1]):
+            for j in range(x.shape[3]):
+                v = x[r, i, s, j]
+                hit = v == m or (v != v and m != m)
+                share[r, i, s, j] = one / ties if hit else x.dtype.type(0)
+        y[r, 0, s, 0] = m
+
+
+@njit(**_SERIAL)
+def _window_max_rows(x, y, share):
+    for r in range(x.shape[0]):
+        _window_max_row(x, r, y, share)
+
+
+@njit(**_PARALLEL)
+def _window_max_parallel(x, y, share):
+    for r in prange(x.shape[0]):
+        _window_max_row(x, r, y, share)
+
+
+def window_max(x):
+    """:func:`kernels.reference.window_max` in one pass per window (on Numba's threads from
+    ``PARALLEL_MIN_SIZE`` entries): the same values."""
+    y = numpy.empty((x.shape[0], 1, x.shape[2], 1), dtype=x.dtype)
+    share = numpy.empty_like(x)
+    (_window_max_rows if x.size < PARALLEL_MIN_SIZE else _window_max_parallel)(x, y, share)
+    return y, share
+
+
+def gemm(a, b, bias=None):
+    """:func:`kernels.reference.gemm`, a large product's rows split over Numba's threads
+    (:func:`kernels.threads.gemm`): the same values."""
+    return threads.gemm(a, b, bias)
 
 
 @njit(**_VECTOR)

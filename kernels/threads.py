@@ -19,7 +19,10 @@ docs/history.md#two-threads-on-an-idle-machine). So:
 - ``matmul`` splits a stack of GEMMs over ``numba.get_num_threads()`` shares of one Numba
   parallel region (:mod:`kernels.stacked`), each calling single-threaded BLAS;
 - ``map_batch`` runs a NumPy function on shares of a batch in Python threads (the im2col
-  convolutions), the last share on the calling thread;
+  convolutions), and ``gemm`` one large product in blocks of rows (a linear layer's
+  GEMMs; each row's sums are those of one BLAS call), both through ``run_shares``: the
+  last share on the calling thread, which also runs every share no pooled thread has
+  started, so that a share never waits for a thread the system has not scheduled;
 - products inside Numba's parallel regions (``numpy.dot`` in a ``prange``, which Numba runs
   on SciPy's BLAS) run under ``single_threaded_blas`` (threadpoolctl; without it the BLAS
   pool is left as is).
@@ -27,6 +30,7 @@ docs/history.md#two-threads-on-an-idle-machine). So:
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import os
 import sys
 
@@ -209,16 +213,83 @@ def matmul(a, b):
         return stacked.matmul(a, b, count)
 
 
+GEMM_MIN_MACS = 1 << 23
+"""Products of fewer multiply-adds (about 0.2 ms on one core) run as one BLAS call: below
+it a fork-join costs more than the second thread saves once the cores are shared (the 2-D
+MLP's training step at batch 256 stays on one thread)."""
+
+GEMM_TASKS_PER_THREAD = 4
+"""Row blocks per thread of a split product (each at least ``GEMM_MIN_ROWS`` rows), so that
+a thread held off its core holds up a small block only (:func:`run_shares`)."""
+
+GEMM_MIN_ROWS = 32
+"""Rows per thread at least when a product is split: OpenBLAS computes a row block of
+fewer rows (or a product below its small-matrix size) with other kernels, whose sums may
+round differently from the whole product's."""
+
+
+def gemm(a, b, bias=None):
+    """a @ b (+ bias) of 2-D float matrices of one dtype (bias of shape (N,)): when there is
+    more than one worker and the product has at least ``GEMM_MIN_MACS`` multiply-adds, a's
+    rows are cut into blocks (``GEMM_TASKS_PER_THREAD`` per worker, at least
+    ``GEMM_MIN_ROWS`` rows each) that the workers multiply on single-threaded BLAS
+    (:func:`run_shares`): the same values as ``a @ b + bias``. NumPy otherwise."""
+    m, k = a.shape
+    n = b.shape[1]
+    count = min(workers(), m // GEMM_MIN_ROWS)
+    if (count < 2 or m * k * n < GEMM_MIN_MACS or a.dtype != b.dtype
+            or a.dtype not in (numpy.float32, numpy.float64)
+            or (bias is not None and bias.dtype != a.dtype)):
+        y = a @ b
+        if bias is None or numpy.result_type(y, bias) != y.dtype:
+            return y if bias is None else y + bias
+        return numpy.add(y, bias, out=y)  # in place: no second array of y's size
+    out = numpy.empty((m, n), dtype=a.dtype)
+    tasks = min(m // GEMM_MIN_ROWS, GEMM_TASKS_PER_THREAD * count)
+
+    def block(task):
+        rows = slice(m * task // tasks, m * (task + 1) // tasks)
+        numpy.matmul(a[rows], b, out=out[rows])
+        if bias is not None:
+            numpy.add(out[rows], bias, out=out[rows])
+
+    with single_threaded_blas():
+        run_shares(block, count, tasks)
+    return out
+
+
+def run_shares(function, count, tasks=None):
+    """[function(0), ..., function(tasks - 1)] (tasks: ``count`` by default) on the calling
+    thread and count - 1 pooled ones, each thread claiming the next task until none is left.
+    A pooled thread's job that has not started when the caller runs out of tasks is
+    cancelled, so the caller waits only for tasks already running: when other processes
+    hold the other cores, it does the work alone instead of waiting for a thread the system
+    has not scheduled (the wait that made two-thread regions slower than one thread on a
+    shared machine), and with tasks > count a thread held off its core mid-way holds up
+    one small task at most."""
+    tasks = count if tasks is None else tasks
+    claims, results = itertools.count(), [None] * tasks
+
+    def work():
+        while (task := next(claims)) < tasks:
+            results[task] = function(task)
+
+    jobs = [_pool(count - 1).submit(work) for _ in range(count - 1)]
+    work()
+    for job in jobs:
+        if not job.cancel():
+            job.result()
+    return results
+
+
 def map_batch(function, *arrays):
     """[function(*shares) for each share]: the arrays' leading (batch) axis cut into
-    ``workers()`` contiguous shares, each computed on its own thread with single-threaded
+    ``workers()`` contiguous shares, computed by :func:`run_shares` with single-threaded
     BLAS (NumPy's copies and BLAS release the GIL). One share when there is one worker."""
     count = min(workers(), arrays[0].shape[0])
     if count <= 1:
         return [function(*arrays)]
     bounds = [arrays[0].shape[0] * k // count for k in range(count + 1)]
-    *others, last = (tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:]))
-    with single_threaded_blas():  # the last share on the calling thread, the others pooled
-        jobs = [_pool(count - 1).submit(function, *share) for share in others]
-        mine = function(*last)
-        return [job.result() for job in jobs] + [mine]
+    with single_threaded_blas():
+        return run_shares(lambda k: function(*(a[bounds[k]:bounds[k + 1]] for a in arrays)),
+                          count)

@@ -453,6 +453,57 @@ def test_add_is_numpy_addition_bit_for_bit(flavour, dtype, shapes):
     np.testing.assert_array_equal(flavour.add(strided, b), strided + b)
 
 
+# (M, K, N): a linear layer's products in the bench's networks (the 2-D MLP at 2000
+# points, the MNIST CNN's 9216 -> 128 layer forward and both gradients), and a small one
+GEMM_SHAPES = [(2000, 128, 128), (64, 9216, 128), (128, 64, 9216), (64, 128, 9216), (5, 3, 4)]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
+def test_gemm_is_numpy_matmul_bit_for_bit(flavour, dtype, shape):
+    """kernels.gemm: a @ b + bias, large products in row blocks on the threads: the same
+    values, with b transposed (a weight W^T) or not and a transposed (x^T gy)."""
+    rng = np.random.default_rng(sum(shape))
+    m, k, n = shape
+    a = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    a_t = np.ascontiguousarray(a.T).T
+    for x, y, b in ((a, w.T, bias), (a, w.T, None), (a_t, np.ascontiguousarray(w.T), None)):
+        want = x @ y if b is None else x @ y + b
+        got = flavour.gemm(x, y, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@given(dtype=st.sampled_from(DTYPES), r=st.integers(1, 5), kh=st.integers(1, 3),
+       s=st.integers(1, 4), kw=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_window_max_is_the_reference_bit_for_bit(flavour, dtype, r, kh, s, kw, seed):
+    """kernels.window_max: the maxima and the tie shares of the reference's fold, ties,
+    NaN and signed zeros included (values drawn from a few, so windows tie)."""
+    rng = np.random.default_rng(seed)
+    values = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, 2.0, 0.5], dtype=dtype)
+    x = rng.choice(values, size=(r, kh, s, kw))
+    got, want = flavour.window_max(x), reference.window_max(x)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_window_max_on_threads_is_the_reference(dtype):
+    """From PARALLEL_MIN_SIZE entries the windows' rows run on Numba's threads: the same
+    values (the MNIST CNN's pooling shape, with ties)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64 * 8 * 12, 2, 12, 2)).astype(dtype).round(1)
+    assert x.size >= cpu.PARALLEL_MIN_SIZE
+    for got, want in zip(cpu.window_max(x), reference.window_max(x)):
+        np.testing.assert_array_equal(got, want)
+
+
 def _ulps(got, truth, dtype):
     """|got - truth| in units of the spacing of dtype at the truth (float64 truth)."""
     return np.abs(got.astype(np.float64) - truth) / np.spacing(np.abs(truth).astype(dtype))
@@ -612,6 +663,28 @@ def _p_args(**changes):
     return args
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update_on_threads_gives_the_serial_values(dtype):
+    """A parameter of PARALLEL_MIN_SIZE entries or more is updated in chunks on Numba's
+    threads: the same values as the serial pass over slices below that size."""
+    rng = np.random.default_rng(3)
+    n = 3 * cpu.PARALLEL_MIN_SIZE + 7
+    grad = rng.standard_normal(n).astype(dtype)
+    start = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype),
+             rng.random(n).astype(dtype)]
+    hyper = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=3, weight_decay=0.01,
+                 decoupled=True)
+    whole, sliced = [a.copy() for a in start], [a.copy() for a in start]
+    cpu.adam_update(*whole[:1], grad, *whole[1:], **hyper)
+    size = cpu.PARALLEL_MIN_SIZE - 1
+    for lo in range(0, n, size):
+        part = slice(lo, lo + size)
+        cpu.adam_update(sliced[0][part], grad[part], sliced[1][part], sliced[2][part], **hyper)
+    for got, want in zip(whole, sliced):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(whole[0], start[0])
+
+
 def test_adam_update_many_is_adam_update_of_each_parameter():
     """One call over parameters of different shapes, dtypes and step counts (what an
     optimizer's step passes) equals adam_update on each; the lists must match in length."""
@@ -764,6 +837,13 @@ INVALID = [
     (kernels.silu_backward, dict(x=X, s=X, gy=GY), ValueError,
      r"silu_backward: gy has shape \(2, 4, 3, 3\), expected x's shape"),
     (kernels.add, dict(a=X, b=1.0), TypeError, "add: b must be a numpy or cupy array, got float"),
+    (kernels.window_max, dict(x=X[0]), ValueError,
+     r"window_max: x must be \(R, kh, S, kw\), got shape \(3, 5, 5\)"),
+    (kernels.window_max, dict(x=X.astype(np.int64)), TypeError, "window_max: x must be float"),
+    (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((4, 5))), ValueError,
+     r"gemm: a \(2, 3\) and b \(4, 5\) are not matrices with a's columns matching b's rows"),
+    (kernels.gemm, dict(a=np.zeros((2, 3)), b=np.zeros((3, 5)), bias=np.zeros(4)), ValueError,
+     r"gemm: bias has shape \(4,\), expected \(5,\)"),
     (kernels.silu, dict(x=X.astype(np.int64)), TypeError,
      "silu: x must be float32 or float64, got dtype int64"),
     (kernels.silu_backward, dict(x=X.astype(np.int32), s=X, gy=X), TypeError,

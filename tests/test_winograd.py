@@ -238,6 +238,46 @@ def test_map_batch_runs_the_function_on_shares_of_the_batch(count):
     finally:
         numba.set_num_threads(previous)
 
+
+def test_run_shares_never_waits_for_a_thread_that_has_not_started():
+    """kernels.threads.run_shares: with the pooled thread held elsewhere (here by a job of
+    our own), the calling thread runs every task itself and returns at once, in order."""
+    import threading
+
+    release = threading.Event()
+    blocker = threads._pool(1).submit(release.wait)
+    try:
+        runners = []
+        results = threads.run_shares(
+            lambda k: runners.append(threading.current_thread()) or k * k, 2, tasks=5)
+        assert results == [0, 1, 4, 9, 16]
+        assert runners == [threading.current_thread()] * 5
+    finally:
+        release.set()
+        blocker.result()
+    assert threads.run_shares(lambda k: k + 1, 2, tasks=3) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_on_two_threads_is_one_blas_call(dtype):
+    """kernels.threads.gemm at two workers: a large product in blocks of at least
+    GEMM_MIN_ROWS rows, bias added per block: a @ b + bias bit for bit."""
+    numba = pytest.importorskip("numba")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("fewer Numba threads than the test needs")
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((1000, 130)).astype(dtype)
+    w, bias = rng.standard_normal((128, 130)).astype(dtype), rng.standard_normal(128).astype(dtype)
+    assert a.shape[0] * 130 * 128 >= threads.GEMM_MIN_MACS
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(threads.gemm(a, w.T, bias), a @ w.T + bias)
+        np.testing.assert_array_equal(threads.gemm(a, np.ascontiguousarray(w.T)), a @ w.T)
+    finally:
+        numba.set_num_threads(previous)
+
+
 def test_conv_cpu_takes_winograd_only_with_enough_channels(monkeypatch):
     """Few channels go to im2col, where it measured faster (see kernels.conv_cpu)."""
     calls = []

@@ -89,17 +89,20 @@ class GroupNorm(Fused):
 
 
 class Linear(Fused):
-    """y = x W^T + b with W of shape (out, in): one GEMM forward, two backward."""
+    """y = x W^T + b with W of shape (out, in): one GEMM forward, two backward, over x's
+    leading axes flattened into rows (:func:`kernels.gemm`: large ones on every thread)."""
 
     def forward(self, x, w, b=None):
-        y = x @ w.T
-        return y if b is None else y + b
+        flavour = _kernels_for(x, w) if b is None else _kernels_for(x, w, b)
+        y = flavour.gemm(x.reshape(-1, x.shape[-1]), w.T, b)
+        return y.reshape(x.shape[:-1] + w.shape[:1])
 
     def backward_raw(self, gy):
         x, w = self.inputs[0].data, self.inputs[1].data
+        gemm = _kernels_for(gy, x, w).gemm
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gw = gy2.T @ x.reshape(-1, x.shape[-1]) if self.inputs[1].requires_grad else None
-        gx = gy @ w if self.inputs[0].requires_grad else None
+        gw = gemm(gy2.T, x.reshape(-1, x.shape[-1])) if self.inputs[1].requires_grad else None
+        gx = gemm(gy2, w).reshape(x.shape) if self.inputs[0].requires_grad else None
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy2.sum(axis=0))
 
     def composite(self, x, w, b=None):

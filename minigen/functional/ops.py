@@ -622,10 +622,21 @@ class Max(Function):
         self.in_shape = x.shape
         if x.size == 0:
             raise ValueError(f"{self.reduce}: the tensor of shape {x.shape} is empty (no identity)")
-        y = _reduce_keepdims(x, self.axes, self.reduce)
-        hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)  # a NaN maximum is a hit
-        self.share = hits / _reduce_keepdims(hits, self.axes, "sum")
+        if self._pooling_windows(x):  # kernels.window_max: the lines below in one pass
+            n, c, ho, kh, wo, kw = x.shape
+            y, share = kernels.window_max(x.reshape(n * c * ho, kh, wo, kw))
+            y, self.share = y.reshape(n, c, ho, 1, wo, 1), share.reshape(x.shape)
+        else:
+            y = _reduce_keepdims(x, self.axes, self.reduce)
+            hits = ((x == y) | (x != x) & (y != y)).astype(x.dtype)  # a NaN maximum is a hit
+            self.share = hits / _reduce_keepdims(hits, self.axes, "sum")
         return y if self.keepdims else y.reshape(_drop(y.shape, self.axes))
+
+    def _pooling_windows(self, x):
+        """Whether x is max pooling's (N, C, Ho, kh, Wo, kw) windows of a float array."""
+        return (self.reduce == "max" and x.ndim == 6 and self.axes == (3, 5)
+                and x.dtype in (np.float32, np.float64)
+                and x.shape[3] * x.shape[5] <= SHORT_REDUCTION)
 
     def backward(self, gy):
         gy = reshape(gy, _keepdims_shape(self.in_shape, self.axes))
