@@ -161,7 +161,11 @@ def test_sigterm_on_the_command_line_saves_and_exits_143(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_signal_saves_the_step_which_resumes_bit_exactly(tmp_path, signum):
+def test_a_stop_signal_saves_the_step_which_resumes_bit_exactly(tmp_path, signum, request):
+    # Python's own SIGINT handler, as in a terminal: a shell starts pytest with SIGINT ignored
+    # under `&` or nohup, and the trainer rightly leaves an ignored signal ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     full = LinearFit(tmp_path / "full", 30, seed=4, checkpoint_every=100, progress=False)
     full.fit()
 
