@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import minigen as mg
-from minigen import shapes
+from minigen import backend, shapes
 from minigen.cli import main
 from minigen.errors import InvalidInput, RunExists
-from minigen.txt2img import files, load_txt2img, masks, train_txt2img
-from minigen.txt2img.trainer import build_model
+from minigen.txt2img import files, load_txt2img, masks, text, train_txt2img
+from minigen.txt2img.trainer import Txt2ImgTrainer, build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,6 +121,94 @@ def test_inpainting_run_reads_mask_and_masked_latent(tmp_path, latent_run, data)
     assert pipe.inpaint(data[0][:2], known, data[1][:2], steps=2).shape == (2, 3, 32, 32)
     with pytest.raises(InvalidInput, match="inpainting run"):
         pipe.sample("a small red circle on the left")
+
+
+def _recording(monkeypatch, model):
+    """The image conditions ``model`` is called with, recorded as they are given."""
+    seen, forward = [], model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(np.array(model.image_condition))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", spy)
+    return seen
+
+
+def test_trainer_and_sampler_give_the_network_the_same_image_condition(tmp_path, latent_run,
+                                                                       data, monkeypatch):
+    images, captions = data
+    index = np.array([5, 0, 7])
+    known = np.ones((3, 32, 32), np.float32)
+    known[:, 4:20, 8:28] = 0  # latent cells rows 1-4, columns 2-6
+    drawn = [known]
+    monkeypatch.setattr(masks, "random_known", lambda n, size, factor, rng: drawn[0][:n])
+    trainer = Txt2ImgTrainer(images, captions, tmp_path / "r", 1, inpainting=True,
+                             autoencoder=str(latent_run) + "-autoencoder", progress=False,
+                             figures=False, **TINY)
+    seen = _recording(monkeypatch, trainer.model)
+    trainer._loss(index, trainer.tokens[index], np.random.default_rng(0))
+    trainer.pipeline().inpaint(images[index], known, [captions[i] for i in index], steps=1)
+    trained, sampled = seen
+    np.testing.assert_array_equal(trained, sampled)
+    cells = np.ones((3, 8, 8))
+    cells[:, 1:5, 2:7] = 0
+    np.testing.assert_array_equal(trained[:, 0], cells)  # 1 = keep, at latent resolution
+    np.testing.assert_allclose(trained[:, 1:], trainer.space.encode(images[index] * known[:, None]),
+                               atol=1e-6)
+    drawn[0] = np.ones_like(known)  # nothing masked: the latent channels are z_0 itself
+    trainer._loss(index, trainer.tokens[index], np.random.default_rng(0))
+    np.testing.assert_allclose(seen[-1][:, 1:], backend.to_numpy(trainer.latents[index]),
+                               atol=1e-6)
+
+
+def test_inpainting_network_reads_the_masked_latent_with_and_without_caption():
+    model, tokenizer = build_model(dict(latent_shape=[4, 8, 8], inpainting=True, **TINY))
+    rng = np.random.default_rng(0)
+    x, t = mg.tensor(rng.standard_normal((2, 4, 8, 8)).astype(np.float32)), np.array([3, 15])
+    condition = rng.standard_normal((2, 5, 8, 8)).astype(np.float32)
+    other = condition.copy()
+    other[:, 1:] = rng.standard_normal((2, 4, 8, 8))
+    for y in (text.encode(tokenizer, ["a small red circle on the left"] * 2), None):
+        with model.conditioned_on(condition):
+            out = model(x, t, y)
+        with model.conditioned_on(other):
+            assert np.abs(model(x, t, y).numpy() - out.numpy()).max() > 1e-3
+    (out ** 2).sum().backward()
+    stem = np.asarray(model.unet.stem.weight.grad)  # input channels: z_t, mask, latent
+    assert (np.abs(stem[:, 4:]).sum(axis=(0, 2, 3)) > 0).all()
+
+
+def test_inpainting_predicts_v_by_default_and_older_runs_load_as_eps(tmp_path, latent_run,
+                                                                    data, monkeypatch):
+    from minigen.txt2img import trainer
+
+    out = tmp_path / "inpaint"
+    train_txt2img(data, 1, out, autoencoder=str(latent_run) + "-autoencoder",
+                  inpainting=True, progress=False, figures=False, **TINY)
+    assert json.loads((out / "config.json").read_text())["prediction"] == "v"
+    assert load_txt2img(out).ddpm.prediction == "v"
+    assert load_txt2img(latent_run).ddpm.prediction == "eps"
+    read_run = trainer.read_run
+
+    def saved_without_prediction(run_dir, kind):
+        config, state = read_run(run_dir, kind)
+        return {k: v for k, v in config.items() if k != "prediction"}, state
+
+    monkeypatch.setattr(trainer, "read_run", saved_without_prediction)
+    assert load_txt2img(out).ddpm.prediction == "eps"
+
+
+def test_pixel_inpainting_model_inpaints_more_images_than_a_sampling_chunk(tmp_path, data):
+    out = tmp_path / "pixel-inpaint"
+    train_txt2img(data, 1, out, latent=False, inpainting=True, progress=False, figures=False,
+                  **TINY)
+    images = np.repeat(data[0], 3, axis=0)  # 96 images; the sampler's chunks hold 85
+    known = np.ones((96, 32, 32))
+    known[:, :, 16:] = 0
+    pipe = load_txt2img(out)
+    assert pipe.inpaint(images, known, "a small red circle on the left",
+                        steps=1).shape == (96, 3, 32, 32)
 
 
 def test_options_are_checked_before_anything_is_written(tmp_path, data):

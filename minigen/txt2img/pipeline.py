@@ -11,7 +11,7 @@ import numpy as np
 
 from minigen import backend
 from minigen.diffusion import inputs
-from minigen.diffusion.trainer import sample_ddpm
+from minigen.diffusion.trainer import SAMPLE_CHUNK_ELEMENTS, sample_ddpm
 from minigen.errors import InvalidInput
 from minigen.txt2img import masks, text
 
@@ -97,9 +97,11 @@ class TextToImage:
             raise InvalidInput(f"inpaint: mask must have shape {(len(images), *images.shape[2:])}"
                                f" (1 = keep, 0 = regenerate), got {known.shape}")
         y, rng = self.tokens(prompts, len(images)), _generator(self, seed)
+        # the sampler's chains run in chunks of its own: the image condition must cover one
+        chunk = min(CHUNK, SAMPLE_CHUNK_ELEMENTS // int(np.prod(self.space.latent_shape)))
         out = []
-        for i in range(0, len(images), CHUNK):
-            x, k, yy = images[i:i + CHUNK], known[i:i + CHUNK], y[i:i + CHUNK]
+        for i in range(0, len(images), chunk):
+            x, k, yy = images[i:i + chunk], known[i:i + chunk], y[i:i + chunk]
             if self.inpainting:
                 cond = backend.to_device(masks.condition(self.space, x, k), self.device)
                 with self.ddpm.model.conditioned_on(cond):

@@ -12,7 +12,18 @@ tau_theta the text encoder, trained jointly with the UNet through this loss. Eac
 replaced by the empty one with probability ``caption_dropout`` (the null condition of
 classifier-free guidance). With ``inpainting`` the UNet also reads a random mask and the
 latent of the masked image (:mod:`minigen.txt2img.masks`), Stable Diffusion's inpainting
-model. Adam with warm-up and cosine decay, gradient clipping and an EMA of the weights, the
+model.
+
+The network's target is the noise eps, or with ``prediction`` x_0 or v = sqrt(abar_t) eps -
+sqrt(1 - abar_t) z_0 (Salimans & Ho 2022); the inpainting model predicts v by default. With
+eps, copying the known part of the image means outputting (z_t - sqrt(abar_t) z_0) /
+sqrt(1 - abar_t): an error e in that output becomes e sqrt((1 - abar_t) / abar_t) in the
+sampler's estimate of z_0 (60 e at t = 900 of the linear schedule), and L_simple weights the
+z_0 error by abar_t / (1 - abar_t), so the eps model learns to read the masked latent only at
+low noise, after the sampler has fixed the scene's layout, and redraws the known part. With
+v, copying is v = -z_0 where the noise dominates, an error that reaches z_0 unamplified.
+
+Adam with warm-up and cosine decay, gradient clipping and an EMA of the weights, the
 run-directory guarantees and exact resume come from :class:`minigen.trainer.Trainer`.
 """
 import os
@@ -53,9 +64,14 @@ DEFAULTS = dict(
     grad_clip=1.0,
     caption_dropout=0.1,
     inpainting=False,
+    prediction=None,
 )
 """Options of ``Txt2ImgTrainer`` / ``train_txt2img``: a narrow UNet (cross-attention at
 its lowest resolution) and a two-layer text encoder, sized to train on a CPU."""
+
+SAVED_WITHOUT = dict(prediction="eps")
+"""The value of an option that a run's config.json lacks: the runs saved before
+``prediction`` was an option trained on the noise."""
 
 AUTOENCODER = dict(factor=4, latent_channels=4, base_channels=32, batch_size=32)
 """The first stage that ``train_txt2img`` trains when given none: 32x32 images to 4x8x8
@@ -92,6 +108,8 @@ OPTIONS = dict(
     caption_dropout=Option("float", "probability of the empty caption in training", low=0,
                            high=1, open="high"),
     inpainting=Option("bool", "train the inpainting model (mask and masked image as input)"),
+    prediction=Option("choice", "the network's target", choices=("eps", "x0", "v"),
+                      none="v for the inpainting model, eps otherwise"),
 )
 """Every ``Txt2ImgTrainer`` option: its type, range or choices, and meaning (docs/guide.md)."""
 
@@ -136,6 +154,7 @@ class Txt2ImgTrainer(DenoiserSteps, Trainer):
         if opts["latent"] and autoencoder is None:
             raise InvalidInput("Txt2ImgTrainer: latent=True needs an autoencoder run "
                                "(--autoencoder RUN), or latent=False for pixel space")
+        opts["prediction"] = opts["prediction"] or ("v" if opts["inpainting"] else "eps")
         if not opts["latent"]:
             opts["model_config"] = {**opts["model_config"], **PIXEL_MODEL,
                                     **options.get("model_config", {})}
@@ -154,7 +173,8 @@ class Txt2ImgTrainer(DenoiserSteps, Trainer):
         self.tokens = text.encode(self.tokenizer, list(captions))
         self.latents = backend.to_device(encode(self.space, images), device)
         clip = None if opts["latent"] else 1.0
-        self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]), clip_x0=clip)
+        self.ddpm = DDPM(self.model, NoiseSchedule.from_config(opts["schedule"]), clip_x0=clip,
+                         prediction=opts["prediction"])
         checks.check_batch("Txt2ImgTrainer", opts["batch_size"], self.comm)
         self.optimizer = optim.Adam(self.model, lr=opts["lr"])
         self.minibatch = Minibatch(opts["batch_size"], comm=self.comm)
@@ -217,7 +237,7 @@ def train_txt2img(data, steps, out_dir, autoencoder=None, seed=None, resume=Fals
         warn_ignored_on_resume({"seed": seed, "autoencoder": autoencoder, **options}, saved,
                                stacklevel=2)
         seed, autoencoder = saved["seed"], saved["autoencoder"]
-        options = {k: saved[k] for k in DEFAULTS}
+        options = {**SAVED_WITHOUT, **{k: saved[k] for k in DEFAULTS if k in saved}}
     checks.check("Txt2ImgTrainer", OPTIONS, options, DEFAULTS)
     seed = 0 if seed is None else seed
     n = options.get("n", DEFAULTS["n"])
@@ -246,5 +266,6 @@ def load_txt2img(run_dir, use_ema=True, device="cpu"):
     model, tokenizer = build_model(config)
     model = load_weights(model, state, config, use_ema, device)
     ddpm = DDPM(model, NoiseSchedule.from_config(config["schedule"]),
-                clip_x0=None if config["latent"] else 1.0)
+                clip_x0=None if config["latent"] else 1.0,
+                prediction={**SAVED_WITHOUT, **config}["prediction"])
     return TextToImage(ddpm, tokenizer, space_of(config, device), config)
