@@ -119,8 +119,10 @@ def test_inpainting_run_reads_mask_and_masked_latent(tmp_path, latent_run, data)
     known = np.ones((2, 32, 32))
     known[:, 8:24, 8:24] = 0
     assert pipe.inpaint(data[0][:2], known, data[1][:2], steps=2).shape == (2, 3, 32, 32)
-    with pytest.raises(InvalidInput, match="inpainting run"):
+    with pytest.raises(InvalidInput, match="cannot sample with an inpainting run"):
         pipe.sample("a small red circle on the left")
+    with pytest.raises(InvalidInput, match="cannot edit with an inpainting run"):
+        pipe.edit(data[0][:2], data[1][:2], 0.5, steps=2)
 
 
 def _recording(monkeypatch, model):

@@ -60,12 +60,17 @@ class TextToImage:
                                "prompt, or one per image")
         return text.encode(self.tokenizer, prompts)
 
+    def _refuse_inpainting_run(self, what):
+        if self.inpainting:
+            raise InvalidInput(f"txt2img: cannot {what} with an inpainting run (its network "
+                               "also reads a mask and a masked image); use it with --inpaint, "
+                               "or a text-to-image run")
+
     def sample(self, prompts, n=None, guidance=0.0, sampler="ddim", steps=None, seed=0,
                progress=False):
         """Text-to-image: ``n`` images (default: one per prompt) drawn from the model at the
         prompts, in latent space, then decoded."""
-        if self.inpainting:
-            raise InvalidInput("txt2img: this is an inpainting run; sample with --inpaint")
+        self._refuse_inpainting_run("sample")
         n = (1 if isinstance(prompts, str) else len(prompts)) if n is None else n
         y = self.tokens(prompts, n)
         z = sample_ddpm(self.ddpm, IDENTITY, n, self.space.latent_shape, sampler, steps,
@@ -76,6 +81,7 @@ class TextToImage:
              progress=False):
         """Image-to-image with a prompt: SDEdit (:func:`~minigen.diffusion.editing.sdedit`)
         of the latents of ``images`` at ``strength``, decoded."""
+        self._refuse_inpainting_run("edit")
         images = self._images(images)
         y, rng = self.tokens(prompts, len(images)), _generator(self, seed)
         out = [self.ddpm.edit(self._encode(images[i:i + CHUNK]), strength, sampler=sampler,
