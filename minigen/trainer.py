@@ -329,6 +329,14 @@ class Trainer:
         self._note_extension((config or {}).get("steps"))
         return self
 
+    def fit_run(self, resumed, overwrite=False):
+        """What every ``train_*`` function ends with: a resumed run continues from its
+        checkpoint (a run with none yet starts at step 0), then :meth:`fit`. Returns self."""
+        if resumed and os.path.exists(self.checkpoint_path):
+            self.resume()
+        self.fit(overwrite=overwrite or resumed)
+        return self
+
     def _note_extension(self, planned):
         if planned is None or planned == self.steps:
             return

@@ -239,10 +239,7 @@ def train_classifier(data, steps, out_dir, seed=None, resume=False, overwrite=Fa
     trainer = ClassifierTrainer(x, labels, out_dir, steps, schedule, normalization, seed=seed,
                                 progress=progress, data_name=name, source_run=source_run,
                                 device=device, comm=comm, **options)
-    if saved is not None and os.path.exists(trainer.checkpoint_path):
-        trainer.resume()
-    trainer.fit(overwrite=overwrite or saved is not None)
-    return trainer
+    return trainer.fit_run(saved is not None, overwrite)
 
 
 def load_classifier(run_dir, device="cpu"):

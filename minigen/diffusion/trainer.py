@@ -519,10 +519,7 @@ def train_ddpm(data, steps, out_dir, seed=None, resume=False, progress=True, fig
     trainer = DDPMTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                           checkpoint_every=checkpoint_every, data_name=data_name, device=device,
                           labels=labels, comm=comm, **options)
-    if saved is not None and os.path.exists(trainer.checkpoint_path):
-        trainer.resume()
-    trainer.fit(overwrite=overwrite or saved is not None)
-    return trainer
+    return trainer.fit_run(saved is not None, overwrite)
 
 
 def load_run(run_dir, use_ema=True, device="cpu"):

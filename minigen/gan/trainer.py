@@ -468,10 +468,7 @@ def train_gan(data, steps, out_dir, seed=None, k=None, loss=None, resume=False, 
     trainer = GANTrainer(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                          dataset=dataset, device=device, preset=preset or "tuned", comm=comm,
                          labels=labels, **options)
-    if saved is not None and os.path.exists(trainer.checkpoint_path):
-        trainer.resume()
-    trainer.fit(overwrite=overwrite or saved is not None)
-    return trainer
+    return trainer.fit_run(saved is not None, overwrite)
 
 
 def load_generator(run_dir, use_ema=True):

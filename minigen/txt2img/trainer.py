@@ -253,10 +253,7 @@ def train_txt2img(data, steps, out_dir, autoencoder=None, seed=None, resume=Fals
                              seed=seed, checkpoint_every=checkpoint_every, progress=progress,
                              figures=figures, data_name=data_name, device=device, comm=comm,
                              **options)
-    if saved is not None and os.path.exists(trainer.checkpoint_path):
-        trainer.resume()
-    trainer.fit(overwrite=overwrite or saved is not None)
-    return trainer
+    return trainer.fit_run(saved is not None, overwrite)
 
 
 def load_txt2img(run_dir, use_ema=True, device="cpu"):

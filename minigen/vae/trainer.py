@@ -320,10 +320,7 @@ def train_run(cls, data, steps, out_dir, seed, resume, progress, figures, device
         check_resume_data(saved, data, out_dir)
     trainer = cls(data, out_dir, steps, seed=seed, progress=progress, figures=figures,
                   dataset=dataset, device=device, comm=comm, **options)
-    if saved is not None and os.path.exists(trainer.checkpoint_path):
-        trainer.resume()
-    trainer.fit(overwrite=overwrite or saved is not None)
-    return trainer
+    return trainer.fit_run(saved is not None, overwrite)
 
 
 def load_vae(run_dir, kind="vae"):
