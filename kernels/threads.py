@@ -214,9 +214,9 @@ def matmul(a, b):
 
 
 GEMM_MIN_MACS = 1 << 23
-"""Products of fewer multiply-adds (about 0.2 ms on one core) run as one BLAS call: below
-it a fork-join costs more than the second thread saves once the cores are shared (the 2-D
-MLP's training step at batch 256 stays on one thread)."""
+"""Products of fewer multiply-adds run as one BLAS call: below it a fork-join costs more
+than the second thread saves once the cores are shared (the 2-D MLP's training step at
+batch 256 stays on one thread; docs/performance.md)."""
 
 GEMM_TASKS_PER_THREAD = 4
 """Row blocks per thread of a split product (each at least ``GEMM_MIN_ROWS`` rows), so that
